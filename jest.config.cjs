@@ -1,0 +1,17 @@
+/** Jest runs the TypeScript sources directly through SWC (ES modules → CommonJS for the test VM). */
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/test'],
+  testMatch: ['**/*.test.ts'],
+  transform: {
+    '^.+\\.(t|j|mj)s$': ['@swc/jest', {
+      jsc: { parser: { syntax: 'typescript' }, target: 'es2022' },
+      module: { type: 'commonjs' },
+    }],
+  },
+  // The noble packages ship ES modules only: let SWC turn them into CommonJS too.
+  transformIgnorePatterns: ['/node_modules/(?!(@noble)/)'],
+  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  moduleFileExtensions: ['ts', 'js', 'mjs', 'json'],
+  testTimeout: 60000,
+};

@@ -1,0 +1,158 @@
+/**
+ * Everything the device agent needs from the world, in one place. Hosts (hosts/node, hosts/moddable)
+ * implement these; the agent (modules/agent) and its tests use nothing else. Nothing here is
+ * platform-specific, and every method is small enough to implement on an ESP32.
+ *
+ * Conventions: ids are bigint; byte strings are Uint8Array; reads are synchronous; a store method that
+ * changes state returns only once the change is durable (survives power loss).
+ */
+import type { Crypto, RandomBytes, RsaPrivateKey, RsaPublicKey } from '../../crypto/types.js';
+
+// ------------------------------------------------------------------------------------------------ transport
+
+export interface TransportHandlers {
+  /** One MQTT message (QoS 1, so it may be a duplicate: the replay check handles that). */
+  message(topic: string, payload: Uint8Array): void;
+  /** Connected (again) to the broker. `sessionPresent` is the broker's CONNACK flag. */
+  connected(sessionPresent: boolean): void;
+  /** Lost the broker; the transport reconnects by itself with backoff. */
+  disconnected(reason: string): void;
+}
+
+/** MQTT with QoS 1 both ways and a persistent session under a stable client id. */
+export interface Transport {
+  /** Installs the handlers; called once by the agent before start(). */
+  listen(handlers: TransportHandlers): void;
+  /** Starts connecting (and keeps reconnecting until close()). */
+  start(): void;
+  /** Publishes with QoS 1; resolves when the broker acknowledged it (PUBACK), rejects if closed. */
+  publish(topic: string, payload: Uint8Array): Promise<void>;
+  /** Subscribes with QoS 1; resolves on SUBACK. Subscriptions survive reconnects. */
+  subscribe(topic: string): Promise<void>;
+  unsubscribe(topic: string): Promise<void>;
+  readonly isConnected: boolean;
+  close(): Promise<void>;
+}
+
+// ------------------------------------------------------------------------------------------------ key store
+
+/** The device's identity and trust anchors, kept in the key store (flash partition `srup` on ESP32). */
+export interface KeyStore {
+  /** This device's 64-bit id. */
+  readonly deviceId: bigint;
+  /** This device's RSA private key. */
+  readonly privateKey: RsaPrivateKey;
+  /** The C2 server this device obeys, or null when it has none (after terminate / deregister / resign). */
+  serverId(): bigint | null;
+  setServerId(id: bigint | null): void;
+  /** The public key of a trusted peer (the server, or devices the application trusts), or null. */
+  peerKey(id: bigint): RsaPublicKey | null;
+  /** Adds, replaces (key) or removes (null) a trusted peer key. */
+  setPeerKey(id: bigint, key: RsaPublicKey | null): void;
+}
+
+// ------------------------------------------------------------------------------------------------ sequence store
+
+/** A pending update: downloaded and verified (`staged`), or activated and waiting for confirmation. */
+export interface PendingUpdate {
+  readonly server: bigint;
+  readonly token: Uint8Array;
+  readonly state: 'staged' | 'activating';
+}
+
+/**
+ * Replay counters, one pair per peer (sequence IDs are u64), and the pending update token.
+ * Unknown peers read as 0n. Setters are durable on return.
+ */
+export interface SequenceStore {
+  lastAccepted(peer: bigint): bigint;
+  setLastAccepted(peer: bigint, seq: bigint): void;
+  lastSent(peer: bigint): bigint;
+  setLastSent(peer: bigint, seq: bigint): void;
+  /** Forgets both counters of a peer (after deregistration). */
+  forget(peer: bigint): void;
+  pendingUpdate(): PendingUpdate | null;
+  setPendingUpdate(p: PendingUpdate | null): void;
+}
+
+// ------------------------------------------------------------------------------------------------ clock, log
+
+export interface Clock {
+  /** Milliseconds, monotonic enough for timeouts and backoff. */
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/** One line per event: `event` is a stable machine-readable name, `detail` small and flat. */
+export type Log = (level: LogLevel, event: string, detail?: Record<string, string | number | boolean | null>) => void;
+
+// ------------------------------------------------------------------------------------------------ presenter
+
+/** What the device shows a person during a human-moderated join. */
+export interface Presenter {
+  /**
+   * Shows the join challenge: `secret` is the decrypted one-time value exactly as received (pySRUP sends 32
+   * lowercase hex characters). The presenter derives its picture (8×8 grid, blink code) with
+   * modules/challenge so that the C2 console shows the same thing.
+   */
+  showChallenge(secret: Uint8Array): void;
+  /** Stops showing it (join accepted, refused, failed, or superseded). */
+  clearChallenge(): void;
+}
+
+// ------------------------------------------------------------------------------------------------ download, update
+
+export type DownloadResult =
+  | { readonly ok: true; readonly bytes: number }
+  | { readonly ok: false; readonly error: 'http_error'; readonly status: number } // non-2xx answer
+  | { readonly ok: false; readonly error: 'unreachable'; readonly message: string } // DNS, connect, TLS, reset
+  | { readonly ok: false; readonly error: 'file'; readonly message: string } // cut off, sink refused, local I/O
+  | { readonly ok: false; readonly error: 'aborted' };
+
+export interface Downloader {
+  /**
+   * Streams the body of `url` to `onChunk`, in order, never holding the whole body. Resolves once the body
+   * ended (or failed); never rejects. If onChunk throws, the download stops with error 'file'.
+   */
+  download(url: string, onChunk: (chunk: Uint8Array) => void): Promise<DownloadResult>;
+}
+
+/** What the updater knows at boot about the last activated image. */
+export type BootState =
+  | 'normal' // no activation pending
+  | 'unconfirmed' // running an activated image that has not been confirmed yet
+  | 'rolled_back'; // an activated image failed and the previous one is running again
+
+/** Two image slots, like ESP32 OTA partitions. */
+export interface Updater {
+  /** Starts writing a new image into the inactive slot (erasing what was there). */
+  begin(): void;
+  write(chunk: Uint8Array): void;
+  /** The image is complete and may be activated later. */
+  finish(): void;
+  /** Discards a partly or fully written image. */
+  abort(): void;
+  /** Makes the finished image boot next and restarts the device. On a device this does not return. */
+  activate(): void;
+  bootState(): BootState;
+  /** Marks the running image good (cancels rollback). Returns false if it cannot. */
+  confirm(): boolean;
+}
+
+// ------------------------------------------------------------------------------------------------ all together
+
+export interface AgentHost {
+  transport: Transport;
+  keys: KeyStore;
+  sequences: SequenceStore;
+  clock: Clock;
+  crypto: Crypto;
+  random: RandomBytes;
+  presenter: Presenter;
+  downloader: Downloader;
+  updater: Updater;
+  log: Log;
+}

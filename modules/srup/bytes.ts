@@ -1,0 +1,131 @@
+/** Small byte helpers shared by the pure layers. No platform APIs: these run on XS as they are. */
+
+export const EMPTY = new Uint8Array(0);
+
+const HEX = '0123456789abcdef';
+
+export function toHex(bytes: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i];
+    s += HEX[b >> 4] + HEX[b & 15];
+  }
+  return s;
+}
+
+function nibble(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48; // 0-9
+  if (c >= 97 && c <= 102) return c - 87; // a-f
+  if (c >= 65 && c <= 70) return c - 55; // A-F
+  return -1;
+}
+
+/** Parses hex text (either case, even length). Returns null for anything else. */
+export function fromHexOrNull(hex: string): Uint8Array | null {
+  if (hex.length % 2 !== 0) return null;
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) {
+    const hi = nibble(hex.charCodeAt(2 * i));
+    const lo = nibble(hex.charCodeAt(2 * i + 1));
+    if (hi < 0 || lo < 0) return null;
+    out[i] = (hi << 4) | lo;
+  }
+  return out;
+}
+
+export function fromHex(hex: string): Uint8Array {
+  const out = fromHexOrNull(hex);
+  if (out === null) throw new TypeError('not an even-length hex string');
+  return out;
+}
+
+export function concat(...parts: Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+export function equal(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d |= a[i] ^ b[i];
+  return d === 0;
+}
+
+/** UTF-8 encoding of a JS string (lone surrogates become U+FFFD, as TextEncoder does). */
+export function utf8(s: string): Uint8Array {
+  const out: number[] = [];
+  for (let i = 0; i < s.length; i++) {
+    let c = s.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
+        i++;
+      } else c = 0xfffd;
+    } else if (c >= 0xd800 && c <= 0xdfff) c = 0xfffd;
+    if (c < 0x80) out.push(c);
+    else if (c < 0x800) out.push(0xc0 | (c >> 6), 0x80 | (c & 63));
+    else if (c < 0x10000) out.push(0xe0 | (c >> 12), 0x80 | ((c >> 6) & 63), 0x80 | (c & 63));
+    else out.push(0xf0 | (c >> 18), 0x80 | ((c >> 12) & 63), 0x80 | ((c >> 6) & 63), 0x80 | (c & 63));
+  }
+  return Uint8Array.from(out);
+}
+
+/** Strict UTF-8 decoding: returns null on any malformed, overlong or surrogate sequence. */
+export function utf8DecodeOrNull(b: Uint8Array): string | null {
+  let s = '';
+  for (let i = 0; i < b.length; ) {
+    const c = b[i];
+    let cp: number;
+    let n: number;
+    if (c < 0x80) {
+      cp = c;
+      n = 0;
+    } else if (c >= 0xc2 && c <= 0xdf) {
+      cp = c & 0x1f;
+      n = 1;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      cp = c & 0x0f;
+      n = 2;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      cp = c & 0x07;
+      n = 3;
+    } else return null;
+    for (let k = 1; k <= n; k++) {
+      const d = b[i + k];
+      if (d === undefined || (d & 0xc0) !== 0x80) return null;
+      cp = (cp << 6) | (d & 0x3f);
+    }
+    if ((n === 2 && cp < 0x800) || (n === 3 && (cp < 0x10000 || cp > 0x10ffff))) return null;
+    if (cp >= 0xd800 && cp <= 0xdfff) return null;
+    s += String.fromCodePoint(cp);
+    i += n + 1;
+  }
+  return s;
+}
+
+/** Lowercase hex without leading zeros: how the reference writes ids in MQTT topics ("0" for zero). */
+export function idTopicHex(id: bigint): string {
+  return id.toString(16);
+}
+
+/** 16 lowercase hex digits: how ids appear in JSON and logs. */
+export function idHex16(id: bigint): string {
+  return id.toString(16).padStart(16, '0');
+}
+
+export const U64_MAX = (1n << 64n) - 1n;
+
+/** Parses an id written as hex (with or without 0x, any case, 1-16 digits). Null when it is not one. */
+export function parseIdHex(s: string): bigint | null {
+  const t = s.startsWith('0x') || s.startsWith('0X') ? s.slice(2) : s;
+  if (!/^[0-9a-fA-F]{1,16}$/.test(t)) return null;
+  return BigInt('0x' + t);
+}

@@ -1,0 +1,30 @@
+/**
+ * The one error type of the protocol layer. `reason` is machine-readable and stable; `message` is for people.
+ */
+export type SrupErrorReason =
+  | 'empty' // no bytes at all
+  | 'truncated' // the input ends inside a fixed-size field or a length prefix
+  | 'length_exceeds_input' // a length prefix declares more bytes than the input has left
+  | 'bad_version' // version byte other than 0x05
+  | 'unknown_type' // type byte not assigned in version 0x05
+  | 'header_only' // a generic (0x00) message: header and token only, never acted on
+  | 'empty_signature' // signature length 0
+  | 'bad_padding' // syndicated_c2_request without its two 00 padding bytes
+  | 'trailing_bytes' // bytes after the last field
+  | 'field_range' // (encoding) a value does not fit its field
+  | 'bad_data' // typed data payload of the wrong size or not valid UTF-8
+  | 'bad_signature' // signature does not verify with the sender's key
+  | 'bad_json'; // a message description (CLI / JSON form) that does not fit the schema
+
+export class SrupError extends Error {
+  readonly reason: SrupErrorReason;
+  constructor(reason: SrupErrorReason, message: string) {
+    super(message);
+    this.name = 'SrupError';
+    this.reason = reason;
+  }
+}
+
+export function isSrupError(e: unknown): e is SrupError {
+  return e instanceof SrupError;
+}
