@@ -4,3 +4,4 @@ export * from './codec.js';
 export * from './sign.js';
 export * from './data.js';
 export * from './bytes.js';
+export * from './topics.js';

@@ -1,0 +1,62 @@
+/**
+ * MQTT topics as the reference uses them (SRUP-WIRE.md §8). Ids in topics are lowercase hex without leading
+ * zeros, exactly as pySRUP writes them, or pySRUP peers will not hear us.
+ *
+ *   SRUP/<device>                     device <-> its server, both directions (each side drops its own messages)
+ *   SRUP/servers/<server>/<device>    join requests (simple, human, observed) from a device to a server
+ */
+import { idTopicHex, parseIdHex } from './bytes.js';
+
+export const TOPIC_ROOT = 'SRUP';
+
+/** The topic a device listens on and publishes everything but join requests to. */
+export function deviceTopic(device: bigint): string {
+  return `${TOPIC_ROOT}/${idTopicHex(device)}`;
+}
+
+/** The topic a device sends its join requests to. */
+export function joinTopic(server: bigint, device: bigint): string {
+  return `${TOPIC_ROOT}/servers/${idTopicHex(server)}/${idTopicHex(device)}`;
+}
+
+/** What a server subscribes to at connect: every join request addressed to it. */
+export function serverJoinFilter(server: bigint): string {
+  return `${TOPIC_ROOT}/servers/${idTopicHex(server)}/#`;
+}
+
+/** What a server subscribes to for a device it controls (the reference subscribes SRUP/<device>/#). */
+export function deviceFilter(device: bigint): string {
+  return `${TOPIC_ROOT}/${idTopicHex(device)}/#`;
+}
+
+export type ParsedTopic =
+  | { kind: 'device'; device: bigint }
+  | { kind: 'join'; server: bigint; device: bigint }
+  | { kind: 'other' };
+
+/** Classifies a topic. Accepts ids with leading zeros too (lenient on input, exact on output). */
+export function parseTopic(topic: string): ParsedTopic {
+  const parts = topic.split('/');
+  if (parts[0] !== TOPIC_ROOT) return { kind: 'other' };
+  if (parts.length === 2) {
+    const device = parseIdHex(parts[1]);
+    return device === null || parts[1].startsWith('0x') ? { kind: 'other' } : { kind: 'device', device };
+  }
+  if (parts.length === 4 && parts[1] === 'servers') {
+    const server = parseIdHex(parts[2]);
+    const device = parseIdHex(parts[3]);
+    if (server === null || device === null || parts[2].startsWith('0x') || parts[3].startsWith('0x')) {
+      return { kind: 'other' };
+    }
+    return { kind: 'join', server, device };
+  }
+  return { kind: 'other' };
+}
+
+/**
+ * The sequence ID to put on the next message to a peer: one more than anything sent to or accepted from it,
+ * so that a reference peer (one counter per peer for both directions) accepts it.
+ */
+export function nextSequenceId(lastSent: bigint, lastAccepted: bigint): bigint {
+  return (lastSent > lastAccepted ? lastSent : lastAccepted) + 1n;
+}
