@@ -125,7 +125,8 @@ export function decodeData<K extends DataKind>(kind: K, bytes: Uint8Array): Data
     case 'uint32': out = v.getUint32(0, true); break;
     case 'int32': out = v.getInt32(0, true); break;
     case 'uint64': out = v.getBigUint64(0, true); break;
-    case 'int64': out = v.getBigInt64(0, true); break;
+    // Not getBigInt64: XS (13.3) reads 00..00 80 as a negative zero instead of -2^63.
+    case 'int64': out = BigInt.asIntN(64, v.getBigUint64(0, true)); break;
     case 'float': out = v.getFloat32(0, true); break;
     default: out = v.getFloat64(0, true); break;
   }

@@ -1,0 +1,168 @@
+/**
+ * A device's configuration directory, as provisioning writes it:
+ *
+ *   device.json   {
+ *                   "id": "<16 hex>",                  this device
+ *                   "serverId": "<16 hex>" | null,     the C2 server it obeys (optional)
+ *                   "broker": "mqtts://host:8883",     mqtt:// or mqtts://
+ *                   "clientId": "...",                 optional (default "SRUP Client: <hex id>")
+ *                   "username": "...", "password": "...",           optional
+ *                   "tls": { "ca": "ca.crt", "cert": "client.crt", "key": "client.key" },   optional
+ *                   "downloadCa": "download-ca.crt",   optional trust anchor for https downloads
+ *                   "firmware": { "name": "...", "version": "..." },
+ *                   "stateDir": "state"                optional (default "state")
+ *                 }
+ *   private.pem   this device's RSA private key
+ *   server.pem    the server's public key (when serverId is set)
+ *   peers/<16 hex>.pem   further trusted peer keys (optional)
+ *
+ * File names inside device.json are relative to the directory. Every error names the file and field.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import nodeTls from 'node:tls';
+import type { RsaPrivateKey, RsaPublicKey } from '../../crypto/types.js';
+import { parsePrivateKeyPem, parsePublicKeyPem } from '../../crypto/keys.js';
+import { HostFileError, hexToId, readJsonObject } from './durable.js';
+import { srupClientId } from './mqtt.js';
+
+export { HostFileError as ConfigError };
+
+export interface DeviceConfig {
+  /** The configuration directory. */
+  dir: string;
+  deviceId: bigint;
+  serverId: bigint | null;
+  brokerUrl: string;
+  clientId: string;
+  username?: string;
+  password?: string;
+  /** PEM contents (not paths), or undefined. */
+  tls: { ca?: string; cert?: string; key?: string };
+  downloadCa?: string;
+  firmware: { name: string; version: string };
+  privateKey: RsaPrivateKey;
+  /** server.pem under serverId, and peers/*.pem. */
+  peers: Map<bigint, RsaPublicKey>;
+  /** Where the key store, sequence store and image slots live (absolute). */
+  stateDir: string;
+}
+
+function readText(file: string, field: string | null): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new HostFileError(file, field, code === 'ENOENT' ? 'missing' : `cannot read (${code ?? String(e)})`);
+  }
+}
+
+export function loadDeviceConfig(dir: string): DeviceConfig {
+  const abs = path.resolve(dir);
+  const file = path.join(abs, 'device.json');
+  const o = readJsonObject(file);
+  const bad = (field: string, what: string): never => { throw new HostFileError(file, field, what); };
+  const optString = (field: string, v: unknown): string | undefined => {
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'string' || v.length === 0) bad(field, 'must be a non-empty string');
+    return v as string;
+  };
+
+  const deviceId = hexToId(o.id);
+  if (deviceId === null) bad('id', 'must be the device id as 16 hex digits');
+  let serverId: bigint | null = null;
+  if (o.serverId !== undefined && o.serverId !== null) {
+    serverId = hexToId(o.serverId);
+    if (serverId === null) bad('serverId', 'must be 16 hex digits or null');
+  }
+  if (typeof o.broker !== 'string' || !/^(mqtts?|tcp|ssl|tls):\/\/[^/]+/.test(o.broker)) {
+    bad('broker', 'must be a broker URL, mqtt://host[:port] or mqtts://host[:port]');
+  }
+  const clientId = optString('clientId', o.clientId) ?? srupClientId(deviceId!);
+  const username = optString('username', o.username);
+  const password = optString('password', o.password);
+
+  const tls: DeviceConfig['tls'] = {};
+  if (o.tls !== undefined && o.tls !== null) {
+    if (typeof o.tls !== 'object' || Array.isArray(o.tls)) bad('tls', 'must be an object {ca, cert, key}');
+    const t = o.tls as Record<string, unknown>;
+    const files: Partial<Record<'ca' | 'cert' | 'key', string>> = {};
+    for (const k of ['ca', 'cert', 'key'] as const) {
+      const name = optString(`tls.${k}`, t[k]);
+      if (name !== undefined) {
+        files[k] = path.resolve(abs, name);
+        tls[k] = readText(files[k]!, null);
+      }
+    }
+    if ((tls.cert === undefined) !== (tls.key === undefined)) bad('tls', 'cert and key go together');
+    // Let OpenSSL read them now, so that a bad file is named here rather than failing every connection later.
+    try {
+      if (tls.ca !== undefined) nodeTls.createSecureContext({ ca: tls.ca });
+    } catch (e) {
+      throw new HostFileError(files.ca!, null, `not a usable CA certificate (${(e as Error).message})`);
+    }
+    try {
+      if (tls.cert !== undefined) nodeTls.createSecureContext({ cert: tls.cert, key: tls.key });
+    } catch (e) {
+      throw new HostFileError(`${files.cert!} / ${files.key!}`, null,
+        `not a usable certificate and key pair (${(e as Error).message})`);
+    }
+  }
+  const downloadCaName = optString('downloadCa', o.downloadCa);
+  const downloadCa = downloadCaName === undefined ? undefined : readText(path.resolve(abs, downloadCaName), null);
+
+  const fw = o.firmware;
+  if (typeof fw !== 'object' || fw === null || Array.isArray(fw)) bad('firmware', 'must be an object {name, version}');
+  const f = fw as Record<string, unknown>;
+  if (typeof f.name !== 'string' || f.name.length === 0) bad('firmware.name', 'must be a non-empty string');
+  if (typeof f.version !== 'string' || f.version.length === 0) bad('firmware.version', 'must be a non-empty string');
+
+  const stateDir = path.resolve(abs, optString('stateDir', o.stateDir) ?? 'state');
+
+  const privateFile = path.join(abs, 'private.pem');
+  let privateKey: RsaPrivateKey;
+  try {
+    privateKey = parsePrivateKeyPem(readText(privateFile, null));
+  } catch (e) {
+    if (e instanceof HostFileError) throw e;
+    throw new HostFileError(privateFile, null, (e as Error).message);
+  }
+
+  const peers = new Map<bigint, RsaPublicKey>();
+  const readPublic = (p: string): RsaPublicKey => {
+    try {
+      return parsePublicKeyPem(readText(p, null));
+    } catch (e) {
+      if (e instanceof HostFileError) throw e;
+      throw new HostFileError(p, null, (e as Error).message);
+    }
+  };
+  const serverFile = path.join(abs, 'server.pem');
+  if (serverId !== null) peers.set(serverId, readPublic(serverFile));
+  else if (fs.existsSync(serverFile)) bad('serverId', 'server.pem is present but serverId is not set');
+  const peersDir = path.join(abs, 'peers');
+  if (fs.existsSync(peersDir)) {
+    for (const name of fs.readdirSync(peersDir).sort()) {
+      if (!name.endsWith('.pem')) continue;
+      const id = hexToId(name.slice(0, -4));
+      if (id === null) throw new HostFileError(path.join(peersDir, name), null, 'name must be <16 hex digits>.pem');
+      peers.set(id, readPublic(path.join(peersDir, name)));
+    }
+  }
+
+  return {
+    dir: abs,
+    deviceId: deviceId!,
+    serverId,
+    brokerUrl: o.broker as string,
+    clientId,
+    username,
+    password,
+    tls,
+    downloadCa,
+    firmware: { name: f.name as string, version: f.version as string },
+    privateKey,
+    peers,
+    stateDir,
+  };
+}

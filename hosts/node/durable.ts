@@ -1,0 +1,89 @@
+/**
+ * Durable, atomic file replacement: after `writeFileDurable` returns, the file holds the new contents and
+ * survives power loss; if the process dies at any point before, the file holds the old contents, complete.
+ * (Write a temp file in the same directory, fsync it, rename it over the old one, fsync the directory.)
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+
+export function writeFileDurable(file: string, data: string | Uint8Array): void {
+  const dir = path.dirname(file);
+  const tmp = path.join(dir, `.${path.basename(file)}.tmp`);
+  const fd = fs.openSync(tmp, 'w', 0o600);
+  try {
+    const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    let off = 0;
+    while (off < bytes.byteLength) off += fs.writeSync(fd, bytes, off, bytes.byteLength - off);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+  fsyncDir(dir);
+}
+
+/** Makes a directory entry change (create, rename, unlink) durable. */
+export function fsyncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** The file's text, or null if it does not exist. */
+export function readTextIfExists(file: string): string | null {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+}
+
+/** A 64-bit id as 16 lowercase hex digits (the JSON and log form). */
+export function idToHex(id: bigint): string {
+  if (id < 0n || id > 0xffffffffffffffffn) throw new RangeError(`id out of u64 range: ${id}`);
+  return id.toString(16).padStart(16, '0');
+}
+
+/** Reads 1..16 hex digits as a u64 id; null if it is not that. */
+export function hexToId(text: unknown): bigint | null {
+  if (typeof text !== 'string' || !/^[0-9a-fA-F]{1,16}$/.test(text)) return null;
+  return BigInt('0x' + text);
+}
+
+/** A file of ours that is missing, unreadable or malformed; `field` names the bad JSON field, if one. */
+export class HostFileError extends Error {
+  readonly reason = 'bad_file';
+  readonly file: string;
+  readonly field: string | null;
+  constructor(file: string, field: string | null, problem: string) {
+    super(`${file}${field ? `: field "${field}"` : ''}: ${problem}`);
+    this.name = 'HostFileError';
+    this.file = file;
+    this.field = field;
+  }
+}
+
+/** Parses a JSON object file, or throws HostFileError naming it. */
+export function readJsonObject(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new HostFileError(file, null, code === 'ENOENT' ? 'missing' : `cannot read (${code ?? String(e)})`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new HostFileError(file, null, `not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new HostFileError(file, null, 'must hold a JSON object');
+  }
+  return value as Record<string, unknown>;
+}
