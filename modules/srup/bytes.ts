@@ -2,15 +2,15 @@
 
 export const EMPTY = new Uint8Array(0);
 
-const HEX = '0123456789abcdef';
+// XS stores strings as UTF-8, so indexing into a long string (charCodeAt(i), s[i]) costs more the further in it
+// reads. These helpers walk strings with iterators and build them with join, never by index or repeated +=.
+const BYTE_HEX: string[] = [];
+for (let i = 0; i < 256; i++) BYTE_HEX.push((i < 16 ? '0' : '') + i.toString(16));
 
 export function toHex(bytes: Uint8Array): string {
-  let s = '';
-  for (let i = 0; i < bytes.length; i++) {
-    const b = bytes[i];
-    s += HEX[b >> 4] + HEX[b & 15];
-  }
-  return s;
+  const parts = new Array<string>(bytes.length);
+  for (let i = 0; i < bytes.length; i++) parts[i] = BYTE_HEX[bytes[i]];
+  return parts.join('');
 }
 
 function nibble(c: number): number {
@@ -24,13 +24,18 @@ function nibble(c: number): number {
 export function fromHexOrNull(hex: string): Uint8Array | null {
   if (hex.length % 2 !== 0) return null;
   const out = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < out.length; i++) {
-    const hi = nibble(hex.charCodeAt(2 * i));
-    const lo = nibble(hex.charCodeAt(2 * i + 1));
-    if (hi < 0 || lo < 0) return null;
-    out[i] = (hi << 4) | lo;
+  let i = 0;
+  let hi = -1;
+  for (const ch of hex) {
+    const v = nibble(ch.charCodeAt(0));
+    if (v < 0) return null;
+    if (hi < 0) hi = v;
+    else {
+      out[i++] = (hi << 4) | v;
+      hi = -1;
+    }
   }
-  return out;
+  return i === out.length ? out : null;
 }
 
 export function fromHex(hex: string): Uint8Array {
@@ -61,15 +66,9 @@ export function equal(a: Uint8Array, b: Uint8Array): boolean {
 /** UTF-8 encoding of a JS string (lone surrogates become U+FFFD, as TextEncoder does). */
 export function utf8(s: string): Uint8Array {
   const out: number[] = [];
-  for (let i = 0; i < s.length; i++) {
-    let c = s.charCodeAt(i);
-    if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
-      const d = s.charCodeAt(i + 1);
-      if (d >= 0xdc00 && d <= 0xdfff) {
-        c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
-        i++;
-      } else c = 0xfffd;
-    } else if (c >= 0xd800 && c <= 0xdfff) c = 0xfffd;
+  for (const ch of s) {
+    let c = ch.codePointAt(0) as number;
+    if (c >= 0xd800 && c <= 0xdfff) c = 0xfffd; // a lone surrogate: the iterator yields it alone
     if (c < 0x80) out.push(c);
     else if (c < 0x800) out.push(0xc0 | (c >> 6), 0x80 | (c & 63));
     else if (c < 0x10000) out.push(0xe0 | (c >> 12), 0x80 | ((c >> 6) & 63), 0x80 | (c & 63));
@@ -80,7 +79,7 @@ export function utf8(s: string): Uint8Array {
 
 /** Strict UTF-8 decoding: returns null on any malformed, overlong or surrogate sequence. */
 export function utf8DecodeOrNull(b: Uint8Array): string | null {
-  let s = '';
+  const parts: string[] = [];
   for (let i = 0; i < b.length; ) {
     const c = b[i];
     let cp: number;
@@ -105,10 +104,10 @@ export function utf8DecodeOrNull(b: Uint8Array): string | null {
     }
     if ((n === 2 && cp < 0x800) || (n === 3 && (cp < 0x10000 || cp > 0x10ffff))) return null;
     if (cp >= 0xd800 && cp <= 0xdfff) return null;
-    s += String.fromCodePoint(cp);
+    parts.push(String.fromCodePoint(cp));
     i += n + 1;
   }
-  return s;
+  return parts.join("");
 }
 
 /** Lowercase hex without leading zeros: how the reference writes ids in MQTT topics ("0" for zero). */
