@@ -1,0 +1,126 @@
+/**
+ * What the agent's flows (join.ts, update.ts, commands.ts) share with the Agent: the host, the options, the
+ * events, and one way to send a message. Also the agent's error type and its token generator.
+ */
+import type { FieldsOf, TypeName } from '../srup/schema.js';
+import type { AgentHost } from './host.js';
+
+// ------------------------------------------------------------------------------------------------ options
+
+/** An action handler: true means done (0x20); false or a throw means failed (0x2F). */
+export type ActionHandler = (actionId: number) => boolean | Promise<boolean>;
+
+export interface AgentOptions {
+  /** Sent, with the version, as the answer to an ID request: `"<firmwareName> <firmwareVersion>"`. */
+  firmwareName: string;
+  firmwareVersion: string;
+  /** Action handlers by action id (0-255). An id with no handler is answered 0x2E. */
+  actions?: Record<number, ActionHandler> | Map<number, ActionHandler>;
+  /** Data from the server. `dataId` is the UTF-8 data id; `bytes` the raw payload (see modules/srup/data.ts). */
+  onData?: (dataId: string, bytes: Uint8Array) => void;
+  /**
+   * Observer hook for an observed join: the value this device saw locally from `joiningDeviceId` (e.g. read from
+   * its camera or typed in), or null if it saw nothing. Missing, null, a throw or a timeout all answer 0x6F.
+   */
+  observe?: (joiningDeviceId: bigint) => Promise<Uint8Array | null> | Uint8Array | null;
+  /** Receives every AgentEvent (same as agent.on(listener)). */
+  onEvent?: (event: AgentEvent) => void;
+  /** How long a join waits for its result (default 120 000 ms). */
+  joinTimeoutMs?: number;
+  /** How long the observe hook may take (default 60 000 ms). */
+  observeTimeoutMs?: number;
+}
+
+// ------------------------------------------------------------------------------------------------ events
+
+export type JoinKind = 'simple' | 'human' | 'observed';
+export type JoinOutcome = 'joined' | 'refused' | 'failed' | 'timeout';
+
+/** What the agent tells the application and host. Ids are bigint; tokens are the raw token bytes. */
+export type AgentEvent =
+  | { type: 'connected'; sessionPresent: boolean }
+  | { type: 'disconnected'; reason: string }
+  | { type: 'join_requested'; kind: JoinKind; server: bigint }
+  /** Joined a server: after a join result 0x50, or a join_command. */
+  | { type: 'joined'; server: bigint; via: JoinKind | 'join_command' }
+  | { type: 'join_refused'; server: bigint; kind: JoinKind }
+  | { type: 'join_failed'; server: bigint; kind: JoinKind; reason: 'failed' | 'timeout' | 'closed' }
+  | { type: 'challenge_shown'; server: bigint; kind: 'human' | 'observed' }
+  | { type: 'challenge_cleared'; server: bigint }
+  | { type: 'observation'; server: bigint; joiningDevice: bigint; status: number }
+  | { type: 'action'; actionId: number; status: number }
+  | { type: 'data'; dataId: string; length: number }
+  | { type: 'id_request'; server: bigint }
+  | { type: 'update_started'; server: bigint; url: string }
+  | { type: 'update_failed'; server: bigint; status: number }
+  | { type: 'update_staged'; server: bigint; token: Uint8Array }
+  | { type: 'update_activating'; server: bigint; token: Uint8Array }
+  | { type: 'activate_refused'; server: bigint }
+  | { type: 'update_confirmed'; server: bigint; token: Uint8Array }
+  | { type: 'update_not_confirmed'; server: bigint; token: Uint8Array; bootState: string }
+  | { type: 'terminated'; server: bigint }
+  | { type: 'deregistered'; server: bigint; by: 'server' | 'device' }
+  | { type: 'resigned'; server: bigint };
+
+// ------------------------------------------------------------------------------------------------ errors
+
+export type AgentErrorReason =
+  | 'not_started' // start() was not called, or close() was
+  | 'already_started'
+  | 'no_server' // the operation needs a server and the device has none
+  | 'no_server_key' // no trusted key for the server, so its answers could never be verified
+  | 'busy' // a join is already waiting for its result
+  | 'bad_argument'
+  | 'publish_failed'; // the broker did not take a message the caller asked to send
+
+/** Thrown (or rejected) by the agent's public methods; received messages never throw. */
+export class AgentError extends Error {
+  readonly reason: AgentErrorReason;
+  constructor(reason: AgentErrorReason, message: string) {
+    super(message);
+    this.name = 'AgentError';
+    this.reason = reason;
+  }
+}
+
+// ------------------------------------------------------------------------------------------------ context
+
+/** The agent as its flows see it. */
+export interface AgentContext {
+  readonly host: AgentHost;
+  readonly options: AgentOptions;
+  /** This device's id (host.keys.deviceId). */
+  readonly self: bigint;
+  /**
+   * Signs and publishes a message to `peer`: sequence ID = nextSequenceId(lastSent, lastAccepted), persisted
+   * with setLastSent before publishing; topic per SRUP-WIRE.md §8. Resolves on PUBACK, never rejects (a failed
+   * publish is logged) and returns whether the broker took it.
+   */
+  send<T extends TypeName>(type: T, peer: bigint, token: Uint8Array, fields: FieldsOf<T>): Promise<boolean>;
+  emit(event: AgentEvent): void;
+  /** A fresh conversation token: a uuid4 string from host randomness, as UTF-8 bytes (36 bytes). */
+  newToken(): Uint8Array;
+}
+
+const HEX = '0123456789abcdef';
+
+/** `str(uuid.uuid4())` from 16 random bytes: version 4, RFC 4122 variant, lowercase, hyphenated. */
+export function uuid4(random16: Uint8Array): string {
+  if (random16.length !== 16) throw new RangeError('uuid4 needs 16 random bytes');
+  const b = random16.slice();
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  let s = '';
+  for (let i = 0; i < 16; i++) {
+    if (i === 4 || i === 6 || i === 8 || i === 10) s += '-';
+    s += HEX[b[i] >> 4] + HEX[b[i] & 15];
+  }
+  return s;
+}
+
+/** Compares two byte strings without an early exit on the first difference (the length is not secret). */
+export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
+  let d = a.length ^ b.length;
+  for (let i = 0; i < a.length; i++) d |= a[i] ^ (i < b.length ? b[i] : 0);
+  return d === 0;
+}

@@ -1,0 +1,140 @@
+/**
+ * The one receive pipeline every incoming MQTT message goes through, and the permission table.
+ *
+ *   topic    only SRUP/<own id> is ours                                  -> wrong_topic
+ *   own      sender == own id: our own publish echoed back, dropped silently
+ *   decode   strict decode (modules/srup/codec.ts)                       -> the SrupError reason
+ *   key      the sender's key among trusted peers (keys.peerKey)         -> unknown_sender
+ *   verify   RSASSA-PKCS1-v1_5 / SHA-256 over the signed bytes            -> bad_signature
+ *   permit   PERMISSIONS below                                           -> not_permitted
+ *   replay   sequence ID > sequences.lastAccepted(sender), strictly     -> replay
+ *   persist  sequences.setLastAccepted(sender, sequence ID)
+ *
+ * Only then does the caller act. A message that fails a step changes no state at all (no counter moves, no key
+ * or server changes) and is logged once: warn 'rejected' {reason, ...}. The reference advances its counter
+ * before verifying (SRUP-WIRE.md §12 item 14); this pipeline does not.
+ */
+import type { Crypto } from '../../crypto/types.js';
+import { idHex16 } from '../srup/bytes.js';
+import { peekHeader, tryDecode } from '../srup/codec.js';
+import { verify } from '../srup/sign.js';
+import type { Message, TypeName } from '../srup/schema.js';
+import { deviceTopic } from '../srup/topics.js';
+import type { JoinKind } from './context.js';
+import type { KeyStore, Log, SequenceStore } from './host.js';
+
+/**
+ * Who may send a device each message type.
+ *
+ *   server        the device's current server (keys.serverId())
+ *   trusted_peer  any sender whose key is in the key store; for join_command the device_id must be our own id,
+ *                 and the sender becomes the server
+ *   join_server   the server a join of ours is waiting on (agent.join(...)); only while it waits
+ *   human_join    as join_server, and only while that join is a human-moderated one
+ *   observed_join as join_server, and only while that join is an observed one
+ *   never         a device never accepts it: device→server messages, and syndication (not supported)
+ */
+export type Rule = 'server' | 'trusted_peer' | 'join_server' | 'human_join' | 'observed_join' | 'never';
+
+export const PERMISSIONS: Readonly<Record<TypeName, Rule>> = Object.freeze({
+  initiate: 'server',
+  activate: 'server',
+  action: 'server',
+  data: 'server',
+  id_request: 'server',
+  terminate_command: 'server',
+  deregister_command: 'server',
+  observation_request: 'server',
+  join_command: 'trusted_peer',
+  response: 'join_server',
+  human_join_response: 'human_join',
+  observed_join_response: 'observed_join',
+  join_request: 'never',
+  human_join_request: 'never',
+  observed_join_request: 'never',
+  resign_request: 'never',
+  deregister_request: 'never',
+  syndication_init: 'never',
+  syndicated_action: 'never',
+  syndicated_data: 'never',
+  syndicated_id_request: 'never',
+  syndicated_device_count: 'never',
+  syndicated_device_list: 'never',
+  syndication_request: 'never',
+  syndicated_c2_request: 'never',
+  syndication_end_request: 'never',
+  syndicated_terminate: 'never',
+});
+
+export interface PipelineDeps {
+  readonly self: bigint;
+  readonly keys: KeyStore;
+  readonly sequences: SequenceStore;
+  readonly crypto: Crypto;
+  readonly log: Log;
+  /** The join the agent is waiting on, if any. */
+  pendingJoin(): { server: bigint; kind: JoinKind } | null;
+}
+
+/** Why `m` from its sender is not allowed, or null when it is. */
+export function permissionProblem(deps: PipelineDeps, m: Message): string | null {
+  const rule = PERMISSIONS[m.type];
+  const join = deps.pendingJoin();
+  switch (rule) {
+    case 'server':
+      return deps.keys.serverId() === m.senderId ? null : 'not_from_server';
+    case 'trusted_peer':
+      // The key lookup already proved the sender is trusted; the command must name this device.
+      if (m.type === 'join_command' && m.fields.deviceId !== deps.self) return 'other_device';
+      return null;
+    case 'join_server':
+      return join !== null && join.server === m.senderId ? null : 'no_join_pending';
+    case 'human_join':
+      return join !== null && join.server === m.senderId && join.kind === 'human' ? null : 'no_human_join_pending';
+    case 'observed_join':
+      return join !== null && join.server === m.senderId && join.kind === 'observed'
+        ? null
+        : 'no_observed_join_pending';
+    case 'never':
+      return 'not_for_devices';
+  }
+}
+
+/**
+ * Runs the pipeline over one MQTT message. Returns the accepted message (its sequence ID already persisted),
+ * or null when it was dropped (logged, except for our own echoed messages).
+ */
+export function receive(deps: PipelineDeps, topic: string, payload: Uint8Array): Message | null {
+  const reject = (reason: string, detail: Record<string, string | number | boolean | null> = {}): null => {
+    deps.log('warn', 'rejected', { reason, ...detail });
+    return null;
+  };
+
+  if (topic !== deviceTopic(deps.self)) return reject('wrong_topic', { topic });
+
+  // Our own publishes come back on the shared topic: drop them before any work.
+  try {
+    if (peekHeader(payload).senderId === deps.self) return null;
+  } catch {
+    // A malformed header: decode below reports why.
+  }
+
+  const decoded = tryDecode(payload);
+  if (!decoded.ok) return reject(decoded.error.reason, { length: payload.length });
+  const m = decoded.message;
+  const about = { type: m.type, sender: idHex16(m.senderId), seq: m.sequenceId.toString() };
+
+  const key = deps.keys.peerKey(m.senderId);
+  if (key === null) return reject('unknown_sender', about);
+  if (!verify(deps.crypto, key, m)) return reject('bad_signature', about);
+
+  const problem = permissionProblem(deps, m);
+  if (problem !== null) return reject('not_permitted', { ...about, why: problem });
+
+  const last = deps.sequences.lastAccepted(m.senderId);
+  if (m.sequenceId <= last) return reject('replay', { ...about, last: last.toString() });
+
+  deps.sequences.setLastAccepted(m.senderId, m.sequenceId);
+  deps.log('debug', 'accepted', about);
+  return m;
+}

@@ -1,0 +1,156 @@
+/**
+ * The update flow on the device (SRUP-WIRE.md §11 "Update"), with a confirmation step after the restart.
+ *
+ *   initiate (url, digest) -> updater.begin(); downloader streams chunks into a SHA-256 stream and
+ *       updater.write(); the whole image is never held in memory
+ *     -> digest matches:  updater.finish(); pending update {server, token, 'staged'} persisted; response 0x00
+ *     -> digest differs:  updater.abort(); response 0xFF (the image can never be activated)
+ *     -> HTTP error 0xFC, unreachable 0xFD, cut off / local I/O / anything else 0xFE (updater.abort())
+ *   activate with the staged token from that server -> pending 'activating' persisted -> updater.activate()
+ *     (the host restarts); any other activate -> response 0x1F and nothing else
+ *   after the restart, once connected: bootState 'unconfirmed' and confirm() true -> response 0x10; otherwise
+ *     0x1F; the pending update is cleared either way. Both carry the update's token.
+ *
+ * Rules of this implementation:
+ *   - One download at a time: an initiate while one is downloading is answered 0xFE (the running one goes on).
+ *   - A new initiate replaces a staged update (begin() erases the inactive slot), so the old token stops working.
+ *   - url and digest may carry the reference's trailing 00 (stripped); the digest is compared as hex text,
+ *     case-insensitively. A digest that is not 64 hex digits can match nothing: 0xFF without downloading.
+ */
+import { equal, idHex16, toHex, utf8DecodeOrNull } from '../srup/bytes.js';
+import type { MessageOf } from '../srup/schema.js';
+import { Status } from '../srup/schema.js';
+import type { AgentContext } from './context.js';
+import type { DownloadResult } from './host.js';
+
+/** Bytes as text, without one trailing 00; null when not UTF-8. */
+function cString(b: Uint8Array): string | null {
+  return utf8DecodeOrNull(b.length > 0 && b[b.length - 1] === 0 ? b.subarray(0, b.length - 1) : b);
+}
+
+function failureStatus(r: DownloadResult): number {
+  if (r.ok) return Status.UPDATE_SUCCESS;
+  if (r.error === 'http_error') return Status.UPDATE_FAIL_HTTP_ERROR;
+  if (r.error === 'unreachable') return Status.UPDATE_FAIL_SERVER;
+  return Status.UPDATE_FAIL_FILE;
+}
+
+export class UpdateFlow {
+  private downloading = false;
+
+  constructor(private readonly ctx: AgentContext) {}
+
+  /** True while an image is being downloaded. */
+  get busy(): boolean {
+    return this.downloading;
+  }
+
+  async onInitiate(m: MessageOf<'initiate'>): Promise<void> {
+    const server = m.senderId;
+    const answer = async (status: number, why: string) => {
+      if (status !== Status.UPDATE_SUCCESS) {
+        this.ctx.host.log('warn', 'update_failed', { status, why, server: idHex16(server) });
+        this.ctx.emit({ type: 'update_failed', server, status });
+      }
+      await this.ctx.send('response', server, m.token, { status });
+    };
+
+    if (this.downloading) return answer(Status.UPDATE_FAIL_FILE, 'busy');
+    const url = cString(m.fields.url);
+    const digest = cString(m.fields.digest);
+    if (url === null || url.length === 0) return answer(Status.UPDATE_FAIL_FILE, 'bad_url');
+    if (digest === null || !/^[0-9a-fA-F]{64}$/.test(digest)) return answer(Status.UPDATE_FAIL_DIGEST, 'bad_digest');
+
+    const { host } = this.ctx;
+    this.downloading = true;
+    try {
+      // The inactive slot is about to be erased: a staged update there is gone.
+      if (host.sequences.pendingUpdate()?.state === 'staged') host.sequences.setPendingUpdate(null);
+      this.ctx.emit({ type: 'update_started', server, url });
+      let result: DownloadResult;
+      const hash = host.crypto.sha256Stream();
+      try {
+        host.updater.begin();
+        result = await host.downloader.download(url, (chunk) => {
+          hash.update(chunk);
+          host.updater.write(chunk);
+        });
+      } catch (e) {
+        result = { ok: false, error: 'file', message: String(e) };
+      }
+      if (!result.ok) {
+        this.abort();
+        return answer(failureStatus(result), result.error);
+      }
+      if (toHex(hash.digest()) !== digest.toLowerCase()) {
+        this.abort();
+        return answer(Status.UPDATE_FAIL_DIGEST, 'digest_mismatch');
+      }
+      try {
+        host.updater.finish();
+      } catch (e) {
+        this.abort();
+        return answer(Status.UPDATE_FAIL_FILE, `finish: ${String(e)}`);
+      }
+      host.sequences.setPendingUpdate({ server, token: m.token, state: 'staged' });
+      this.ctx.emit({ type: 'update_staged', server, token: m.token });
+      return answer(Status.UPDATE_SUCCESS, 'staged');
+    } finally {
+      this.downloading = false;
+    }
+  }
+
+  async onActivate(m: MessageOf<'activate'>): Promise<void> {
+    const { host } = this.ctx;
+    const p = host.sequences.pendingUpdate();
+    if (p === null || p.state !== 'staged' || p.server !== m.senderId || !equal(p.token, m.token)) {
+      host.log('warn', 'activate_refused', { server: idHex16(m.senderId), staged: p !== null && p.state === 'staged' });
+      this.ctx.emit({ type: 'activate_refused', server: m.senderId });
+      await this.ctx.send('response', m.senderId, m.token, { status: Status.ACTIVATE_FAIL });
+      return;
+    }
+    host.sequences.setPendingUpdate({ server: p.server, token: p.token, state: 'activating' });
+    this.ctx.emit({ type: 'update_activating', server: p.server, token: p.token });
+    try {
+      host.updater.activate(); // on a device this restarts and never returns
+    } catch (e) {
+      host.log('error', 'activate_failed', { why: String(e) });
+      host.sequences.setPendingUpdate({ server: p.server, token: p.token, state: 'staged' });
+      await this.ctx.send('response', m.senderId, m.token, { status: Status.ACTIVATE_FAIL });
+    }
+  }
+
+  /** After a restart, once connected: confirms an activated image and tells the server. */
+  async afterBoot(): Promise<void> {
+    const { host } = this.ctx;
+    const p = host.sequences.pendingUpdate();
+    if (p === null || p.state !== 'activating') return;
+    const state = host.updater.bootState();
+    let confirmed = false;
+    if (state === 'unconfirmed') {
+      try {
+        confirmed = host.updater.confirm() === true;
+      } catch (e) {
+        host.log('error', 'confirm_failed', { why: String(e) });
+      }
+    }
+    host.sequences.setPendingUpdate(null);
+    if (confirmed) this.ctx.emit({ type: 'update_confirmed', server: p.server, token: p.token });
+    else {
+      host.log('warn', 'update_not_confirmed', { bootState: state });
+      this.ctx.emit({ type: 'update_not_confirmed', server: p.server, token: p.token, bootState: state });
+    }
+    await this.ctx.send('response', p.server, p.token, {
+      status: confirmed ? Status.ACTIVATE_SUCCESS : Status.ACTIVATE_FAIL,
+    });
+  }
+
+  private abort(): void {
+    try {
+      this.ctx.host.updater.abort();
+    } catch (e) {
+      this.ctx.host.log('error', 'abort_failed', { why: String(e) });
+    }
+  }
+}
+
