@@ -486,7 +486,7 @@ describe('blink code', () => {
           return true;
         },
       ),
-      { numRuns: 1000 },
+      { numRuns: 1000, seed: 20261124 }, // fixed seed: the acceptance count below must not depend on luck
     );
     expect(accepted).toBeGreaterThan(50); // the property was not vacuous
   });
