@@ -1,0 +1,34 @@
+// Bundles the command-line tool: tools/srup.ts -> dist/srup.mjs (ES module for Node, dependencies left to
+// node_modules, with a source map). Run by `npm run build` and by `prepare` on npm install / npm ci.
+// Output files are replaced atomically, so a `srup` started during a rebuild never sees half a bundle.
+import { build } from 'esbuild';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+let result;
+try {
+  result = await build({
+    absWorkingDir: root,
+    entryPoints: ['tools/srup.ts'],
+    outfile: 'dist/srup.mjs',
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    packages: 'external',
+    sourcemap: true,
+    write: false,
+    logLevel: 'warning',
+  });
+} catch {
+  process.exit(1); // esbuild has already printed the errors
+}
+for (const file of result.outputFiles) {
+  mkdirSync(dirname(file.path), { recursive: true });
+  const tmp = `${file.path}.${process.pid}.tmp`;
+  writeFileSync(tmp, file.contents);
+  renameSync(tmp, file.path);
+}
