@@ -1,0 +1,630 @@
+/**
+ * The C2 engine: the server side of every SRUP flow, over the host interfaces of host.ts.
+ *
+ *   const engine = new C2Engine(host, { autoActivate: true });
+ *   engine.on((e) => ...);                       // join requests, challenges, data, updates...
+ *   await engine.start();                        // subscribes SRUP/servers/<own id>/# and SRUP/<device>/#
+ *   engine.provision(deviceId, publicKey);       // keys come from provisioning: there is no KeyEx here
+ *   const status = await engine.sendAction(deviceId, 3);
+ *
+ * A message's path: transport -> C2Engine.onMessage (here) -> receive() (receive.ts: topic, decode, key,
+ * signature, permission, replay, persist) -> C2Engine.dispatch (here) -> the flow (join.ts, update.ts, or here
+ * for action / data / ID request / leaving) ->
+ * C2Engine.send (here: sequence ID, signature, audit) -> transport.
+ *
+ * Responses are matched by token, never by order, so any number of requests may be in flight to one device.
+ * Every request settles exactly once: with the device's answer, or with C2Error('timeout'), 'device_removed',
+ * 'stopped' or 'publish_failed'.
+ */
+import { encode } from '../srup/codec.js';
+import { idHex16, toHex, utf8, utf8DecodeOrNull } from '../srup/bytes.js';
+import { encodeData } from '../srup/data.js';
+import type { DataKind, DataValue } from '../srup/data.js';
+import { SrupError } from '../srup/errors.js';
+import type { FieldsOf, Message, MessageOf, TypeName, UnsignedOf } from '../srup/schema.js';
+import { Status } from '../srup/schema.js';
+import { sign } from '../srup/sign.js';
+import { deviceFilter, deviceTopic, nextSequenceId, serverJoinFilter } from '../srup/topics.js';
+import type { RsaPublicKey } from '../../crypto/types.js';
+import { C2Error } from './errors.js';
+import type { C2Event, C2Listener, Challenge, RemovalReason } from './events.js';
+import type { C2Host, C2Options } from './host.js';
+import { JoinFlows, challengeOf } from './join.js';
+import { receive } from './receive.js';
+import { ACTIVATE_STATUSES, INITIATE_STATUSES, UpdateFlow } from './update.js';
+import type { DeviceRecord, DeviceState, UpdateRecord } from './registry.js';
+import { ascii, uuid4 } from './tokens.js';
+
+export const ID_RESPONSE_DATA_ID = 'IDENTIFICATION_RESPONSE';
+
+const DEFAULT_REQUEST_TIMEOUT = 30_000;
+
+/** What the flows in join.ts and update.ts use of the engine. */
+export interface EngineCore {
+  readonly host: C2Host;
+  readonly options: C2Options;
+  /** Signs and publishes to SRUP/<device>; see C2Engine.send. */
+  send<T extends TypeName>(type: T, device: bigint, token: Uint8Array, fields: FieldsOf<T>): Promise<void>;
+  emit(event: C2Event): void;
+  newToken(): Uint8Array;
+  setDeviceState(id: bigint, state: DeviceState, extra?: Partial<DeviceRecord>): DeviceRecord;
+  subscribeDevice(id: bigint): Promise<void>;
+  unsubscribeDevice(id: bigint): Promise<void>;
+  /** Sends an ID request after a join when the options say so (errors are logged). */
+  afterJoin(id: bigint): void;
+  /** Throws C2Error('not_joined' / 'unknown_device') unless the device is joined. */
+  requireJoined(id: bigint): DeviceRecord;
+  /** Throws C2Error('bad_argument') when the message could not be encoded (e.g. a url over 65534 bytes). */
+  checkFits<T extends TypeName>(type: T, token: Uint8Array, fields: FieldsOf<T>): void;
+  now(): number;
+}
+
+interface Request {
+  readonly kind: 'action' | 'id';
+  readonly device: bigint;
+  readonly resolve: (v: never) => void;
+  readonly reject: (e: Error) => void;
+  timer: unknown;
+}
+
+const ACTION_STATUSES: ReadonlySet<number> = new Set([Status.ACTION_SUCCESS, Status.ACTION_UNKNOWN, Status.ACTION_FAIL]);
+const OBSERVATION_STATUSES: ReadonlySet<number> = new Set([
+  Status.OBSERVED_JOIN_VALID,
+  Status.OBSERVED_JOIN_INVALID,
+  Status.OBSERVED_JOIN_FAIL,
+]);
+
+/** Text of a byte field without trailing 00 bytes (pySRUP peers may add one); null when not UTF-8. */
+function cText(b: Uint8Array): string | null {
+  let end = b.length;
+  while (end > 0 && b[end - 1] === 0) end--;
+  return utf8DecodeOrNull(b.subarray(0, end));
+}
+
+/**
+ * Firmware name and version from an ID response: "<name> <version>" as the device agent sends it, or pySRUP's
+ * "pySRUP version 2.0". A text without a space (or without a digit in its last word) has no version.
+ */
+export function parseIdentification(text: string): { name: string | null; version: string | null } {
+  const t = text.trim();
+  const m = /^(.*\S)\s+(v?\d\S*)$/.exec(t);
+  if (m === null) return { name: t.length > 0 ? t : null, version: null };
+  const name = m[1].replace(/\s+version$/i, '');
+  return { name, version: m[2] };
+}
+
+export class C2Engine {
+  readonly serverId: bigint;
+  private readonly host: C2Host;
+  private readonly options: C2Options;
+  private readonly core: EngineCore;
+  private readonly joins: JoinFlows;
+  private readonly listeners = new Set<C2Listener>();
+  private readonly requests = new Map<string, Request>();
+  private readonly updates: UpdateFlow;
+  private readonly subscribed = new Set<bigint>();
+  private state: 'new' | 'started' | 'stopped' = 'new';
+  private inFlight = 0;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(host: C2Host, options: C2Options = {}) {
+    this.host = host;
+    this.options = options;
+    this.serverId = host.serverId;
+    this.core = {
+      host,
+      options,
+      send: (type, device, token, fields) => this.send(type, device, token, fields),
+      emit: (e) => this.emit(e),
+      newToken: () => this.newToken(),
+      setDeviceState: (id, state, extra) => this.host.registry.updateDevice(id, { ...extra, state }, this.now()),
+      subscribeDevice: (id) => this.subscribeDevice(id),
+      unsubscribeDevice: (id) => this.unsubscribeDevice(id),
+      requireJoined: (id) => this.requireJoined(id),
+      checkFits: (type, token, fields) => this.checkFits(type, token, fields),
+      now: () => this.now(),
+      afterJoin: (id) => {
+        if (this.options.identifyOnJoin === true) {
+          this.requestId(id).catch((e: unknown) => this.host.log('warn', 'identify_failed', { device: idHex16(id), why: String(e) }));
+        }
+      },
+    };
+    this.joins = new JoinFlows(this.core);
+    this.updates = new UpdateFlow(this.core);
+    if (options.onEvent) this.listeners.add(options.onEvent);
+  }
+
+  // ================================================================================================ lifecycle
+
+  /**
+   * Installs the transport handlers, starts connecting and subscribes SRUP/servers/<own id>/# and SRUP/<device>/#
+   * for every joined device (again on every connect). Re-arms the timers of updates that were waiting when the
+   * engine last stopped. Resolves once the subscriptions are acknowledged.
+   */
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new C2Error('bad_argument', 'start() may be called once');
+    this.state = 'started';
+    for (const d of this.host.registry.devices('joined')) this.subscribed.add(d.id);
+    this.host.transport.listen({
+      message: (topic, payload) => this.onMessage(topic, payload),
+      connected: (sessionPresent) => {
+        this.host.log('info', 'connected', { sessionPresent });
+        this.emit({ type: 'connected', sessionPresent });
+        this.subscribeAll().catch((e: unknown) => this.host.log('error', 'subscribe_failed', { why: String(e) }));
+      },
+      disconnected: (reason) => {
+        this.host.log('info', 'disconnected', { reason });
+        this.emit({ type: 'disconnected', reason });
+      },
+    });
+    this.updates.rearm();
+    this.joins.rearm();
+    this.host.log('info', 'starting', { server: idHex16(this.serverId), devices: this.subscribed.size });
+    this.host.transport.start();
+    await this.subscribeAll();
+  }
+
+  /**
+   * Stops acting on messages, clears every timer and rejects every waiting request with C2Error('stopped').
+   * The transport is the application's: it is not closed here.
+   */
+  stop(): void {
+    if (this.state === 'stopped') return;
+    this.state = 'stopped';
+    const stopped = () => new C2Error('stopped', 'the engine was stopped');
+    for (const [key, r] of this.requests) {
+      this.host.clock.clearTimeout(r.timer);
+      this.requests.delete(key);
+      r.reject(stopped());
+    }
+    this.updates.stop(stopped);
+    this.joins.stop();
+  }
+
+  /** Adds an event listener; returns a function that removes it. */
+  on(listener: C2Listener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Resolves once no received message is being acted on (tests and orderly shutdown). */
+  idle(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  // ================================================================================================ devices
+
+  /**
+   * Provisioning: registers (or re-registers) a device's public key. The device may then join. Re-registering
+   * a joined device ends its membership (state 'provisioned', topic unsubscribed).
+   */
+  provision(id: bigint, publicKey: RsaPublicKey): DeviceRecord {
+    const rec = this.host.registry.addDevice(id, publicKey, this.now());
+    if (this.subscribed.has(id)) this.unsubscribeDevice(id).catch(() => undefined);
+    return rec;
+  }
+
+  device(id: bigint): DeviceRecord | null {
+    return this.host.registry.device(id);
+  }
+
+  devices(state?: DeviceState): DeviceRecord[] {
+    return this.host.registry.devices(state);
+  }
+
+  /** Devices with a join in progress. */
+  pendingJoins(): DeviceRecord[] {
+    return this.host.registry.devices('pending');
+  }
+
+  /** The challenge (secret, grid, blink code) of a pending human-moderated or observed join, or null. */
+  challenge(id: bigint): Challenge | null {
+    const d = this.host.registry.device(id);
+    return d === null || d.state !== 'pending' || d.joinSecret === null ? null : challengeOf(d.joinSecret);
+  }
+
+  // ================================================================================================ joins
+
+  /**
+   * Accepts the pending join of `id`: SRUP/<id>/# is subscribed, then response 0x50 goes out with the pending
+   * token (the join request's, or that of the 0x0C / 0x0E sent). Rejects C2Error('no_pending_join') otherwise.
+   */
+  async approveJoin(id: bigint): Promise<void> {
+    this.runnable();
+    return this.joins.answer(id, Status.JOIN_SUCCESS);
+  }
+
+  /** Refuses the pending join of `id`: response 0x5E with the pending token. */
+  async refuseJoin(id: bigint): Promise<void> {
+    this.runnable();
+    return this.joins.answer(id, Status.JOIN_REFUSED);
+  }
+
+  /** Fails the pending join of `id`: response 0x5F with the pending token. */
+  async failJoin(id: bigint): Promise<void> {
+    this.runnable();
+    return this.joins.answer(id, Status.JOIN_FAIL);
+  }
+
+  /**
+   * Server-initiated join: join_command 0x0A naming `id`. The device does not answer; it is recorded as joined
+   * (kind 'command') and its topic subscribed before the command is published.
+   */
+  async sendJoinCommand(id: bigint): Promise<void> {
+    this.runnable();
+    return this.joins.command(id);
+  }
+
+  // ================================================================================================ update
+
+  /**
+   * initiate 0x01 with a new token: url and digest as pySRUP sends them (text + a trailing 00). `digestHex` is
+   * the SHA-256 of the file as 64 hex digits (sent lowercase). Resolves with the update record once the device
+   * answers (state 'staged' on 0x00, 'failed' with the status on 0xFC-0xFF); rejects C2Error('timeout') after
+   * initiateTimeoutMs (the record is then 'failed', failure 'initiate_timeout').
+   * With options.autoActivate the activate follows a 0x00 by itself (see awaitUpdate).
+   */
+  async initiateUpdate(id: bigint, url: string, digestHex: string): Promise<UpdateRecord> {
+    return this.startUpdate(id, url, digestHex).response;
+  }
+
+  /**
+   * Like initiateUpdate, but returns the update's token at once (the record is already in the registry) with
+   * the promise of the device's answer. Throws C2Error synchronously for a bad argument or a device that is not
+   * joined.
+   */
+  startUpdate(id: bigint, url: string, digestHex: string): { token: string; response: Promise<UpdateRecord> } {
+    this.runnable();
+    this.requireJoined(id);
+    return this.updates.start(id, url, digestHex);
+  }
+
+  /**
+   * activate 0x03 with the initiate's token, for a 'staged' update given by token, or the latest staged update
+   * of a device. Resolves with the record once the device confirms after its restart ('confirmed' on 0x10,
+   * 'failed' with status 0x1F); rejects C2Error('timeout') after activateTimeoutMs (record 'failed', failure
+   * 'activate_timeout').
+   */
+  async activateUpdate(target: bigint | string): Promise<UpdateRecord> {
+    this.runnable();
+    return this.updates.activate(target);
+  }
+
+  /** Resolves with the update record once it is 'confirmed' or 'failed' (at once if it already is). */
+  async awaitUpdate(token: string): Promise<UpdateRecord> {
+    return this.updates.settled(token);
+  }
+
+  // ================================================================================================ commands
+
+  /** action 0x04; resolves with the device's status: 0x20 done, 0x2E unknown action, 0x2F failed. */
+  async sendAction(id: bigint, actionId: number): Promise<number> {
+    this.runnable();
+    this.requireJoined(id);
+    if (!Number.isInteger(actionId) || actionId < 0 || actionId > 255) {
+      return Promise.reject(new C2Error('bad_argument', 'actionId must be an integer 0..255'));
+    }
+    const token = this.newToken();
+    const answer = this.track<number>('action', id, token);
+    this.send('action', id, token, { actionId }).catch((e: unknown) => this.failRequest(token, e));
+    return answer;
+  }
+
+  /** id_request 0x06; resolves with the IDENTIFICATION_RESPONSE text (also stored in the registry). */
+  async requestId(id: bigint): Promise<string> {
+    this.runnable();
+    this.requireJoined(id);
+    const token = this.newToken();
+    const answer = this.track<string>('id', id, token);
+    this.send('id_request', id, token, {}).catch((e: unknown) => this.failRequest(token, e));
+    return answer;
+  }
+
+  /** data 0x05 with a new token; `kind` as in modules/srup/data.ts. Resolves once the broker took it. */
+  async sendData<K extends DataKind>(id: bigint, dataId: string, kind: K, value: DataValue<K>): Promise<void> {
+    this.runnable();
+    this.requireJoined(id);
+    let data: Uint8Array;
+    try {
+      data = encodeData(kind, value);
+    } catch (e) {
+      return Promise.reject(new C2Error('bad_argument', e instanceof Error ? e.message : String(e)));
+    }
+    return this.send('data', id, this.newToken(), { dataId: utf8(dataId), data });
+  }
+
+  /** terminate_command 0x11: the device leaves (state 'terminated', topic unsubscribed, requests rejected). */
+  async terminate(id: bigint): Promise<void> {
+    return this.removeBy(id, 'terminate_command', 'terminated');
+  }
+
+  /** deregister_command 0x13: the device drops this server's key (state 'deregistered'). */
+  async deregister(id: bigint): Promise<void> {
+    return this.removeBy(id, 'deregister_command', 'deregistered');
+  }
+
+  // ================================================================================================ receiving
+
+  private onMessage(topic: string, payload: Uint8Array): void {
+    if (this.state !== 'started') return;
+    const r = receive({ self: this.serverId, registry: this.host.registry, crypto: this.host.crypto, log: this.host.log }, topic, payload);
+    if (!r.ok) {
+      if (r.rejection !== null) this.emit({ type: 'rejected', reason: r.rejection.reason, topic, sender: r.rejection.sender });
+      return;
+    }
+    const m = r.message;
+    const now = this.now();
+    this.host.registry.updateDevice(m.senderId, { lastSeen: now }, now);
+    this.host.registry.appendAudit({
+      at: now,
+      direction: 'in',
+      device: m.senderId,
+      type: m.type,
+      sequenceId: m.sequenceId,
+      token: m.token,
+      status: m.type === 'response' ? m.fields.status : null,
+      bytes: payload,
+    });
+    this.run(() => this.dispatch(m));
+  }
+
+  private dispatch(m: Message): Promise<void> | void {
+    switch (m.type) {
+      case 'join_request':
+        return this.joins.onRequest(m, 'simple', null);
+      case 'human_join_request':
+        return this.joins.onRequest(m, 'human', null);
+      case 'observed_join_request':
+        return this.joins.onRequest(m, 'observed', m.fields.observerId);
+      case 'response':
+        return this.onResponse(m);
+      case 'data':
+        return this.onData(m);
+      case 'resign_request':
+        return this.removed(m.senderId, 'resigned', 'device');
+      case 'deregister_request':
+        return this.removed(m.senderId, 'deregistered', 'device');
+      default:
+        // The permission table lets no other type through.
+        this.host.log('error', 'no_handler', { type: m.type });
+    }
+  }
+
+  private onResponse(m: MessageOf<'response'>): Promise<void> | void {
+    const device = m.senderId;
+    const status = m.fields.status;
+    const now = this.now();
+    this.host.registry.updateDevice(device, { lastResponse: { status, token: m.token, at: now } }, now);
+    this.emit({ type: 'response', device, status, token: m.token });
+
+    if (OBSERVATION_STATUSES.has(status)) return this.joins.onObservation(m);
+    if (ACTION_STATUSES.has(status)) {
+      const key = toHex(m.token);
+      const r = this.requests.get(key);
+      if (r !== undefined && r.kind === 'action' && r.device === device) {
+        this.settleRequest(key, status);
+        return;
+      }
+    } else if (INITIATE_STATUSES.has(status) || ACTIVATE_STATUSES.has(status)) {
+      if (this.updates.onResponse(device, m.token, status)) return;
+    }
+    this.host.log('warn', 'unmatched_response', { device: idHex16(device), status, token: toHex(m.token) });
+  }
+
+  private onData(m: MessageOf<'data'>): void {
+    const device = m.senderId;
+    const dataId = cText(m.fields.dataId);
+    if (dataId === null) {
+      this.host.log('warn', 'bad_data_id', { device: idHex16(device), length: m.fields.dataId.length });
+      return;
+    }
+    if (dataId !== ID_RESPONSE_DATA_ID) {
+      this.emit({ type: 'data', device, dataId, data: m.fields.data, token: m.token });
+      return;
+    }
+    const text = cText(m.fields.data);
+    if (text === null) {
+      this.host.log('warn', 'bad_identification', { device: idHex16(device) });
+      return;
+    }
+    const { name, version } = parseIdentification(text);
+    this.host.registry.updateDevice(
+      device,
+      { identification: text, firmwareName: name, firmwareVersion: version },
+      this.now(),
+    );
+    this.emit({ type: 'identification', device, text, firmwareName: name, firmwareVersion: version });
+    // Our agent echoes the request's token; pySRUP answers with a new one, so fall back to the oldest request.
+    let key = toHex(m.token);
+    const r = this.requests.get(key);
+    if (r === undefined || r.kind !== 'id' || r.device !== device) {
+      key = '';
+      for (const [k, q] of this.requests) {
+        if (q.kind === 'id' && q.device === device) {
+          key = k;
+          break;
+        }
+      }
+    }
+    if (key !== '') this.settleRequest(key, text);
+  }
+
+  /** The device left by itself, or was told to: record it, unsubscribe, end its requests. */
+  private removed(id: bigint, reason: RemovalReason, by: 'server' | 'device'): void {
+    this.core.setDeviceState(id, reason, {
+      joinToken: null,
+      joinSecret: null,
+      observerId: null,
+      observationToken: null,
+    });
+    this.unsubscribeDevice(id).catch((e: unknown) => this.host.log('warn', 'unsubscribe_failed', { why: String(e) }));
+    for (const [key, r] of this.requests) {
+      if (r.device === id) {
+        this.host.clock.clearTimeout(r.timer);
+        this.requests.delete(key);
+        r.reject(new C2Error('device_removed', `device ${idHex16(id)} ${reason}`));
+      }
+    }
+    this.host.log('info', 'device_removed', { device: idHex16(id), reason, by });
+    this.emit({ type: 'removed', device: id, reason, by });
+  }
+
+  private removeBy(id: bigint, type: 'terminate_command' | 'deregister_command', reason: RemovalReason): Promise<void> {
+    this.runnable();
+    this.requireJoined(id);
+    const sent = this.send(type, id, this.newToken(), {});
+    this.removed(id, reason, 'server');
+    return sent;
+  }
+
+  // ================================================================================================ sending
+
+  /**
+   * Signs and publishes one message to SRUP/<device>. The sequence ID (nextSequenceId(lastSent, lastAccepted))
+   * is persisted and the message audited before it is published; the returned promise settles on PUBACK and
+   * rejects C2Error('publish_failed'). Throws C2Error('bad_argument') at once if a value does not fit.
+   */
+  private send<T extends TypeName>(type: T, device: bigint, token: Uint8Array, fields: FieldsOf<T>): Promise<void> {
+    const { registry, crypto, transport } = this.host;
+    if (this.state !== 'started') return Promise.reject(new C2Error('stopped', 'the engine is not running'));
+    let bytes: Uint8Array;
+    let sequenceId: bigint;
+    try {
+      const seq = registry.sequence(device);
+      sequenceId = nextSequenceId(seq.lastSent, seq.lastAccepted);
+      const unsigned = { type, sequenceId, senderId: this.serverId, token, fields } as UnsignedOf<T>;
+      bytes = encode(sign(crypto, this.host.privateKey, unsigned) as Message);
+    } catch (e) {
+      if (e instanceof SrupError) return Promise.reject(new C2Error('bad_argument', e.message));
+      throw e;
+    }
+    registry.setLastSent(device, sequenceId);
+    registry.appendAudit({
+      at: this.now(),
+      direction: 'out',
+      device,
+      type,
+      sequenceId,
+      token,
+      status: type === 'response' ? (fields as FieldsOf<'response'>).status : null,
+      bytes,
+    });
+    return transport.publish(deviceTopic(device), bytes).then(
+      () => undefined,
+      (e: unknown) => {
+        this.host.log('warn', 'publish_failed', { type, device: idHex16(device), why: String(e) });
+        throw new C2Error('publish_failed', `the broker did not take the ${type}: ${String(e)}`);
+      },
+    );
+  }
+
+  /** Throws C2Error('bad_argument') when the message could not be encoded (e.g. a url over 65534 bytes). */
+  private checkFits<T extends TypeName>(type: T, token: Uint8Array, fields: FieldsOf<T>): void {
+    const dummy = { type, sequenceId: 1n, senderId: this.serverId, token, fields, signature: new Uint8Array(1) };
+    try {
+      encode(dummy as unknown as Message);
+    } catch (e) {
+      if (e instanceof SrupError) throw new C2Error('bad_argument', e.message);
+      throw e;
+    }
+  }
+
+  private newToken(): Uint8Array {
+    return ascii(uuid4(this.host.random));
+  }
+
+  // ================================================================================================ requests
+
+  private track<T>(kind: Request['kind'], device: bigint, token: Uint8Array): Promise<T> {
+    const key = toHex(token);
+    return new Promise<T>((resolve, reject) => {
+      const r: Request = { kind, device, resolve: resolve as (v: never) => void, reject, timer: null };
+      r.timer = this.host.clock.setTimeout(() => {
+        if (this.requests.get(key) !== r) return;
+        this.requests.delete(key);
+        this.host.log('warn', 'request_timeout', { kind, device: idHex16(device) });
+        reject(new C2Error('timeout', `no answer from ${idHex16(device)} to the ${kind} request`));
+      }, this.options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT);
+      this.requests.set(key, r);
+    });
+  }
+
+  private settleRequest(key: string, value: unknown): void {
+    const r = this.requests.get(key);
+    if (r === undefined) return;
+    this.requests.delete(key);
+    this.host.clock.clearTimeout(r.timer);
+    (r.resolve as (v: unknown) => void)(value);
+  }
+
+  private failRequest(token: Uint8Array, e: unknown): void {
+    const key = toHex(token);
+    const r = this.requests.get(key);
+    if (r === undefined) return;
+    this.requests.delete(key);
+    this.host.clock.clearTimeout(r.timer);
+    r.reject(e instanceof Error ? e : new C2Error('publish_failed', String(e)));
+  }
+
+  // ================================================================================================ helpers
+
+  private async subscribeAll(): Promise<void> {
+    const { transport } = this.host;
+    await Promise.all([transport.subscribe(serverJoinFilter(this.serverId)), ...[...this.subscribed].map((id) => transport.subscribe(deviceFilter(id)))]);
+  }
+
+  private async subscribeDevice(id: bigint): Promise<void> {
+    this.subscribed.add(id);
+    await this.host.transport.subscribe(deviceFilter(id));
+  }
+
+  private async unsubscribeDevice(id: bigint): Promise<void> {
+    if (!this.subscribed.delete(id)) return;
+    await this.host.transport.unsubscribe(deviceFilter(id));
+  }
+
+  private requireJoined(id: bigint): DeviceRecord {
+    const d = this.host.registry.device(id);
+    if (d === null) throw new C2Error('unknown_device', `device ${idHex16(id)} is not registered`);
+    if (d.state !== 'joined') throw new C2Error('not_joined', `device ${idHex16(id)} is ${d.state}, not joined`);
+    return d;
+  }
+
+  private runnable(): void {
+    if (this.state !== 'started') throw new C2Error('stopped', 'the engine is not running');
+  }
+
+  private now(): number {
+    return this.host.clock.now();
+  }
+
+  private emit(e: C2Event): void {
+    for (const l of this.listeners) {
+      try {
+        l(e);
+      } catch (err) {
+        this.host.log('warn', 'listener_threw', { event: e.type, why: String(err) });
+      }
+    }
+  }
+
+  /** Runs a handler, counting it for idle() and logging anything it throws. */
+  private run(fn: () => Promise<void> | void): void {
+    this.inFlight++;
+    let p: Promise<void>;
+    try {
+      p = Promise.resolve(fn());
+    } catch (e) {
+      p = Promise.reject(e);
+    }
+    p.catch((e: unknown) => this.host.log('error', 'handler_failed', { why: String(e) })).finally(() => {
+      if (--this.inFlight === 0) {
+        const waiters = this.idleWaiters;
+        this.idleWaiters = [];
+        for (const w of waiters) w();
+      }
+    });
+  }
+}
+

@@ -1,0 +1,80 @@
+/**
+ * What the C2 engine needs from the world. The transport, clock and log are the same interfaces the device
+ * agent uses (modules/agent/host.ts); the registry is the server's store (registry.ts).
+ */
+import type { Crypto, RandomBytes, RsaPrivateKey } from '../../crypto/types.js';
+import type { Clock, Log, Transport } from '../agent/host.js';
+import type { Registry } from './registry.js';
+import type { C2Listener } from './events.js';
+
+export type { Clock, Log, Transport } from '../agent/host.js';
+
+export interface C2Host {
+  transport: Transport;
+  registry: Registry;
+  crypto: Crypto;
+  random: RandomBytes;
+  clock: Clock;
+  log: Log;
+  /** This server's 64-bit id. */
+  serverId: bigint;
+  /** This server's RSA private key (it signs every message). */
+  privateKey: RsaPrivateKey;
+}
+
+/** A decision about a simple join, or about an observed join once the observer has answered. */
+export type JoinDecision = 'accept' | 'refuse' | 'fail' | 'defer';
+/** A decision about a human-moderated or observed join request: go on with the challenge, or end it now. */
+export type ChallengeDecision = 'challenge' | 'refuse' | 'fail';
+
+export interface JoinRequestInfo {
+  readonly device: bigint;
+  readonly kind: 'simple' | 'human' | 'observed';
+  /** The observer named by an observed join request, else null. */
+  readonly observer: bigint | null;
+}
+
+export interface ObservationInfo {
+  readonly device: bigint;
+  readonly observer: bigint;
+  /** 0x60 valid, 0x6E invalid, 0x6F fail. */
+  readonly status: number;
+}
+
+type MaybePromise<T> = T | Promise<T>;
+
+export interface C2Options {
+  /**
+   * Simple join (0x09): accept (0x50), refuse (0x5E), fail (0x5F), or defer to a later approveJoin / refuseJoin /
+   * failJoin call. Without a hook every simple join from a provisioned device is accepted. A throw means 'fail'.
+   */
+  onJoinRequest?: (req: JoinRequestInfo) => MaybePromise<JoinDecision>;
+  /**
+   * Human-moderated (0x0B) or observed (0x0D) join: 'challenge' sends the secret (0x0C, or 0x0E + 0x0F), 'refuse'
+   * / 'fail' answer at once. Default 'challenge'. A human-moderated join is then decided only by approveJoin /
+   * refuseJoin / failJoin.
+   */
+  onChallengeRequest?: (req: JoinRequestInfo) => MaybePromise<ChallengeDecision>;
+  /**
+   * The observer's verdict on an observed join. Default: valid (0x60) → accept, invalid (0x6E) → refuse,
+   * fail (0x6F) → fail. 'defer' leaves the join pending for approveJoin / refuseJoin / failJoin.
+   */
+  onObservationResult?: (res: ObservationInfo) => MaybePromise<JoinDecision>;
+  /**
+   * Fail (0x5F) a join still pending this long after its request: an operator who never decides, an observer
+   * that never answers, a device that gave up. Default: pending joins never expire.
+   */
+  joinTimeoutMs?: number;
+  /** Send an ID request right after accepting a join (pySRUP's accept_join(ID_req=True)). Default false. */
+  identifyOnJoin?: boolean;
+  /** Send the activate as soon as an update reports success (0x00). Default false. */
+  autoActivate?: boolean;
+  /** How long an action or ID request waits for its answer. Default 30 000 ms. */
+  requestTimeoutMs?: number;
+  /** How long an initiate waits for the device's download result. Default 300 000 ms. */
+  initiateTimeoutMs?: number;
+  /** How long an activate waits for the post-reboot confirmation (0x10 / 0x1F). Default 600 000 ms. */
+  activateTimeoutMs?: number;
+  /** Receives every event (same as engine.on(listener)). */
+  onEvent?: C2Listener;
+}

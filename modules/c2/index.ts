@@ -1,0 +1,46 @@
+/**
+ * The C2 engine's public API: the server side of every SRUP flow, for the C2 application and for tests.
+ *
+ *   registry.ts         the Registry interface (devices, sequence IDs, updates, audit log); synchronous, durable
+ *   memory-registry.ts  the in-memory Registry
+ *   host.ts             C2Host (transport, registry, crypto, random, clock, log, serverId, privateKey), C2Options
+ *   engine.ts           C2Engine: lifecycle, commands, the receive dispatch, sending
+ *   receive.ts          the receive pipeline and the permission table
+ *   join.ts             simple, human-moderated, observed joins and the join command
+ *   update.ts           initiate, activate, confirmation, timeouts
+ *   events.ts           C2Event, what the engine tells the application
+ *   tokens.ts           uuid4 tokens and join secrets from host randomness
+ *   errors.ts           C2Error and its reasons
+ */
+export { C2Engine, parseIdentification, ID_RESPONSE_DATA_ID } from './engine.js';
+export { C2Error, isC2Error, type C2ErrorReason } from './errors.js';
+export type { C2Event, C2Listener, Challenge, RemovalReason } from './events.js';
+export type {
+  C2Host,
+  C2Options,
+  ChallengeDecision,
+  JoinDecision,
+  JoinRequestInfo,
+  ObservationInfo,
+  Clock,
+  Log,
+  Transport,
+} from './host.js';
+export type {
+  AuditEntry,
+  AuditInput,
+  AuditQuery,
+  DevicePatch,
+  DeviceRecord,
+  DeviceState,
+  JoinKind,
+  Registry,
+  SequenceState,
+  UpdatePatch,
+  UpdateRecord,
+  UpdateState,
+} from './registry.js';
+export { MemoryRegistry } from './memory-registry.js';
+export { PERMISSIONS as SERVER_PERMISSIONS } from './receive.js';
+export { challengeOf } from './join.js';
+export { uuid4, joinSecret } from './tokens.js';

@@ -1,0 +1,244 @@
+/**
+ * Join flows on the server (SRUP-WIRE.md §11), with the approval hooks of C2Options.
+ *
+ *   simple    join_request 0x09 -> onJoinRequest (default accept) -> response 0x50 / 0x5E / 0x5F, the request's
+ *             token; 'defer' waits for approveJoin / refuseJoin / failJoin
+ *   human     human_join_request 0x0B -> onChallengeRequest (default 'challenge') -> a fresh secret sealed to the
+ *             device in human_join_response 0x0C (new token) -> 'challenge' event (secret, grid, blink code) ->
+ *             the operator compares and calls approveJoin / refuseJoin -> 0x50 / 0x5E with the 0x0C's token
+ *   observed  observed_join_request 0x0D naming a joined observer -> onChallengeRequest -> the secret sealed to
+ *             the joining device in observed_join_response 0x0E (new token) and to the observer in
+ *             observation_request 0x0F (new token, joining id in clear) -> the observer's response
+ *             0x60 / 0x6E / 0x6F with the 0x0F's token -> onObservationResult (default valid → accept,
+ *             invalid → refuse, fail → fail) -> 0x50 / 0x5E / 0x5F with the 0x0E's token
+ *   command   join_command 0x0A naming the device (no answer comes back): joined at once
+ *
+ * The pending join lives in the registry (state 'pending', joinToken, joinSecret, observer), so a restarted
+ * engine can still approve it. With options.joinTimeoutMs a join still pending that long after its request is
+ * failed (0x5F), so that abandoned joins do not pile up. A newer join request from the same device supersedes an older one: a hook
+ * that answers late for a superseded request changes nothing.
+ */
+import { sealEnvelope } from '../../crypto/envelope.js';
+import { blinkCode, challengeGrid } from '../challenge/index.js';
+import { equal, idHex16, toHex } from '../srup/bytes.js';
+import type { MessageOf } from '../srup/schema.js';
+import { Status } from '../srup/schema.js';
+import { C2Error } from './errors.js';
+import type { Challenge } from './events.js';
+import type { EngineCore } from './engine.js';
+import type { ChallengeDecision, JoinDecision, JoinRequestInfo } from './host.js';
+import type { DeviceRecord, JoinKind } from './registry.js';
+import { ascii, joinSecret } from './tokens.js';
+
+/** The secret's pictures, as modules/challenge draws them on the device. */
+export function challengeOf(secret: string): Challenge {
+  return { secret, grid: challengeGrid(secret), blink: blinkCode(secret).digits };
+}
+
+const CLEAR = { joinToken: null, joinSecret: null, observerId: null, observationToken: null } as const;
+
+const JOIN_DECISIONS: ReadonlySet<string> = new Set(['accept', 'refuse', 'fail', 'defer']);
+const CHALLENGE_DECISIONS: ReadonlySet<string> = new Set(['challenge', 'refuse', 'fail']);
+
+function statusOf(decision: 'accept' | 'refuse' | 'fail'): number {
+  return decision === 'accept' ? Status.JOIN_SUCCESS : decision === 'refuse' ? Status.JOIN_REFUSED : Status.JOIN_FAIL;
+}
+
+export class JoinFlows {
+  private readonly timers = new Map<bigint, unknown>();
+
+  constructor(private readonly core: EngineCore) {}
+
+  /** After a restart: pending joins get the rest of their time (or expire now). */
+  rearm(): void {
+    const ms = this.core.options.joinTimeoutMs;
+    if (ms === undefined) return;
+    const now = this.core.now();
+    for (const d of this.core.host.registry.devices('pending')) this.arm(d.id, Math.max(0, ms - (now - d.updatedAt)));
+  }
+
+  /** Clears every join timer (the pending joins stay in the registry). */
+  stop(): void {
+    for (const id of [...this.timers.keys()]) this.disarm(id);
+  }
+
+  /** A join request of any kind that passed the receive pipeline. */
+  async onRequest(
+    m: MessageOf<'join_request'> | MessageOf<'human_join_request'> | MessageOf<'observed_join_request'>,
+    kind: Exclude<JoinKind, 'command'>,
+    observer: bigint | null,
+  ): Promise<void> {
+    const { core } = this;
+    const device = m.senderId;
+    core.setDeviceState(device, 'pending', { ...CLEAR, joinKind: kind, joinToken: m.token, observerId: observer });
+    if (core.options.joinTimeoutMs !== undefined) this.arm(device, core.options.joinTimeoutMs);
+    core.emit({ type: 'join_request', device, kind, observer });
+    const info: JoinRequestInfo = { device, kind, observer };
+
+    if (kind === 'simple') {
+      const hook = core.options.onJoinRequest;
+      const decision = await this.decide<JoinDecision>(JOIN_DECISIONS, hook ? () => hook(info) : () => 'accept');
+      if (!this.current(device, m.token) || decision === 'defer') return;
+      return this.answer(device, statusOf(decision));
+    }
+
+    const hook = core.options.onChallengeRequest;
+    const decision = await this.decide<ChallengeDecision>(CHALLENGE_DECISIONS, hook ? () => hook(info) : () => 'challenge');
+    if (!this.current(device, m.token)) return;
+    if (decision !== 'challenge') return this.answer(device, statusOf(decision));
+    if (kind === 'human') return this.sendHumanChallenge(device);
+    return this.sendObservation(device, observer as bigint);
+  }
+
+  /** A response 0x60 / 0x6E / 0x6F from a joined device: the verdict of the observer of some pending join. */
+  async onObservation(m: MessageOf<'response'>): Promise<void> {
+    const { core } = this;
+    const observer = m.senderId;
+    const status = m.fields.status;
+    const d = core.host.registry
+      .devices('pending')
+      .find((x) => x.observerId === observer && x.observationToken !== null && equal(x.observationToken, m.token));
+    if (d === undefined) {
+      core.host.log('warn', 'unmatched_observation', { observer: idHex16(observer), token: toHex(m.token) });
+      return;
+    }
+    const device = d.id;
+    const joinToken = d.joinToken as Uint8Array;
+    // One verdict per observation request.
+    core.setDeviceState(device, 'pending', { observationToken: null });
+    core.emit({ type: 'observation_result', device, observer, status });
+    const hook = core.options.onObservationResult;
+    const byDefault: JoinDecision =
+      status === Status.OBSERVED_JOIN_VALID ? 'accept' : status === Status.OBSERVED_JOIN_INVALID ? 'refuse' : 'fail';
+    const decision = await this.decide<JoinDecision>(JOIN_DECISIONS, hook ? () => hook({ device, observer, status }) : () => byDefault);
+    if (!this.current(device, joinToken) || decision === 'defer') return;
+    return this.answer(device, statusOf(decision));
+  }
+
+  /** Answers the pending join of `id` with 0x50 / 0x5E / 0x5F and the pending token. */
+  async answer(id: bigint, status: number): Promise<void> {
+    const { core } = this;
+    const d = core.host.registry.device(id);
+    if (d === null) throw new C2Error('unknown_device', `device ${idHex16(id)} is not registered`);
+    if (d.state !== 'pending' || d.joinToken === null) {
+      throw new C2Error('no_pending_join', `device ${idHex16(id)} has no join in progress (${d.state})`);
+    }
+    const token = d.joinToken;
+    const kind = d.joinKind;
+    this.disarm(id);
+    if (status === Status.JOIN_SUCCESS) {
+      core.setDeviceState(id, 'joined', CLEAR);
+      // Subscribed before the device learns it joined, so its first message is heard.
+      await core.subscribeDevice(id).catch((e: unknown) => core.host.log('error', 'subscribe_failed', { why: String(e) }));
+      await core.send('response', id, token, { status });
+      core.host.log('info', 'joined', { device: idHex16(id), kind });
+      core.emit({ type: 'joined', device: id, kind: kind ?? 'simple' });
+      core.afterJoin(id);
+      return;
+    }
+    const refused = status === Status.JOIN_REFUSED;
+    core.setDeviceState(id, refused ? 'refused' : 'failed', CLEAR);
+    const sent = core.send('response', id, token, { status });
+    // A joined device asking to join again and refused is no longer ours.
+    core.unsubscribeDevice(id).catch((e: unknown) => core.host.log('warn', 'unsubscribe_failed', { why: String(e) }));
+    core.host.log('info', refused ? 'join_refused' : 'join_failed', { device: idHex16(id), kind });
+    core.emit(refused ? { type: 'join_refused', device: id, kind } : { type: 'join_failed', device: id, kind });
+    await sent;
+  }
+
+  /** join_command 0x0A naming `id`, from this server. */
+  async command(id: bigint): Promise<void> {
+    const { core } = this;
+    const d = core.host.registry.device(id);
+    if (d === null) throw new C2Error('unknown_device', `device ${idHex16(id)} is not registered`);
+    core.setDeviceState(id, 'joined', { ...CLEAR, joinKind: 'command' });
+    await core.subscribeDevice(id).catch((e: unknown) => core.host.log('error', 'subscribe_failed', { why: String(e) }));
+    await core.send('join_command', id, core.newToken(), { deviceId: id });
+    core.host.log('info', 'joined', { device: idHex16(id), kind: 'command' });
+    core.emit({ type: 'joined', device: id, kind: 'command' });
+  }
+
+  // ---------------------------------------------------------------------------------------------- internals
+
+  private arm(device: bigint, ms: number): void {
+    this.disarm(device);
+    const { core } = this;
+    const t = core.host.clock.setTimeout(() => {
+      if (this.timers.get(device) !== t) return;
+      this.timers.delete(device);
+      const d = core.host.registry.device(device);
+      if (d === null || d.state !== 'pending' || d.joinToken === null) return;
+      core.host.log('warn', 'join_expired', { device: idHex16(device), kind: d.joinKind });
+      this.answer(device, Status.JOIN_FAIL).catch((e: unknown) => core.host.log('warn', 'join_expiry_failed', { why: String(e) }));
+    }, ms);
+    this.timers.set(device, t);
+  }
+
+  private disarm(device: bigint): void {
+    const t = this.timers.get(device);
+    if (t !== undefined) {
+      this.core.host.clock.clearTimeout(t);
+      this.timers.delete(device);
+    }
+  }
+
+  private async sendHumanChallenge(device: bigint): Promise<void> {
+    const { core } = this;
+    const { crypto, random } = core.host;
+    const d = core.host.registry.device(device) as DeviceRecord;
+    const secret = joinSecret(random);
+    const token = core.newToken();
+    const encrypted = sealEnvelope(crypto, d.publicKey, ascii(secret), random);
+    core.setDeviceState(device, 'pending', { joinToken: token, joinSecret: secret });
+    const sent = core.send('human_join_response', device, token, { encrypted });
+    core.emit({ type: 'challenge', device, kind: 'human', challenge: challengeOf(secret) });
+    await sent;
+  }
+
+  private async sendObservation(device: bigint, observer: bigint): Promise<void> {
+    const { core } = this;
+    const { crypto, random, registry } = core.host;
+    const o = registry.device(observer);
+    if (observer === device || o === null || o.state !== 'joined') {
+      core.host.log('warn', 'bad_observer', {
+        device: idHex16(device),
+        observer: idHex16(observer),
+        why: observer === device ? 'self' : o === null ? 'unknown' : o.state,
+      });
+      return this.answer(device, Status.JOIN_FAIL);
+    }
+    const d = registry.device(device) as DeviceRecord;
+    const secret = joinSecret(random);
+    const plain = ascii(secret);
+    const joinToken = core.newToken();
+    const observationToken = core.newToken();
+    const toDevice = sealEnvelope(crypto, d.publicKey, plain, random);
+    const toObserver = sealEnvelope(crypto, o.publicKey, plain, random);
+    core.setDeviceState(device, 'pending', { joinToken, joinSecret: secret, observerId: observer, observationToken });
+    const sent = [
+      core.send('observed_join_response', device, joinToken, { encrypted: toDevice }),
+      core.send('observation_request', observer, observationToken, { joiningDeviceId: device, encrypted: toObserver }),
+    ];
+    core.emit({ type: 'challenge', device, kind: 'observed', challenge: challengeOf(secret) });
+    core.emit({ type: 'observation_requested', device, observer });
+    await Promise.all(sent);
+  }
+
+  /** True while `token` is still the pending join token of `device` (no newer request, no answer yet). */
+  private current(device: bigint, token: Uint8Array): boolean {
+    const d = this.core.host.registry.device(device);
+    return d !== null && d.state === 'pending' && d.joinToken !== null && equal(d.joinToken, token);
+  }
+
+  /** Runs a hook; a throw or an unknown answer is 'fail'. */
+  private async decide<T extends string>(allowed: ReadonlySet<string>, hook: () => T | Promise<T>): Promise<T | 'fail'> {
+    try {
+      const v = await hook();
+      if (typeof v === 'string' && allowed.has(v)) return v;
+      this.core.host.log('warn', 'bad_decision', { value: String(v) });
+    } catch (e) {
+      this.core.host.log('warn', 'hook_threw', { why: String(e) });
+    }
+    return 'fail';
+  }
+}

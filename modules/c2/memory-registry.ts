@@ -1,0 +1,162 @@
+/**
+ * The registry in memory: the reference implementation of registry.ts, used by tests and by a C2 that needs no
+ * persistence. Maps keyed by id / token, copies in and out so callers never share state with the store.
+ */
+import type { RsaPublicKey } from '../../crypto/types.js';
+import type {
+  AuditEntry,
+  AuditInput,
+  AuditQuery,
+  DevicePatch,
+  DeviceRecord,
+  DeviceState,
+  Registry,
+  SequenceState,
+  UpdatePatch,
+  UpdateRecord,
+} from './registry.js';
+import { C2Error } from './errors.js';
+
+function copyBytes(b: Uint8Array | null): Uint8Array | null {
+  return b === null ? null : b.slice();
+}
+
+function copyDevice(d: DeviceRecord): DeviceRecord {
+  return {
+    ...d,
+    joinToken: copyBytes(d.joinToken),
+    observationToken: copyBytes(d.observationToken),
+    lastResponse: d.lastResponse === null ? null : { ...d.lastResponse, token: d.lastResponse.token.slice() },
+  };
+}
+
+function copyAudit(a: AuditEntry): AuditEntry {
+  return { ...a, token: a.token.slice(), bytes: a.bytes.slice() };
+}
+
+const ZERO: SequenceState = { lastSent: 0n, lastAccepted: 0n };
+
+export class MemoryRegistry implements Registry {
+  private readonly devs = new Map<bigint, DeviceRecord>();
+  private readonly seqs = new Map<bigint, SequenceState>();
+  private readonly ups = new Map<string, UpdateRecord>();
+  private readonly log: AuditEntry[] = [];
+
+  device(id: bigint): DeviceRecord | null {
+    const d = this.devs.get(id);
+    return d === undefined ? null : copyDevice(d);
+  }
+
+  devices(state?: DeviceState): DeviceRecord[] {
+    const out: DeviceRecord[] = [];
+    for (const d of this.devs.values()) if (state === undefined || d.state === state) out.push(copyDevice(d));
+    return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  addDevice(id: bigint, publicKey: RsaPublicKey, now: number): DeviceRecord {
+    const old = this.devs.get(id);
+    const d: DeviceRecord = {
+      id,
+      publicKey,
+      state: 'provisioned',
+      joinKind: null,
+      joinToken: null,
+      joinSecret: null,
+      observerId: null,
+      observationToken: null,
+      lastSeen: old ? old.lastSeen : null,
+      identification: old ? old.identification : null,
+      firmwareName: old ? old.firmwareName : null,
+      firmwareVersion: old ? old.firmwareVersion : null,
+      lastResponse: old ? old.lastResponse : null,
+      createdAt: old ? old.createdAt : now,
+      updatedAt: now,
+    };
+    this.devs.set(id, d);
+    return copyDevice(d);
+  }
+
+  updateDevice(id: bigint, patch: DevicePatch, now: number): DeviceRecord {
+    const d = this.devs.get(id);
+    if (d === undefined) throw new C2Error('unknown_device', `device ${id.toString(16)} is not registered`);
+    const next = copyDevice({ ...d, ...patch, id: d.id, createdAt: d.createdAt, updatedAt: now });
+    this.devs.set(id, next);
+    return copyDevice(next);
+  }
+
+  removeDevice(id: bigint): boolean {
+    const had = this.devs.delete(id);
+    this.seqs.delete(id);
+    for (const [t, u] of this.ups) if (u.device === id) this.ups.delete(t);
+    return had;
+  }
+
+  sequence(peer: bigint): SequenceState {
+    return this.seqs.get(peer) ?? ZERO;
+  }
+
+  setLastSent(peer: bigint, seq: bigint): void {
+    this.seqs.set(peer, { ...this.sequence(peer), lastSent: seq });
+  }
+
+  setLastAccepted(peer: bigint, seq: bigint): void {
+    this.seqs.set(peer, { ...this.sequence(peer), lastAccepted: seq });
+  }
+
+  forgetSequence(peer: bigint): void {
+    this.seqs.delete(peer);
+  }
+
+  addUpdate(u: { token: string; device: bigint; url: string; digest: string }, now: number): UpdateRecord {
+    if (this.ups.has(u.token)) throw new C2Error('duplicate_token', `update token ${u.token} already exists`);
+    const r: UpdateRecord = {
+      token: u.token,
+      device: u.device,
+      url: u.url,
+      digest: u.digest,
+      state: 'initiated',
+      status: null,
+      failure: null,
+      createdAt: now,
+      updatedAt: now,
+    };
+    this.ups.set(u.token, r);
+    return { ...r };
+  }
+
+  update(token: string): UpdateRecord | null {
+    const u = this.ups.get(token);
+    return u === undefined ? null : { ...u };
+  }
+
+  updates(device?: bigint): UpdateRecord[] {
+    const out: UpdateRecord[] = [];
+    for (const u of this.ups.values()) if (device === undefined || u.device === device) out.push({ ...u });
+    return out;
+  }
+
+  setUpdate(token: string, patch: UpdatePatch, now: number): UpdateRecord {
+    const u = this.ups.get(token);
+    if (u === undefined) throw new C2Error('unknown_update', `no update with token ${token}`);
+    const next: UpdateRecord = { ...u, ...patch, updatedAt: now };
+    this.ups.set(token, next);
+    return { ...next };
+  }
+
+  appendAudit(entry: AuditInput): AuditEntry {
+    const e: AuditEntry = copyAudit({ ...entry, seq: this.log.length + 1 });
+    this.log.push(e);
+    return copyAudit(e);
+  }
+
+  audit(query: AuditQuery = {}): AuditEntry[] {
+    const out: AuditEntry[] = [];
+    for (const e of this.log) {
+      if (query.device !== undefined && e.device !== query.device) continue;
+      if (query.after !== undefined && e.seq <= query.after) continue;
+      out.push(copyAudit(e));
+      if (query.limit !== undefined && out.length >= query.limit) break;
+    }
+    return out;
+  }
+}

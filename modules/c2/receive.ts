@@ -1,0 +1,118 @@
+/**
+ * The server's receive pipeline, with the same rules as the device agent's (modules/agent/pipeline.ts):
+ *
+ *   topic    SRUP/servers/<own id>/<device> or SRUP/<device>; anything else  -> wrong_topic
+ *   own      sender == own id: our own publish echoed back on SRUP/<device>, dropped silently
+ *   decode   strict decode (modules/srup/codec.ts)                           -> the SrupError reason
+ *   key      the sender's key from the registry (provisioned beforehand)     -> unknown_sender
+ *   verify   RSASSA-PKCS1-v1_5 / SHA-256 over the signed bytes                -> bad_signature
+ *   permit   PERMISSIONS below, and the topic must name the sender           -> not_permitted
+ *   replay   sequence ID > lastAccepted(sender), strictly                    -> replay
+ *   persist  setLastAccepted(sender, sequence ID)
+ *
+ * A message that fails a step changes nothing and is logged once (warn 'rejected'). Only an accepted message
+ * (its sequence ID already persisted) is handed to the engine to act on.
+ */
+import type { Crypto } from '../../crypto/types.js';
+import { peekHeader, tryDecode } from '../srup/codec.js';
+import { verify } from '../srup/sign.js';
+import type { Message, TypeName } from '../srup/schema.js';
+import { parseTopic } from '../srup/topics.js';
+import { idHex16 } from '../srup/bytes.js';
+import type { Log } from '../agent/host.js';
+import type { Registry } from './registry.js';
+
+/**
+ * Who may send the server each message type, and where.
+ *
+ *   join        on SRUP/servers/<own id>/<sender>, from any provisioned device (whatever its state)
+ *   joined      on SRUP/<sender>, from a device in state 'joined'
+ *   never       a server never acts on it: server→device messages, and syndication (not supported)
+ */
+export type Rule = 'join' | 'joined' | 'never';
+
+export const PERMISSIONS: Readonly<Record<TypeName, Rule>> = Object.freeze({
+  join_request: 'join',
+  human_join_request: 'join',
+  observed_join_request: 'join',
+  response: 'joined',
+  data: 'joined',
+  resign_request: 'joined',
+  deregister_request: 'joined',
+  initiate: 'never',
+  activate: 'never',
+  action: 'never',
+  id_request: 'never',
+  join_command: 'never',
+  human_join_response: 'never',
+  observed_join_response: 'never',
+  observation_request: 'never',
+  terminate_command: 'never',
+  deregister_command: 'never',
+  syndication_init: 'never',
+  syndicated_action: 'never',
+  syndicated_data: 'never',
+  syndicated_id_request: 'never',
+  syndicated_device_count: 'never',
+  syndicated_device_list: 'never',
+  syndication_request: 'never',
+  syndicated_c2_request: 'never',
+  syndication_end_request: 'never',
+  syndicated_terminate: 'never',
+});
+
+export interface ReceiveDeps {
+  readonly self: bigint;
+  readonly registry: Registry;
+  readonly crypto: Crypto;
+  readonly log: Log;
+}
+
+export type Rejection = { readonly reason: string; readonly sender: bigint | null };
+export type Received = { readonly ok: true; readonly message: Message } | { readonly ok: false; readonly rejection: Rejection | null };
+
+/** Runs the pipeline over one MQTT message. `rejection` is null for our own echoed messages (not an error). */
+export function receive(deps: ReceiveDeps, topic: string, payload: Uint8Array): Received {
+  const reject = (reason: string, sender: bigint | null, detail: Record<string, string | number | boolean | null> = {}): Received => {
+    deps.log('warn', 'rejected', { reason, topic, ...(sender === null ? {} : { sender: idHex16(sender) }), ...detail });
+    return { ok: false, rejection: { reason, sender } };
+  };
+
+  const where = parseTopic(topic);
+  if (where.kind === 'other' || (where.kind === 'join' && where.server !== deps.self)) {
+    return reject('wrong_topic', null);
+  }
+
+  try {
+    if (peekHeader(payload).senderId === deps.self) return { ok: false, rejection: null };
+  } catch {
+    // A malformed header: decode reports why.
+  }
+
+  const decoded = tryDecode(payload);
+  if (!decoded.ok) return reject(decoded.error.reason, null, { length: payload.length });
+  const m = decoded.message;
+  const about = { type: m.type, seq: m.sequenceId.toString() };
+
+  const device = deps.registry.device(m.senderId);
+  if (device === null) return reject('unknown_sender', m.senderId, about);
+  if (!verify(deps.crypto, device.publicKey, m)) return reject('bad_signature', m.senderId, about);
+
+  const rule = PERMISSIONS[m.type];
+  let problem: string | null = null;
+  if (rule === 'never') problem = 'not_for_servers';
+  else if (rule === 'join') {
+    if (where.kind !== 'join' || where.device !== m.senderId) problem = 'not_on_join_topic';
+  } else {
+    if (where.kind !== 'device' || where.device !== m.senderId) problem = 'not_on_own_topic';
+    else if (device.state !== 'joined') problem = 'not_joined';
+  }
+  if (problem !== null) return reject('not_permitted', m.senderId, { ...about, why: problem });
+
+  const last = deps.registry.sequence(m.senderId).lastAccepted;
+  if (m.sequenceId <= last) return reject('replay', m.senderId, { ...about, last: last.toString() });
+
+  deps.registry.setLastAccepted(m.senderId, m.sequenceId);
+  deps.log('debug', 'accepted', { ...about, sender: idHex16(m.senderId) });
+  return { ok: true, message: m };
+}

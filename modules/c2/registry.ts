@@ -1,0 +1,161 @@
+/**
+ * What the C2 engine remembers, behind one synchronous interface: devices, replay counters, update
+ * conversations and an audit log. Shaped for a SQLite implementation (one table each, synchronous calls as with
+ * better-sqlite3): every read is synchronous, and every write is durable when it returns — the engine persists
+ * an outgoing sequence ID before it publishes the message, and an accepted one before it acts on the message.
+ *
+ * Values are plain data: ids are bigint (u64), tokens the engine creates are 36-character uuid4 text, tokens
+ * received from devices are raw bytes, times are the host clock's milliseconds. Implementations return copies
+ * (or immutable rows): changing a returned object never changes the stored state.
+ */
+import type { RsaPublicKey } from '../../crypto/types.js';
+
+/**
+ * provisioned   key registered, never joined (or joined again after a refused/failed join)
+ * pending       a join is in progress (request received, challenge or observation under way, or deferred)
+ * joined        controlled by this server: its topic is subscribed and commands may be sent
+ * refused       the last join was refused (0x5E)
+ * failed        the last join failed (0x5F)
+ * terminated    a terminate command (0x11) was sent
+ * deregistered  a deregister command (0x13) was sent or the device sent a deregister request (0x12)
+ * resigned      the device sent a resign request (0x10)
+ */
+export type DeviceState =
+  | 'provisioned'
+  | 'pending'
+  | 'joined'
+  | 'refused'
+  | 'failed'
+  | 'terminated'
+  | 'deregistered'
+  | 'resigned';
+
+/** How the device joined (or is joining): join_request, human_join_request, observed_join_request, join_command. */
+export type JoinKind = 'simple' | 'human' | 'observed' | 'command';
+
+export interface DeviceRecord {
+  readonly id: bigint;
+  readonly publicKey: RsaPublicKey;
+  readonly state: DeviceState;
+  readonly joinKind: JoinKind | null;
+  /**
+   * The token the join answer (0x50/0x5E/0x5F) will carry: the join request's token for a simple join, the
+   * token of the 0x0C / 0x0E the server sent for a human-moderated / observed join. Null when no join is pending.
+   */
+  readonly joinToken: Uint8Array | null;
+  /** The one-time secret of a human-moderated or observed join (32 lowercase hex characters), or null. */
+  readonly joinSecret: string | null;
+  /** Observed join: the observer named in the 0x0D request, and the token of the 0x0F sent to it. */
+  readonly observerId: bigint | null;
+  readonly observationToken: Uint8Array | null;
+  /** Host-clock time of the last accepted message from the device, or null. */
+  readonly lastSeen: number | null;
+  /** The last IDENTIFICATION_RESPONSE string, and the name/version read from it (null when it has no version). */
+  readonly identification: string | null;
+  readonly firmwareName: string | null;
+  readonly firmwareVersion: string | null;
+  /** The last response (0x02) the device sent: status byte, token, time. */
+  readonly lastResponse: { readonly status: number; readonly token: Uint8Array; readonly at: number } | null;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}
+
+/** Fields the engine changes on a device; `id`, `publicKey` and `createdAt` are fixed at provisioning. */
+export type DevicePatch = Partial<Omit<DeviceRecord, 'id' | 'createdAt' | 'updatedAt'>>;
+
+/** Replay counters for one peer. Both start at 0n. */
+export interface SequenceState {
+  /** The highest sequence ID sent to the peer. */
+  readonly lastSent: bigint;
+  /** The highest sequence ID accepted from the peer. */
+  readonly lastAccepted: bigint;
+}
+
+/**
+ * initiated   initiate (0x01) sent, waiting for the device's response
+ * staged      the device fetched the file and the digest matched (0x00)
+ * activating  activate (0x03) sent, waiting for the post-reboot confirmation
+ * confirmed   the device confirmed the new image (0x10)
+ * failed      the device reported a failure (status set) or a wait timed out (status null)
+ */
+export type UpdateState = 'initiated' | 'staged' | 'activating' | 'confirmed' | 'failed';
+
+export interface UpdateRecord {
+  /** The initiate's token (uuid4 text); the response and the activate carry the same token. */
+  readonly token: string;
+  readonly device: bigint;
+  readonly url: string;
+  /** Lowercase hex SHA-256 of the file, as sent (without the trailing 00). */
+  readonly digest: string;
+  readonly state: UpdateState;
+  /** The last status byte received for this update (0x00, 0xFC-0xFF, 0x10, 0x1F), null if none. */
+  readonly status: number | null;
+  /** Why it failed when no status says so: 'initiate_timeout', 'activate_timeout'; otherwise null. */
+  readonly failure: string | null;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}
+
+export type UpdatePatch = Partial<Pick<UpdateRecord, 'state' | 'status' | 'failure'>>;
+
+/** One line of the audit log: every message the engine sends and every message it accepts. */
+export interface AuditEntry {
+  /** Assigned by the registry: 1, 2, 3... in insertion order. */
+  readonly seq: number;
+  readonly at: number;
+  readonly direction: 'out' | 'in';
+  /** The device the message went to or came from. */
+  readonly device: bigint;
+  /** Message type name (schema.ts), e.g. 'initiate', 'response'. */
+  readonly type: string;
+  readonly sequenceId: bigint;
+  readonly token: Uint8Array;
+  /** Response status byte, when the message is a response. */
+  readonly status: number | null;
+  /** The whole message as it went over the wire. */
+  readonly bytes: Uint8Array;
+}
+
+export type AuditInput = Omit<AuditEntry, 'seq'>;
+
+export interface AuditQuery {
+  readonly device?: bigint;
+  /** Only entries with seq greater than this. */
+  readonly after?: number;
+  /** At most this many, the oldest first. */
+  readonly limit?: number;
+}
+
+export interface Registry {
+  // ------------------------------------------------------------------------------------------ devices
+  device(id: bigint): DeviceRecord | null;
+  /** Every device, optionally only those in one state, ordered by id. */
+  devices(state?: DeviceState): DeviceRecord[];
+  /**
+   * Provisioning: registers a device's public key (state 'provisioned'). Registering a known id replaces its
+   * key and resets it to 'provisioned' with no join in progress.
+   */
+  addDevice(id: bigint, publicKey: RsaPublicKey, now: number): DeviceRecord;
+  /** Changes some fields of a known device; throws if the device is unknown. Returns the new record. */
+  updateDevice(id: bigint, patch: DevicePatch, now: number): DeviceRecord;
+  /** Forgets a device entirely: record, counters and update records. False if it was unknown. */
+  removeDevice(id: bigint): boolean;
+
+  // ------------------------------------------------------------------------------------------ sequence IDs
+  sequence(peer: bigint): SequenceState;
+  setLastSent(peer: bigint, seq: bigint): void;
+  setLastAccepted(peer: bigint, seq: bigint): void;
+  /** Resets both counters of a peer to 0n. */
+  forgetSequence(peer: bigint): void;
+
+  // ------------------------------------------------------------------------------------------ updates
+  addUpdate(u: { token: string; device: bigint; url: string; digest: string }, now: number): UpdateRecord;
+  update(token: string): UpdateRecord | null;
+  /** Updates of a device (or all), oldest first. */
+  updates(device?: bigint): UpdateRecord[];
+  setUpdate(token: string, patch: UpdatePatch, now: number): UpdateRecord;
+
+  // ------------------------------------------------------------------------------------------ audit log
+  appendAudit(entry: AuditInput): AuditEntry;
+  audit(query?: AuditQuery): AuditEntry[];
+}

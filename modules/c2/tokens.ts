@@ -1,0 +1,43 @@
+/** Tokens and one-time secrets made from host randomness (never Math.random). */
+import type { RandomBytes } from '../../crypto/types.js';
+import { toHex } from '../srup/bytes.js';
+
+const HEX = '0123456789abcdef';
+
+function random16(random: RandomBytes): Uint8Array {
+  const b = random(16);
+  if (!(b instanceof Uint8Array) || b.length !== 16) throw new TypeError('host randomness returned other than 16 bytes');
+  return b;
+}
+
+/** `str(uuid.uuid4())`, as pySRUP makes tokens for new conversations: 36 characters, version 4, RFC 4122 variant. */
+export function uuid4(random: RandomBytes): string {
+  const b = random16(random).slice();
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  let s = '';
+  for (let i = 0; i < 16; i++) {
+    if (i === 4 || i === 6 || i === 8 || i === 10) s += '-';
+    s += HEX[b[i] >> 4] + HEX[b[i] & 15];
+  }
+  return s;
+}
+
+/**
+ * A one-time join secret: 32 lowercase hex characters from 16 random bytes (the form of pySRUP's
+ * `uuid4().hex`, but with all 128 bits random: no fixed version or variant digits).
+ */
+export function joinSecret(random: RandomBytes): string {
+  return toHex(random16(random));
+}
+
+/** ASCII text to bytes (tokens and secrets are ASCII). */
+export function ascii(s: string): Uint8Array {
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0x7f) throw new RangeError('not ASCII');
+    out[i] = c;
+  }
+  return out;
+}
