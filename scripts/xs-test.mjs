@@ -1,7 +1,9 @@
-// The conformance suite on a real XS engine: bundles test/xs/entry.ts with esbuild (IIFE, es2022), with the
+// The portable suite on a real XS engine: bundles test/xs/entry.ts with esbuild (IIFE, es2022), with the
 // SRUP vector set embedded as a virtual module (xsnap has no file system), runs it on xsnap, prints every
-// failure and ends with the XS run's own line "N passed, N failed". Exits non-zero when a case failed or XS
-// crashed.
+// failure and ends with the XS run's own line "N passed, N failed". The suite: the conformance cases (codec,
+// crypto, data, round trips), the device agent against the C2 engine (asynchronous flows, run one after the
+// other with a time limit each), the flash stores and the challenge pictures. Exits non-zero when a case
+// failed or XS crashed (no summary line, a non-zero exit status, or a signal).
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from 'esbuild';
@@ -10,7 +12,7 @@ import { ensureXsnap, projectRoot, runBundle } from './xs.mjs';
 const VECTORS = join(projectRoot, 'test', 'data', 'srup-vectors');
 const ENTRY = join(projectRoot, 'test', 'xs', 'entry.ts');
 const OUT_DIR = join(projectRoot, '.tmp', 'xs');
-const OUT = join(OUT_DIR, 'conformance.js');
+const OUT = join(OUT_DIR, 'portable.js');
 const SUMMARY = /^(\d+) passed, (\d+) failed$/;
 
 /** The vector set as one JS module: index, sidecars and key PEMs as data, .bin files as base64. */

@@ -2,13 +2,22 @@
  * A very small test harness that runs anywhere JavaScript runs: under jest (each case becomes a jest test) and
  * on the bare XS engine (test/xs/entry.ts runs every case and prints the failures). No jest APIs, no Node APIs.
  *
- * A case is a name and a function that throws when the behaviour is wrong. The assertion helpers throw
- * CheckFailure with a message that says what was compared, what was expected and what was found.
+ * A case is a name and a function that throws (or returns a promise that rejects) when the behaviour is wrong.
+ * The assertion helpers throw CheckFailure with a message that says what was compared, what was expected and
+ * what was found. runCases runs synchronous cases; runCasesAsync runs any case, one after the other, each
+ * within a time limit measured with the timers the platform hands in.
  */
 
+/** A synchronous case. */
 export interface Case {
   readonly name: string;
   run(): void;
+}
+
+/** A case that may return a promise (every Case is one). */
+export interface AsyncCase {
+  readonly name: string;
+  run(): void | Promise<void>;
 }
 
 export class CheckFailure extends Error {
@@ -159,18 +168,96 @@ export interface RunResult {
   failures: Failure[];
 }
 
-/** Runs every case; a case fails when it throws. onFailure is called as each failure happens. */
+function failureOf(name: string, e: unknown): Failure {
+  return { name, message: e instanceof CheckFailure ? e.message : describeError(e) };
+}
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
+}
+
+/**
+ * Runs every case synchronously; a case fails when it throws. A case that returns a promise fails too (it
+ * belongs in runCasesAsync). onFailure is called as each failure happens.
+ */
 export function runCases(cases: readonly Case[], onFailure?: (f: Failure) => void): RunResult {
   const result: RunResult = { passed: 0, failures: [] };
   for (const c of cases) {
     try {
-      c.run();
+      const r: unknown = c.run();
+      if (isThenable(r)) {
+        Promise.resolve(r).catch(() => undefined);
+        fail('the case is asynchronous: run it with runCasesAsync');
+      }
       result.passed++;
     } catch (e) {
-      const f = { name: c.name, message: e instanceof CheckFailure ? e.message : describeError(e) };
+      const f = failureOf(c.name, e);
       result.failures.push(f);
       if (onFailure) onFailure(f);
     }
+  }
+  return result;
+}
+
+/** The timers runCasesAsync measures its time limit with (the platform's, or a shim over them). */
+export interface Timers {
+  set(fn: () => void, ms: number): unknown;
+  clear(handle: unknown): void;
+  /** Milliseconds from any fixed origin. */
+  now(): number;
+}
+
+export interface AsyncRunOptions {
+  readonly timers: Timers;
+  /** Time limit of one case (default 30 000 ms). */
+  readonly timeoutMs?: number;
+  onFailure?(f: Failure): void;
+  /** Called after each case with its outcome and duration. */
+  onCase?(name: string, ok: boolean, ms: number): void;
+}
+
+/**
+ * Runs the cases one after the other, synchronous or not: a case fails when it throws, when its promise rejects,
+ * or when its promise has not settled within the time limit (it is then left behind, and the next case starts).
+ * A synchronous computation cannot be interrupted: a case that overruns without yielding is reported once it
+ * returns.
+ */
+export async function runCasesAsync(cases: readonly AsyncCase[], options: AsyncRunOptions): Promise<RunResult> {
+  const result: RunResult = { passed: 0, failures: [] };
+  const limit = options.timeoutMs ?? 30_000;
+  const { timers } = options;
+  for (const c of cases) {
+    const t0 = timers.now();
+    let handle: unknown = null;
+    let error: unknown = null;
+    let failed = false;
+    try {
+      const r = c.run();
+      if (isThenable(r)) {
+        const timeout = new Promise<never>((_, reject) => {
+          handle = timers.set(() => reject(new CheckFailure(`timed out: not settled after ${limit} ms`)), limit);
+        });
+        const run = Promise.resolve(r);
+        run.catch(() => undefined); // a case left behind after its time limit may still reject
+        await Promise.race([run, timeout]);
+      }
+    } catch (e) {
+      failed = true;
+      error = e;
+    } finally {
+      if (handle !== null) timers.clear(handle);
+    }
+    const ms = timers.now() - t0;
+    if (!failed && ms > limit) {
+      failed = true;
+      error = new CheckFailure(`overran its time limit: ${Math.round(ms)} ms > ${limit} ms`);
+    }
+    if (failed) {
+      const f = failureOf(c.name, error);
+      result.failures.push(f);
+      if (options.onFailure) options.onFailure(f);
+    } else result.passed++;
+    if (options.onCase) options.onCase(c.name, !failed, ms);
   }
   return result;
 }

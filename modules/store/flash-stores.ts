@@ -1,0 +1,127 @@
+/**
+ * KeyStore and SequenceStore (modules/agent/host.ts) on a flash partition: the key-store record (record.ts)
+ * in the A/B slots and the counter log (counter-log.ts) in the blocks after them. Every setter is durable on
+ * return. Pure: the host hands in a Flash.
+ */
+import type { KeyStore, PendingUpdate, SequenceStore } from '../agent/host.js';
+import type { RsaPrivateKey, RsaPublicKey } from '../../crypto/types.js';
+import { parsePkcs1PrivateKeyDer, parsePrivateKeyDer, parsePublicKeyDer, publicKeyToDer } from '../../crypto/keys.js';
+import { CounterLog } from './counter-log.js';
+import { StoreError } from './errors.js';
+import { DEFAULT_LAYOUT, layoutFor, type Flash, type StoreLayout } from './flash.js';
+import { RecordSlots, type DeviceRecord } from './record.js';
+
+/** PKCS#8 first (what provisioning writes), PKCS#1 otherwise. */
+export function parseStoredPrivateKey(der: Uint8Array): RsaPrivateKey {
+  try {
+    return parsePrivateKeyDer(der);
+  } catch {
+    return parsePkcs1PrivateKeyDer(der);
+  }
+}
+
+export class FlashKeyStore implements KeyStore {
+  readonly deviceId: bigint;
+  readonly privateKey: RsaPrivateKey;
+  private readonly slots: RecordSlots;
+  private rec: DeviceRecord;
+  private readonly keys = new Map<bigint, RsaPublicKey>();
+
+  constructor(flash: Flash, layout: StoreLayout = DEFAULT_LAYOUT) {
+    this.slots = new RecordSlots(flash, layoutFor(flash, layout));
+    const rec = this.slots.load();
+    if (rec === null) throw new StoreError('not_provisioned', 'no valid key-store record in the srup partition');
+    this.rec = rec;
+    this.deviceId = rec.deviceId;
+    this.privateKey = parseStoredPrivateKey(rec.privateKey);
+    for (const p of rec.peers) this.keys.set(p.id, parsePublicKeyDer(p.der));
+  }
+
+  /** The whole record (broker URL, CA, Wi-Fi, presenter settings) as last written. */
+  get record(): DeviceRecord {
+    return this.rec;
+  }
+
+  serverId(): bigint | null {
+    return this.rec.serverId;
+  }
+
+  setServerId(id: bigint | null): void {
+    if (id === this.rec.serverId) return;
+    this.save({ ...this.rec, serverId: id });
+  }
+
+  peerKey(id: bigint): RsaPublicKey | null {
+    return this.keys.get(id) ?? null;
+  }
+
+  setPeerKey(id: bigint, key: RsaPublicKey | null): void {
+    const peers = this.rec.peers.filter((p) => p.id !== id);
+    if (key !== null) peers.push({ id, der: publicKeyToDer(key) });
+    else if (peers.length === this.rec.peers.length) return;
+    this.save({ ...this.rec, peers });
+    if (key === null) this.keys.delete(id);
+    else this.keys.set(id, key);
+  }
+
+  private save(r: DeviceRecord): void {
+    this.slots.save(r);
+    this.rec = r;
+  }
+}
+
+export class FlashSequenceStore implements SequenceStore {
+  private readonly log: CounterLog;
+
+  constructor(flash: Flash, layout: StoreLayout = DEFAULT_LAYOUT) {
+    this.log = new CounterLog(flash, layoutFor(flash, layout));
+  }
+
+  lastAccepted(peer: bigint): bigint {
+    return this.log.counters(peer).accepted;
+  }
+
+  setLastAccepted(peer: bigint, seq: bigint): void {
+    this.log.setAccepted(peer, seq);
+  }
+
+  lastSent(peer: bigint): bigint {
+    return this.log.counters(peer).sent;
+  }
+
+  setLastSent(peer: bigint, seq: bigint): void {
+    this.log.setSent(peer, seq);
+  }
+
+  forget(peer: bigint): void {
+    this.log.forget(peer);
+  }
+
+  pendingUpdate(): PendingUpdate | null {
+    const p = this.log.pending;
+    return p === null ? null : { server: p.server, token: p.token.slice(), state: p.state };
+  }
+
+  setPendingUpdate(p: PendingUpdate | null): void {
+    this.log.setPending(p === null ? null : { server: p.server, token: p.token.slice(), state: p.state });
+  }
+}
+
+/** A fresh partition image holding `r` as generation 1 in slot A, everything else erased. */
+export function partitionImage(r: DeviceRecord, byteLength: number, layout: StoreLayout = DEFAULT_LAYOUT): Uint8Array {
+  // Built through the same code path the device uses, on a flash held in memory.
+  const bytes = new Uint8Array(byteLength).fill(0xff);
+  const flash: Flash = {
+    byteLength,
+    blockSize: 4096,
+    read: (o, n) => bytes.slice(o, o + n),
+    write: (o, b) => {
+      for (let i = 0; i < b.length; i++) bytes[o + i] &= b[i];
+    },
+    eraseBlock: (i) => {
+      bytes.fill(0xff, i * 4096, (i + 1) * 4096);
+    },
+  };
+  new RecordSlots(flash, layoutFor(flash, layout)).save(r);
+  return bytes;
+}
