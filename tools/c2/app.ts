@@ -1,0 +1,458 @@
+/**
+ * The C2 application: one process holding the server identity, the SQLite registry, the MQTT transport, the
+ * engine (modules/c2), update campaigns, and the operator console with its HTTP API on 127.0.0.1.
+ *
+ *   const app = await C2App.start({ dataDir, brokerUrl: 'mqtt://127.0.0.1:1883', httpPort: 8686 });
+ *   app.url            // http://127.0.0.1:8686/
+ *   app.operatorToken  // only on first start (print it once)
+ *   await app.stop();
+ *
+ * Restart: the registry keeps pending joins (with their secrets), update records, campaigns and sessions; the
+ * engine re-arms the update timers and resubscribes every joined device; the MQTT session is persistent, so
+ * answers that arrived while the server was down are delivered when it reconnects.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { parsePublicKeyPem } from '../../crypto/keys.js';
+import type { RsaPublicKey } from '../../crypto/types.js';
+import { C2Engine } from '../../modules/c2/engine.js';
+import type { C2Event } from '../../modules/c2/events.js';
+import type { Clock, Log } from '../../modules/c2/host.js';
+import type { DeviceRecord } from '../../modules/c2/registry.js';
+import { blinkCode, blinkSchedule, challengeGrid, DEFAULT_PALETTE, REFERENCE_PALETTE, type Palette } from '../../modules/challenge/index.js';
+import { isDataKind, type DataKind, type DataValue } from '../../modules/srup/data.js';
+import { nodeCrypto, randomBytes } from '../../hosts/node/crypto.js';
+import { hexToId, idToHex } from '../../hosts/node/durable.js';
+import { consoleLog, systemClock } from '../../hosts/node/host.js';
+import { MqttTransport, srupClientId } from '../../hosts/node/mqtt.js';
+import { SqliteRegistry, type DeviceSettings } from '../../hosts/node/sqlite-registry.js';
+import { Auth } from './auth.js';
+import { CampaignError, Campaigns } from './campaigns.js';
+import { ConsoleHttp } from './http.js';
+import { loadOrCreateIdentity, type ServerIdentity } from './identity.js';
+
+export const DB_FILE = 'c2.db';
+export const HTTP_FILE = 'http.json';
+export const IMAGES_DIR = 'images';
+export const DEFAULT_HTTP_PORT = 8686;
+
+export const PALETTES: Record<string, Palette> = { default: DEFAULT_PALETTE, reference: REFERENCE_PALETTE };
+
+export interface C2AppOptions {
+  dataDir: string;
+  brokerUrl: string;
+  /** 0 picks a free port. Default 8686. */
+  httpPort?: number;
+  /** Broker credentials and TLS (PEM contents). */
+  username?: string;
+  password?: string;
+  tls?: { ca?: string; cert?: string; key?: string };
+  /** Base URL devices download campaign images from (default the console's own http://127.0.0.1:PORT). */
+  imageBaseUrl?: string;
+  /** 'auto' accepts simple joins of provisioned devices; 'manual' holds them for the operator. Default 'auto'. */
+  simpleJoins?: 'auto' | 'manual';
+  /** Engine timeouts (ms). */
+  requestTimeoutMs?: number;
+  initiateTimeoutMs?: number;
+  activateTimeoutMs?: number;
+  sessionTtlMs?: number;
+  /** Make a new operator token (printed once) and CLI token. */
+  resetToken?: boolean;
+  log?: Log;
+  clock?: Clock;
+}
+
+/** A device as the console and the CLI show it. */
+export interface DeviceView {
+  id: string;
+  state: DeviceRecord['state'];
+  joinKind: DeviceRecord['joinKind'];
+  label: string | null;
+  palette: string;
+  lastSeen: number | null;
+  identification: string | null;
+  firmwareName: string | null;
+  firmwareVersion: string | null;
+  lastResponse: { status: number; at: number } | null;
+  observer: string | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface ChallengeView {
+  /** 64 colour indices, row-major from the top-left (modules/challenge challengeGrid). */
+  grid: number[];
+  /** The palette the device draws with: its name and the four RGB colours. */
+  palette: { name: string; colours: { name: string; symbol: string; rgb: [number, number, number] }[] };
+  /** The 10 blink digits and one repetition of the on/off schedule (blinkSchedule). */
+  blink: string;
+  schedule: { on: boolean; ms: number }[];
+}
+
+export interface JoinView extends DeviceView {
+  /** Null for a simple join held for the operator (or before the secret went out). */
+  challenge: ChallengeView | null;
+}
+
+export class AppError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.name = 'AppError';
+    this.status = status;
+  }
+}
+
+export type AppEvent =
+  | { kind: 'c2'; event: Record<string, unknown> }
+  | { kind: 'devices' }
+  | { kind: 'campaign'; id: number };
+
+/** JSON form of an engine event: ids as 16 hex digits, bytes as hex. */
+export function eventJson(e: C2Event): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(e)) {
+    if (typeof v === 'bigint') out[k] = idToHex(v);
+    else if (v instanceof Uint8Array) out[k] = Buffer.from(v).toString('hex');
+    else if (k === 'update' && v !== null && typeof v === 'object') {
+      const u = v as Record<string, unknown>;
+      out[k] = { ...u, device: idToHex(u.device as bigint) };
+    } else if (k === 'challenge') continue; // the console reads challenges from /api/joins, in the device's palette
+    else out[k] = v;
+  }
+  return out;
+}
+
+export function parseDeviceId(s: unknown): bigint {
+  const id = hexToId(s);
+  if (id === null) throw new AppError(400, `not a device id (1 to 16 hex digits): ${String(s)}`);
+  return id;
+}
+
+export class C2App {
+  readonly dataDir: string;
+  readonly identity: ServerIdentity;
+  readonly registry: SqliteRegistry;
+  readonly engine: C2Engine;
+  readonly campaigns: Campaigns;
+  readonly auth: Auth;
+  readonly log: Log;
+  readonly brokerUrl: string;
+  /** Set on first start (or with resetToken): show it to the operator once. */
+  readonly operatorToken: string | null;
+  readonly identityCreated: boolean;
+  private readonly transport: MqttTransport;
+  private readonly clock: Clock;
+  private readonly http: ConsoleHttp;
+  private readonly listeners = new Set<(e: AppEvent) => void>();
+  private connected = false;
+  private stopped = false;
+
+  private constructor(o: C2AppOptions) {
+    this.dataDir = path.resolve(o.dataDir);
+    this.log = o.log ?? consoleLog({ format: 'text' });
+    this.clock = o.clock ?? systemClock;
+    this.brokerUrl = o.brokerUrl;
+    const { identity, created } = loadOrCreateIdentity(this.dataDir);
+    this.identity = identity;
+    this.identityCreated = created;
+    // SQLite gives its -wal and -shm files the database file's mode: make it private before it opens.
+    const dbFile = path.join(this.dataDir, DB_FILE);
+    fs.closeSync(fs.openSync(dbFile, 'a', 0o600));
+    fs.chmodSync(dbFile, 0o600);
+    this.registry = new SqliteRegistry(dbFile);
+    this.auth = new Auth(this.registry, this.dataDir, { sessionTtlMs: o.sessionTtlMs });
+    this.operatorToken = this.auth.setup(o.resetToken === true).operatorToken;
+    this.transport = new MqttTransport({
+      url: o.brokerUrl,
+      clientId: srupClientId(identity.id),
+      username: o.username,
+      password: o.password,
+      ca: o.tls?.ca,
+      cert: o.tls?.cert,
+      key: o.tls?.key,
+      log: this.log,
+    });
+    const manual = o.simpleJoins === 'manual';
+    this.engine = new C2Engine(
+      {
+        transport: this.transport,
+        registry: this.registry,
+        crypto: nodeCrypto,
+        random: randomBytes,
+        clock: this.clock,
+        log: this.log,
+        serverId: identity.id,
+        privateKey: identity.privateKey,
+      },
+      {
+        onJoinRequest: () => (manual ? 'defer' : 'accept'),
+        identifyOnJoin: true,
+        autoActivate: false,
+        requestTimeoutMs: o.requestTimeoutMs,
+        initiateTimeoutMs: o.initiateTimeoutMs,
+        activateTimeoutMs: o.activateTimeoutMs,
+        onEvent: (e) => this.onEngineEvent(e),
+      },
+    );
+    this.http = new ConsoleHttp(this, { port: o.httpPort ?? DEFAULT_HTTP_PORT });
+    this.campaigns = new Campaigns({
+      registry: this.registry,
+      engine: this.engine,
+      log: this.log,
+      imagesDir: path.join(this.dataDir, IMAGES_DIR),
+      imageUrl: (file) => `${(o.imageBaseUrl ?? this.http.origin).replace(/\/$/, '')}/images/${file}`,
+      now: () => this.clock.now(),
+      changed: (id) => this.emit({ kind: 'campaign', id }),
+    });
+  }
+
+  /** Opens everything and starts serving; resolves once the HTTP server listens and MQTT subscriptions are made. */
+  static async start(o: C2AppOptions): Promise<C2App> {
+    C2App.checkNotRunning(path.resolve(o.dataDir));
+    const app = new C2App(o);
+    try {
+      await app.http.listen();
+      fs.writeFileSync(path.join(app.dataDir, HTTP_FILE), JSON.stringify({ url: app.http.origin, pid: process.pid }) + '\n', { mode: 0o600 });
+      await app.engine.start();
+      app.campaigns.start();
+    } catch (e) {
+      await app.stop();
+      throw e;
+    }
+    return app;
+  }
+
+  /** Refuses to start a second server on one data directory (same registry, same MQTT client id). */
+  private static checkNotRunning(dir: string): void {
+    let pid: unknown;
+    try {
+      pid = (JSON.parse(fs.readFileSync(path.join(dir, HTTP_FILE), 'utf8')) as { pid?: unknown }).pid;
+    } catch {
+      return;
+    }
+    if (typeof pid !== 'number' || pid === process.pid) return;
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return; // a server that ended without cleaning up
+    }
+    throw new Error(`another C2 server (pid ${pid}) is using ${dir}`);
+  }
+
+  /** The console's origin, e.g. http://127.0.0.1:8686 */
+  get url(): string {
+    return this.http.origin;
+  }
+
+  get isConnected(): boolean {
+    return this.connected;
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    // Campaigns first (they would answer a 0x00 with an activate that can no longer be sent; the next start
+    // sends it), then the transport: a message the broker hands over while it closes is still recorded by the
+    // engine before it is acknowledged, so nothing the devices sent is lost across a restart.
+    this.campaigns.stop();
+    await this.transport.close().catch(() => undefined);
+    await this.engine.idle();
+    this.engine.stop();
+    await this.http.close();
+    try {
+      const f = path.join(this.dataDir, HTTP_FILE);
+      const cur = JSON.parse(fs.readFileSync(f, 'utf8')) as { pid?: number; url?: string };
+      if (cur.pid === process.pid && cur.url === this.http.origin) fs.rmSync(f, { force: true });
+    } catch {
+      // already gone
+    }
+    this.registry.close();
+  }
+
+  on(listener: (e: AppEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  emit(e: AppEvent): void {
+    for (const l of this.listeners) {
+      try {
+        l(e);
+      } catch (err) {
+        this.log('warn', 'listener_threw', { why: String(err) });
+      }
+    }
+  }
+
+  private onEngineEvent(e: C2Event): void {
+    if (e.type === 'connected') this.connected = true;
+    if (e.type === 'disconnected') this.connected = false;
+    // A confirmed update means new firmware: ask the device who it is now.
+    if (e.type === 'update' && e.update.state === 'confirmed') {
+      const device = e.update.device;
+      setImmediate(() => {
+        if (!this.stopped) this.engine.requestId(device).catch(() => undefined);
+      });
+    }
+    this.emit({ kind: 'c2', event: eventJson(e) });
+  }
+
+  // ============================================================================================ views
+
+  deviceView(d: DeviceRecord, s: DeviceSettings = this.registry.deviceSettings(d.id)): DeviceView {
+    return {
+      id: idToHex(d.id),
+      state: d.state,
+      joinKind: d.joinKind,
+      label: s.label,
+      palette: s.palette,
+      lastSeen: d.lastSeen,
+      identification: d.identification,
+      firmwareName: d.firmwareName,
+      firmwareVersion: d.firmwareVersion,
+      lastResponse: d.lastResponse === null ? null : { status: d.lastResponse.status, at: d.lastResponse.at },
+      observer: d.observerId === null ? null : idToHex(d.observerId),
+      createdAt: d.createdAt,
+      updatedAt: d.updatedAt,
+    };
+  }
+
+  devices(): DeviceView[] {
+    const settings = this.registry.allDeviceSettings();
+    return this.registry.devices().map((d) => this.deviceView(d, settings.get(d.id) ?? { palette: 'default', label: null }));
+  }
+
+  device(id: bigint): DeviceView & { audit: Record<string, unknown>[]; updates: Record<string, unknown>[] } {
+    const d = this.registry.device(id);
+    if (d === null) throw new AppError(404, `device ${idToHex(id)} is not registered`);
+    const audit = this.registry.latestAudit(20, id).map((a) => ({
+      seq: a.seq,
+      at: a.at,
+      direction: a.direction,
+      type: a.type,
+      sequenceId: a.sequenceId.toString(),
+      status: a.status,
+      token: Buffer.from(a.token).toString('utf8').replace(/[^\x20-\x7e]/g, '.'),
+      length: a.bytes.length,
+    }));
+    const updates = this.registry.updates(id).slice(-10).reverse().map((u) => ({ ...u, device: idToHex(u.device) }));
+    return { ...this.deviceView(d), audit, updates };
+  }
+
+  challengeView(secret: string, paletteName: string): ChallengeView {
+    const palette = PALETTES[paletteName] ?? DEFAULT_PALETTE;
+    const code = blinkCode(secret);
+    return {
+      grid: challengeGrid(secret),
+      palette: { name: palette.name, colours: palette.colours.map((c) => ({ name: c.name, symbol: c.symbol, rgb: [c.rgb[0], c.rgb[1], c.rgb[2]] })) },
+      blink: code.digits,
+      schedule: blinkSchedule(code).map((s) => ({ on: s.on, ms: s.ms })),
+    };
+  }
+
+  /** Pending joins, with the challenge of human-moderated ones drawn as the device draws it. */
+  joins(): JoinView[] {
+    return this.registry.devices('pending').map((d) => {
+      const v = this.deviceView(d);
+      // Observed joins show it too: it is what the observer is asked to see on the joining device.
+      const challenge = (d.joinKind === 'human' || d.joinKind === 'observed') && d.joinSecret !== null ? this.challengeView(d.joinSecret, v.palette) : null;
+      return { ...v, challenge };
+    });
+  }
+
+  state(): Record<string, unknown> {
+    return {
+      server: { id: idToHex(this.identity.id), broker: this.brokerUrl, connected: this.connected, publicKey: this.identity.publicPem },
+      counts: this.registry.deviceCounts(),
+      devices: this.devices(),
+      joins: this.joins(),
+      campaigns: this.campaigns.list(),
+    };
+  }
+
+  audit(after: number, limit: number): Record<string, unknown>[] {
+    return this.registry.latestAudit(Math.min(limit, 500)).filter((a) => a.seq > after).map((a) => ({
+      seq: a.seq,
+      at: a.at,
+      direction: a.direction,
+      device: idToHex(a.device),
+      type: a.type,
+      sequenceId: a.sequenceId.toString(),
+      status: a.status,
+    }));
+  }
+
+  // ============================================================================================ operations
+
+  /** Registers (or re-registers) a device's public key, with the palette its matrix uses and a label. */
+  addDevice(id: bigint, key: RsaPublicKey | string, opts: { palette?: string; label?: string | null } = {}): DeviceView {
+    let publicKey: RsaPublicKey;
+    try {
+      publicKey = typeof key === 'string' ? parsePublicKeyPem(key) : key;
+    } catch (e) {
+      throw new AppError(400, `not a usable RSA public key: ${(e as Error).message}`);
+    }
+    const palette = opts.palette ?? this.registry.deviceSettings(id).palette;
+    if (!(palette in PALETTES)) throw new AppError(400, `palette must be one of ${Object.keys(PALETTES).join(', ')}`);
+    const rec = this.engine.provision(id, publicKey);
+    const label = opts.label === undefined ? this.registry.deviceSettings(id).label : opts.label;
+    this.registry.setDeviceSettings(id, { palette, label: label === null ? null : String(label).slice(0, 100) || null });
+    this.log('info', 'device_added', { device: idToHex(id) });
+    this.emit({ kind: 'devices' });
+    return this.deviceView(rec);
+  }
+
+  async approve(id: bigint): Promise<void> {
+    await this.engine.approveJoin(id);
+  }
+
+  async refuse(id: bigint): Promise<void> {
+    await this.engine.refuseJoin(id);
+  }
+
+  async joinCommand(id: bigint): Promise<void> {
+    await this.engine.sendJoinCommand(id);
+  }
+
+  action(id: bigint, actionId: number): Promise<number> {
+    return this.engine.sendAction(id, actionId);
+  }
+
+  requestId(id: bigint): Promise<string> {
+    return this.engine.requestId(id);
+  }
+
+  async sendData(id: bigint, dataId: string, kind: string, value: unknown): Promise<void> {
+    if (typeof dataId !== 'string' || dataId.length === 0) throw new AppError(400, 'dataId is required');
+    if (!isDataKind(kind)) throw new AppError(400, `kind must be a data kind such as string, int32, double, bytes`);
+    let v: DataValue<DataKind>;
+    if (kind === 'string') v = String(value);
+    else if (kind === 'bytes') {
+      if (typeof value !== 'string' || !/^([0-9a-fA-F]{2})*$/.test(value)) throw new AppError(400, 'bytes are given as hex');
+      v = Uint8Array.from(Buffer.from(value, 'hex'));
+    } else if (kind === 'uint64' || kind === 'int64') {
+      try {
+        v = BigInt(value as string);
+      } catch {
+        throw new AppError(400, `${String(value)} is not an integer`);
+      }
+    } else {
+      const n = Number(value);
+      if (typeof value === 'string' && value.trim() === '') throw new AppError(400, 'value is required');
+      if (!Number.isFinite(n)) throw new AppError(400, `${String(value)} is not a number`);
+      v = n;
+    }
+    await this.engine.sendData(id, dataId, kind, v as never);
+  }
+
+  async terminate(id: bigint): Promise<void> {
+    await this.engine.terminate(id);
+  }
+
+  async deregister(id: bigint): Promise<void> {
+    await this.engine.deregister(id);
+  }
+}
+
+export { CampaignError };

@@ -1,0 +1,498 @@
+/**
+ * The console's HTTP server on 127.0.0.1: static console files, the JSON API, Server-Sent Events, and the
+ * campaign images (with Range support) that devices download.
+ *
+ * Security: the API needs a session cookie (from POST /api/login with the operator token) or the CLI's bearer
+ * token, else 401. Every state-changing request made with a cookie must come from the console's own origin
+ * (Origin, or Referer when there is no Origin) and carry the session's CSRF token in X-CSRF-Token, else 403.
+ * The Host header must name this server (defeats DNS rebinding). Images are public: devices have no session.
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { isC2Error, type C2ErrorReason } from '../../modules/c2/errors.js';
+import { idToHex } from '../../hosts/node/durable.js';
+import type { C2App, AppEvent } from './app.js';
+import { AppError, parseDeviceId } from './app.js';
+import { SESSION_COOKIE, safeEqual } from './auth.js';
+import { CampaignError, MAX_IMAGE_BYTES, storeStream } from './campaigns.js';
+import { consoleAsset } from './assets.js';
+
+const C2_STATUS: Record<C2ErrorReason, number> = {
+  unknown_device: 404,
+  not_joined: 409,
+  no_pending_join: 409,
+  unknown_update: 404,
+  bad_update_state: 409,
+  duplicate_token: 409,
+  bad_argument: 400,
+  timeout: 504,
+  device_removed: 409,
+  stopped: 503,
+  publish_failed: 502,
+};
+
+const MAX_JSON = 1024 * 1024;
+
+class HttpError extends Error {
+  constructor(readonly status: number, message: string, readonly reason?: string) {
+    super(message);
+  }
+}
+
+type Handler = (ctx: Ctx) => Promise<unknown> | unknown;
+
+interface Ctx {
+  req: http.IncomingMessage;
+  res: http.ServerResponse;
+  params: string[];
+  url: URL;
+  body: () => Promise<Record<string, unknown>>;
+}
+
+interface Route {
+  method: string;
+  pattern: RegExp;
+  auth: boolean;
+  handler: Handler;
+}
+
+function parseCookies(header: string | undefined): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const part of (header ?? '').split(';')) {
+    const i = part.indexOf('=');
+    if (i > 0) out.set(part.slice(0, i).trim(), part.slice(i + 1).trim());
+  }
+  return out;
+}
+
+const SECURITY_HEADERS: Record<string, string> = {
+  'X-Content-Type-Options': 'nosniff',
+  'Referrer-Policy': 'same-origin',
+  'X-Frame-Options': 'DENY',
+  'Content-Security-Policy':
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+};
+
+export class ConsoleHttp {
+  private readonly app: C2App;
+  private readonly server: http.Server;
+  private readonly routes: Route[] = [];
+  /** Open event streams, with when their session ends (Infinity for the CLI's bearer token). */
+  private readonly sse = new Map<http.ServerResponse, number>();
+  private port: number;
+  private heartbeat: ReturnType<typeof setInterval> | null = null;
+  private offApp: (() => void) | null = null;
+
+  constructor(app: C2App, options: { port: number }) {
+    this.app = app;
+    this.port = options.port;
+    this.server = http.createServer((req, res) => {
+      this.handle(req, res).catch((e: unknown) => this.fail(res, e));
+    });
+    this.server.keepAliveTimeout = 5000;
+    this.defineRoutes();
+  }
+
+  get origin(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  async listen(): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      const onError = (e: NodeJS.ErrnoException) => {
+        reject(e.code === 'EADDRINUSE' ? new Error(`port ${this.port} on 127.0.0.1 is in use (another C2 server?)`) : e);
+      };
+      this.server.once('error', onError);
+      this.server.listen(this.port, '127.0.0.1', () => {
+        this.server.off('error', onError);
+        resolve();
+      });
+    });
+    this.port = (this.server.address() as AddressInfo).port;
+    this.offApp = this.app.on((e) => this.broadcast(e));
+    this.heartbeat = setInterval(() => {
+      const now = Date.now();
+      for (const [res, until] of this.sse) {
+        if (until <= now) {
+          // The session ended: the stream ends too (the page then finds it must log in again).
+          this.sse.delete(res);
+          res.end();
+        } else res.write(': keep-alive\n\n');
+      }
+    }, 15000);
+    this.heartbeat.unref();
+  }
+
+  async close(): Promise<void> {
+    this.offApp?.();
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    for (const res of this.sse.keys()) res.end();
+    this.sse.clear();
+    if (!this.server.listening) return;
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+
+  // ============================================================================================ plumbing
+
+  private allowedOrigins(): string[] {
+    return [`http://127.0.0.1:${this.port}`, `http://localhost:${this.port}`, `http://[::1]:${this.port}`];
+  }
+
+  private hostOk(req: http.IncomingMessage): boolean {
+    const host = req.headers.host ?? '';
+    return this.allowedOrigins().some((o) => o.slice('http://'.length) === host);
+  }
+
+  /** The origin a browser request came from: Origin, or the origin of Referer; null when neither is sent. */
+  private requestOrigin(req: http.IncomingMessage): string | null {
+    const origin = req.headers.origin;
+    if (typeof origin === 'string' && origin.length > 0) return origin;
+    const referer = req.headers.referer;
+    if (typeof referer === 'string' && referer.length > 0) {
+      try {
+        return new URL(referer).origin;
+      } catch {
+        return 'invalid';
+      }
+    }
+    return null;
+  }
+
+  private send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string | string[]> = {}): void {
+    const text = JSON.stringify(body);
+    res.writeHead(status, {
+      ...SECURITY_HEADERS,
+      'Content-Type': 'application/json; charset=utf-8',
+      'Cache-Control': 'no-store',
+      'Content-Length': Buffer.byteLength(text),
+      ...headers,
+    });
+    res.end(text);
+  }
+
+  private fail(res: http.ServerResponse, e: unknown): void {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    let status = 500;
+    let reason: string | undefined;
+    const message = e instanceof Error ? e.message : String(e);
+    if (e instanceof HttpError) {
+      status = e.status;
+      reason = e.reason;
+    } else if (e instanceof AppError || e instanceof CampaignError) status = e.status;
+    else if (isC2Error(e)) {
+      status = C2_STATUS[e.reason] ?? 500;
+      reason = e.reason;
+    } else this.app.log('error', 'http_error', { why: e instanceof Error ? (e.stack ?? message) : message });
+    this.send(res, status, { error: status === 500 ? 'internal error' : message, ...(reason ? { reason } : {}) });
+  }
+
+  private readJson(req: http.IncomingMessage): Promise<Record<string, unknown>> {
+    return new Promise((resolve, reject) => {
+      const type = req.headers['content-type'] ?? '';
+      if (!/^application\/json\b/.test(type)) {
+        req.resume();
+        reject(new HttpError(415, 'send application/json'));
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      req.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > MAX_JSON) {
+          reject(new HttpError(413, 'request body too large'));
+          req.destroy();
+          return;
+        }
+        chunks.push(c);
+      });
+      req.on('end', () => {
+        try {
+          const v: unknown = size === 0 ? {} : JSON.parse(Buffer.concat(chunks).toString('utf8'));
+          if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
+          resolve(v as Record<string, unknown>);
+        } catch {
+          reject(new HttpError(400, 'the body must be a JSON object'));
+        }
+      });
+      req.on('error', reject);
+    });
+  }
+
+  private route(method: string, pattern: string, auth: boolean, handler: Handler): void {
+    this.routes.push({ method, pattern: new RegExp(`^${pattern}$`), auth, handler });
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    const method = req.method ?? 'GET';
+
+    if (url.pathname.startsWith('/images/') && (method === 'GET' || method === 'HEAD')) {
+      this.serveImage(req, res, decodeURIComponent(url.pathname.slice('/images/'.length)));
+      return;
+    }
+    if (!this.hostOk(req)) throw new HttpError(421, 'this server answers only to 127.0.0.1 / localhost');
+
+    let found: { r: Route; params: string[] } | null = null;
+    let pathMatched = false;
+    for (const r of this.routes) {
+      const m = r.pattern.exec(url.pathname);
+      if (m === null) continue;
+      pathMatched = true;
+      if (r.method === method || (r.method === 'GET' && method === 'HEAD')) {
+        found = { r, params: m.slice(1) };
+        break;
+      }
+    }
+    if (found === null) throw new HttpError(pathMatched ? 405 : 404, pathMatched ? 'method not allowed' : 'not found');
+
+    const changes = method !== 'GET' && method !== 'HEAD';
+    if (found.r.auth) this.authorize(req, changes);
+    else if (changes) this.checkOrigin(req);
+
+    const ctx: Ctx = { req, res, params: found.params, url, body: () => this.readJson(req) };
+    const result = await found.r.handler(ctx);
+    if (result !== undefined && !res.headersSent) this.send(res, 200, result);
+  }
+
+  /** Throws 401 without valid credentials, 403 for a cross-site or CSRF-less state change. */
+  private authorize(req: http.IncomingMessage, changes: boolean): void {
+    const authz = req.headers.authorization;
+    if (typeof authz === 'string' && authz.startsWith('Bearer ')) {
+      if (!this.app.auth.checkBearer(authz.slice(7).trim())) throw new HttpError(401, 'bad token', 'unauthorized');
+      // A bearer token is never sent by a browser on its own; a browser that sends one must still be same-origin.
+      const origin = this.requestOrigin(req);
+      if (origin !== null && !this.allowedOrigins().includes(origin)) throw new HttpError(403, 'cross-origin request refused', 'bad_origin');
+      return;
+    }
+    const cookie = parseCookies(req.headers.cookie).get(SESSION_COOKIE);
+    const session = cookie === undefined ? null : this.app.auth.session(cookie);
+    if (session === null) throw new HttpError(401, 'log in first', 'unauthorized');
+    if (!changes) return;
+    this.checkOrigin(req);
+    const csrf = req.headers['x-csrf-token'];
+    if (typeof csrf !== 'string' || !safeEqual(csrf, session.csrf)) throw new HttpError(403, 'missing or wrong CSRF token', 'bad_csrf');
+  }
+
+  private checkOrigin(req: http.IncomingMessage): void {
+    const origin = this.requestOrigin(req);
+    if (origin === null || !this.allowedOrigins().includes(origin)) {
+      throw new HttpError(403, 'cross-origin request refused (Origin or Referer must be this console)', 'bad_origin');
+    }
+  }
+
+  // ============================================================================================ SSE
+
+  private broadcast(e: AppEvent): void {
+    if (this.sse.size === 0) return;
+    const text = `event: ${e.kind}\ndata: ${JSON.stringify(e)}\n\n`;
+    for (const res of this.sse.keys()) res.write(text);
+  }
+
+  private openEvents(ctx: Ctx): void {
+    const { res, req } = ctx;
+    res.writeHead(200, {
+      ...SECURITY_HEADERS,
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-store',
+      Connection: 'keep-alive',
+    });
+    res.write('retry: 2000\n\n');
+    const cookie = parseCookies(req.headers.cookie).get(SESSION_COOKIE);
+    const session = cookie === undefined ? null : this.app.auth.session(cookie);
+    this.sse.set(res, session === null ? Infinity : session.expiresAt);
+    req.on('close', () => this.sse.delete(res));
+  }
+
+  // ============================================================================================ images
+
+  private serveImage(req: http.IncomingMessage, res: http.ServerResponse, name: string): void {
+    const notFound = () => {
+      res.writeHead(404, { 'Content-Type': 'text/plain' });
+      res.end('not found\n');
+    };
+    if (!/^[0-9a-f]{64}\.bin$/.test(name) || this.app.registry.campaignByFile(name) === null) return notFound();
+    const file = path.join(this.app.dataDir, 'images', name);
+    let size: number;
+    try {
+      size = fs.statSync(file).size;
+    } catch {
+      return notFound();
+    }
+    const base = {
+      'Content-Type': 'application/octet-stream',
+      'Accept-Ranges': 'bytes',
+      ETag: `"${name.slice(0, 64)}"`,
+      'Cache-Control': 'no-cache',
+    };
+    let start = 0;
+    let end = size - 1;
+    let status = 200;
+    const range = req.headers.range;
+    if (typeof range === 'string' && (req.headers['if-range'] === undefined || req.headers['if-range'] === base.ETag)) {
+      const m = /^bytes=(\d*)-(\d*)$/.exec(range.trim());
+      if (m === null || (m[1] === '' && m[2] === '')) {
+        res.writeHead(416, { ...base, 'Content-Range': `bytes */${size}` });
+        res.end();
+        return;
+      }
+      if (m[1] === '') {
+        start = Math.max(0, size - Number(m[2]));
+      } else {
+        start = Number(m[1]);
+        if (m[2] !== '') end = Math.min(end, Number(m[2]));
+      }
+      if (start >= size || start > end) {
+        res.writeHead(416, { ...base, 'Content-Range': `bytes */${size}` });
+        res.end();
+        return;
+      }
+      status = 206;
+    }
+    const headers: Record<string, string | number> = { ...base, 'Content-Length': end - start + 1 };
+    if (status === 206) headers['Content-Range'] = `bytes ${start}-${end}/${size}`;
+    res.writeHead(status, headers);
+    if (req.method === 'HEAD' || size === 0) {
+      res.end();
+      return;
+    }
+    fs.createReadStream(file, { start, end }).on('error', () => res.destroy()).pipe(res);
+  }
+
+  // ============================================================================================ routes
+
+  private defineRoutes(): void {
+    const app = this.app;
+    const ID = '([0-9a-fA-F]{1,16})';
+
+    // --- console files (public: they hold no data)
+    const asset = (name: string) => async ({ res }: Ctx) => {
+      const a = await consoleAsset(name);
+      res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': a.type, 'Cache-Control': 'no-cache', 'Content-Length': a.body.length });
+      res.end(a.body);
+    };
+    this.route('GET', '/', false, asset('index.html'));
+    this.route('GET', '/console/app\\.js', false, asset('app.js'));
+    this.route('GET', '/console/app\\.css', false, asset('app.css'));
+    this.route('GET', '/console/challenge\\.js', false, asset('challenge.js'));
+
+    // --- sessions
+    this.route('POST', '/api/login', false, async ({ res, body }) => {
+      const b = await body();
+      if (typeof b.token !== 'string' || !app.auth.checkOperatorToken(b.token)) {
+        await new Promise((r) => setTimeout(r, 200)); // slows guessing a little more
+        throw new HttpError(401, 'wrong token', 'unauthorized');
+      }
+      const { cookie, session } = app.auth.createSession();
+      const maxAge = Math.floor(app.auth.sessionTtlMs / 1000);
+      this.send(res, 200, { csrf: session.csrf, expiresAt: session.expiresAt }, {
+        'Set-Cookie': `${SESSION_COOKIE}=${cookie}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${maxAge}`,
+      });
+      app.log('info', 'operator_login', {});
+      return undefined;
+    });
+    this.route('POST', '/api/logout', false, ({ req, res }) => {
+      const cookie = parseCookies(req.headers.cookie).get(SESSION_COOKIE);
+      if (cookie !== undefined) app.auth.endSession(cookie);
+      this.send(res, 200, { ok: true }, { 'Set-Cookie': `${SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0` });
+      return undefined;
+    });
+    this.route('GET', '/api/session', false, ({ req }) => {
+      const cookie = parseCookies(req.headers.cookie).get(SESSION_COOKIE);
+      const s = cookie === undefined ? null : app.auth.session(cookie);
+      if (s === null) throw new HttpError(401, 'log in first', 'unauthorized');
+      return { csrf: s.csrf, expiresAt: s.expiresAt };
+    });
+
+    // --- reading
+    // With a cookie, the state carries the session's CSRF token too, so the console starts with one request.
+    this.route('GET', '/api/state', true, ({ req }) => {
+      const cookie = parseCookies(req.headers.cookie).get(SESSION_COOKIE);
+      const s = cookie === undefined ? null : app.auth.session(cookie);
+      return s === null ? app.state() : { ...app.state(), session: { csrf: s.csrf, expiresAt: s.expiresAt } };
+    });
+    this.route('GET', '/api/devices', true, () => ({ devices: app.devices() }));
+    this.route('GET', `/api/devices/${ID}`, true, ({ params }) => app.device(parseDeviceId(params[0])));
+    this.route('GET', '/api/joins', true, () => ({ joins: app.joins() }));
+    this.route('GET', '/api/campaigns', true, () => ({ campaigns: app.campaigns.list() }));
+    this.route('GET', '/api/campaigns/(\\d+)', true, ({ params }) => {
+      const c = app.campaigns.view(Number(params[0]));
+      if (c === null) throw new HttpError(404, `no campaign ${params[0]}`);
+      return c;
+    });
+    this.route('GET', '/api/audit', true, ({ url }) => ({
+      audit: app.audit(Number(url.searchParams.get('after') ?? '0') || 0, Number(url.searchParams.get('limit') ?? '100') || 100),
+    }));
+    this.route('GET', '/api/events', true, (ctx) => this.openEvents(ctx));
+
+    // --- devices
+    this.route('POST', '/api/devices', true, async ({ body }) => {
+      const b = await body();
+      const id = parseDeviceId(b.id);
+      const key = b.publicKey ?? b.key;
+      if (typeof key !== 'string') throw new HttpError(400, 'publicKey (PEM) is required');
+      return app.addDevice(id, key, {
+        palette: typeof b.palette === 'string' && b.palette !== '' ? b.palette : undefined,
+        label: typeof b.label === 'string' ? b.label : undefined,
+      });
+    });
+    const op = (name: string, fn: (id: bigint, b: Record<string, unknown>) => Promise<unknown>) =>
+      this.route('POST', `/api/devices/${ID}/${name}`, true, async ({ params, body }) => {
+        const id = parseDeviceId(params[0]);
+        const b = await body();
+        const result = await fn(id, b);
+        return { ok: true, device: idToHex(id), ...(result === undefined ? {} : (result as object)) };
+      });
+    op('approve', (id) => app.approve(id));
+    op('refuse', (id) => app.refuse(id));
+    op('join-command', (id) => app.joinCommand(id));
+    op('action', async (id, b) => {
+      const actionId = Number(b.actionId);
+      if (!Number.isInteger(actionId) || actionId < 0 || actionId > 255) throw new HttpError(400, 'actionId must be 0..255');
+      return { status: await app.action(id, actionId) };
+    });
+    op('data', (id, b) => app.sendData(id, String(b.dataId ?? ''), String(b.kind ?? 'string'), b.value));
+    op('id', async (id) => ({ identification: await app.requestId(id) }));
+    op('terminate', (id) => app.terminate(id));
+    op('deregister', (id) => app.deregister(id));
+
+    // --- campaigns
+    this.route('POST', '/api/images', true, async ({ req }) => {
+      const length = Number(req.headers['content-length'] ?? '0');
+      if (length > MAX_IMAGE_BYTES) throw new HttpError(413, 'the image is too large');
+      const info = await storeStream(req, path.join(app.dataDir, 'images'));
+      app.log('info', 'image_uploaded', { file: info.file, size: info.size });
+      return info;
+    });
+    this.route('POST', '/api/campaigns', true, async ({ body }) => {
+      const b = await body();
+      if (!Array.isArray(b.devices)) throw new HttpError(400, 'devices must be a list of device ids');
+      return app.campaigns.create({
+        name: typeof b.name === 'string' ? b.name : undefined,
+        file: typeof b.file === 'string' && b.file !== '' ? b.file : undefined,
+        url: typeof b.url === 'string' && b.url !== '' ? b.url : undefined,
+        digest: typeof b.digest === 'string' && b.digest !== '' ? b.digest : undefined,
+        devices: b.devices.map((d) => parseDeviceId(d)),
+        autoActivate: b.autoActivate === true,
+      });
+    });
+    this.route('POST', '/api/campaigns/(\\d+)/retry', true, async ({ params, body }) => {
+      const b = await body();
+      const devices = Array.isArray(b.devices) ? b.devices.map((d) => parseDeviceId(d)) : undefined;
+      return { ok: true, sent: app.campaigns.retry(Number(params[0]), devices) };
+    });
+    this.route('POST', '/api/campaigns/(\\d+)/activate', true, async ({ params, body }) => {
+      const b = await body();
+      const devices = Array.isArray(b.devices) ? b.devices.map((d) => parseDeviceId(d)) : undefined;
+      const sent = app.campaigns.activate(Number(params[0]), devices);
+      return { ok: true, sent };
+    });
+  }
+}

@@ -1,0 +1,468 @@
+/**
+ * `srup c2 <subcommand>`: the C2 server (`serve`) and every console action from the terminal, talking to the
+ * running server's HTTP API with the CLI token of its data directory.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { createInterface } from 'node:readline/promises';
+import { parsePublicKeyPem } from '../../crypto/keys.js';
+import { renderGridAnsi, renderGridText, DEFAULT_PALETTE, type Palette } from '../../modules/challenge/index.js';
+import { hexToId, idToHex } from '../../hosts/node/durable.js';
+import { consoleLog } from '../../hosts/node/host.js';
+import { SqliteRegistry } from '../../hosts/node/sqlite-registry.js';
+import { C2App, DB_FILE, DEFAULT_HTTP_PORT, PALETTES, type ChallengeView, type DeviceView, type JoinView } from '../c2/app.js';
+import type { CampaignView } from '../c2/campaigns.js';
+import { C2Client, ClientError, serverAddress } from '../c2/client.js';
+import { loadOrCreateIdentity } from '../c2/identity.js';
+import { CliError, UsageError, optBoolean, optString, type Command, type CommandContext, type OptionValues } from '../lib/cli.js';
+
+export const DEFAULT_DATA_DIR = 'c2-data';
+
+const SUBCOMMANDS: Record<string, string> = {
+  serve: 'run the C2 server and the operator console',
+  'add-device': 'register a device: --id HEX --key PUBLIC.pem, or the device.json of `srup provision`',
+  list: 'list devices',
+  show: 'one device and its recent messages: show ID',
+  joins: 'pending joins, with the challenge each device shows',
+  approve: 'approve a pending join: approve ID (shows the challenge first)',
+  refuse: 'refuse a pending join: refuse ID',
+  'join-command': 'send a join command: join-command ID',
+  action: 'send an action: action ID --action N',
+  data: 'send data: data ID --data-id NAME [--kind KIND] --value VALUE',
+  id: 'request a device\'s identification: id ID',
+  terminate: 'terminate a device: terminate ID',
+  deregister: 'deregister a device: deregister ID',
+  update: 'start an update campaign: update (--file IMAGE | --url URL) (--devices ID,ID | --all)',
+  activate: 'activate a campaign\'s staged devices: activate CAMPAIGN [--devices ID,ID]',
+  retry: 'send a campaign\'s image again to its failed devices: retry CAMPAIGN [--devices ID,ID]',
+  campaigns: 'list campaigns, or show one: campaigns [CAMPAIGN]',
+  audit: 'the latest audit log entries',
+};
+
+const STATUS: Record<number, string> = {
+  0x00: 'download ok', 0xfc: 'HTTP error', 0xfd: 'server unreachable', 0xfe: 'file error', 0xff: 'digest mismatch',
+  0x10: 'activated, confirmed', 0x1f: 'activation failed', 0x20: 'action done', 0x2e: 'unknown action',
+  0x2f: 'action failed', 0x50: 'join accepted', 0x5e: 'join refused', 0x5f: 'join failed',
+};
+
+function statusText(s: number | null | undefined): string {
+  if (s === null || s === undefined) return '';
+  return `0x${s.toString(16).padStart(2, '0').toUpperCase()} ${STATUS[s] ?? ''}`.trim();
+}
+
+function time(ms: number | null): string {
+  return ms ? new Date(ms).toISOString().replace('T', ' ').slice(0, 19) : '-';
+}
+
+function table(rows: string[][]): string {
+  if (rows.length === 0) return '';
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ').trimEnd()).join('\n') + '\n';
+}
+
+function dataDir(values: OptionValues): string {
+  return path.resolve(optString(values, 'data') ?? process.env.SRUP_C2_DATA ?? DEFAULT_DATA_DIR);
+}
+
+function httpPort(values: OptionValues): number | undefined {
+  const v = optString(values, 'http');
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError('--http must be a port number');
+  return n;
+}
+
+function seconds(values: OptionValues, name: string): number | undefined {
+  const v = optString(values, name);
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`--${name} must be a number of seconds`);
+  return Math.round(n * 1000);
+}
+
+function deviceArg(positionals: string[], sub: string): string {
+  const id = positionals[1];
+  if (id === undefined) throw new UsageError(`srup c2 ${sub} needs a device id`);
+  if (hexToId(id) === null) throw new UsageError(`'${id}' is not a device id (1 to 16 hex digits)`);
+  return idToHex(hexToId(id) as bigint);
+}
+
+function readFileOption(values: OptionValues, name: string): string | undefined {
+  const p = optString(values, name);
+  if (p === undefined) return undefined;
+  try {
+    return fs.readFileSync(p, 'utf8');
+  } catch (e) {
+    throw new CliError(`cannot read --${name} ${p}: ${(e as Error).message}`, 2);
+  }
+}
+
+function paletteOf(name: string): Palette {
+  return PALETTES[name] ?? DEFAULT_PALETTE;
+}
+
+/** The challenge as the device shows it: the grid in colour (and letters), the blink digits. */
+export function renderChallenge(c: ChallengeView, colour: boolean): string {
+  const palette = paletteOf(c.palette.name);
+  return (
+    (colour ? renderGridAnsi(c.grid, palette) : '') +
+    renderGridText(c.grid, palette) +
+    `Blink code: ${c.blink.split('').join(' ')}\n` +
+    `Palette: ${palette.colours.map((x) => `${x.symbol} ${x.name}`).join(', ')}\n`
+  );
+}
+
+function deviceRows(devices: DeviceView[]): string[][] {
+  return [
+    ['ID', 'STATE', 'LABEL', 'FIRMWARE', 'LAST SEEN', 'LAST RESPONSE'],
+    ...devices.map((d) => [
+      d.id,
+      d.state,
+      d.label ?? '',
+      d.firmwareName ? `${d.firmwareName} ${d.firmwareVersion ?? ''}`.trim() : '',
+      time(d.lastSeen),
+      d.lastResponse ? statusText(d.lastResponse.status) : '',
+    ]),
+  ];
+}
+
+function campaignText(c: CampaignView): string {
+  let s = `#${c.id} ${c.name}\n  sha256 ${c.digest}${c.size !== null ? `, ${c.size} bytes` : ''}${c.autoActivate ? ', automatic activation' : ''}\n  url ${c.url}\n`;
+  s += table([
+    ['  DEVICE', 'STATE', 'STATUS', 'ACTIVATE'],
+    ...c.targets.map((t) => [
+      `  ${t.device}`,
+      t.state,
+      t.status !== null ? statusText(t.status) : (t.failure ?? t.error ?? ''),
+      t.activate ? 'yes' : '',
+    ]),
+  ]);
+  return s;
+}
+
+async function confirm(ctx: CommandContext, question: string): Promise<boolean> {
+  const rl = createInterface({ input: ctx.stdin, output: ctx.stdout });
+  try {
+    const answer = await rl.question(question);
+    return /^y(es)?$/i.test(answer.trim());
+  } finally {
+    rl.close();
+  }
+}
+
+// ================================================================================================ serve
+
+async function serve(values: OptionValues, ctx: CommandContext): Promise<number> {
+  const dir = dataDir(values);
+  const broker = optString(values, 'broker') ?? 'mqtt://127.0.0.1:1883';
+  const simple = optString(values, 'simple-joins') ?? 'auto';
+  if (simple !== 'auto' && simple !== 'manual') throw new UsageError('--simple-joins must be auto or manual');
+  const out = ctx.stdout;
+  out.write(`Starting the C2 server (data in ${dir}, broker ${broker})\n`);
+  let app: C2App;
+  try {
+    app = await C2App.start({
+      dataDir: dir,
+      brokerUrl: broker,
+      httpPort: httpPort(values) ?? DEFAULT_HTTP_PORT,
+      username: optString(values, 'username'),
+      password: optString(values, 'password'),
+      tls: { ca: readFileOption(values, 'tls-ca'), cert: readFileOption(values, 'tls-cert'), key: readFileOption(values, 'tls-key') },
+      imageBaseUrl: optString(values, 'image-base'),
+      simpleJoins: simple,
+      initiateTimeoutMs: seconds(values, 'initiate-timeout'),
+      activateTimeoutMs: seconds(values, 'activate-timeout'),
+      resetToken: optBoolean(values, 'reset-token'),
+      log: consoleLog({ format: 'text', stream: ctx.stderr as never, level: optBoolean(values, 'verbose') ? 'debug' : 'info' }),
+    });
+  } catch (e) {
+    throw new CliError(`cannot start: ${(e as Error).message}`, 2);
+  }
+  out.write(`Server id: ${idToHex(app.identity.id)}${app.identityCreated ? ' (new identity, keys in ' + dir + ')' : ''}\n`);
+  out.write(`Server public key: ${path.join(dir, 'public.pem')}\n`);
+  out.write(`Console: ${app.url}/\n`);
+  if (app.operatorToken !== null) {
+    out.write(`Operator login token (shown only now; \`srup c2 serve --reset-token\` makes a new one):\n  ${app.operatorToken}\n`);
+  }
+  out.write('Press Ctrl-C to stop.\n');
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  out.write('Stopping…\n');
+  await app.stop();
+  return 0;
+}
+
+// ================================================================================================ add-device
+
+async function addDevice(values: OptionValues, positionals: string[], ctx: CommandContext, json: boolean): Promise<number> {
+  let idText = optString(values, 'id');
+  let pem: string | undefined = readFileOption(values, 'key');
+  const file = positionals[1];
+  if (file !== undefined) {
+    let j: { id?: unknown; publicKey?: unknown };
+    try {
+      j = JSON.parse(fs.readFileSync(file, 'utf8')) as typeof j;
+    } catch (e) {
+      throw new CliError(`${file}: not a provisioning JSON file (${(e as Error).message})`, 2);
+    }
+    if (typeof j.publicKey !== 'string') throw new CliError(`${file}: no "publicKey" (PEM)`, 2);
+    idText = idText ?? (typeof j.id === 'string' ? j.id : undefined);
+    pem = pem ?? j.publicKey;
+  }
+  if (idText === undefined || pem === undefined) throw new UsageError('give --id HEX --key PUBLIC.pem, or a provisioning JSON file');
+  const id = hexToId(idText);
+  if (id === null) throw new UsageError(`'${idText}' is not a device id`);
+  try {
+    parsePublicKeyPem(pem);
+  } catch (e) {
+    throw new CliError(`not a usable RSA public key: ${(e as Error).message}`, 2);
+  }
+  const palette = optString(values, 'palette');
+  if (palette !== undefined && !(palette in PALETTES)) throw new UsageError(`--palette must be one of ${Object.keys(PALETTES).join(', ')}`);
+  const label = optString(values, 'label');
+  const dir = dataDir(values);
+  const client = new C2Client(serverAddress(dir, httpPort(values)));
+  let view: DeviceView;
+  try {
+    view = await client.post<DeviceView>('/api/devices', { id: idToHex(id), publicKey: pem, palette, label });
+  } catch (e) {
+    if (!(e instanceof ClientError) || e.status !== 0) throw e;
+    // No server running: write the registry directly (the server reads it when it starts).
+    const dbFile = path.join(dir, DB_FILE);
+    if (!fs.existsSync(dbFile)) {
+      loadOrCreateIdentity(dir);
+      fs.closeSync(fs.openSync(dbFile, 'a', 0o600));
+    }
+    const reg = new SqliteRegistry(dbFile);
+    try {
+      const rec = reg.addDevice(id, parsePublicKeyPem(pem), Date.now());
+      const old = reg.deviceSettings(id);
+      reg.setDeviceSettings(id, { palette: palette ?? old.palette, label: label ?? old.label });
+      view = { id: idToHex(rec.id), state: rec.state } as DeviceView;
+    } finally {
+      reg.close();
+    }
+  }
+  ctx.stdout.write(json ? JSON.stringify(view) + '\n' : `device ${view.id} registered (${view.state})\n`);
+  return 0;
+}
+
+// ================================================================================================ the rest
+
+async function clientCommand(sub: string, values: OptionValues, positionals: string[], ctx: CommandContext): Promise<number> {
+  const json = optBoolean(values, 'json');
+  const out = ctx.stdout;
+  const client = new C2Client(serverAddress(dataDir(values), httpPort(values)));
+  const print = (v: unknown, text: () => string) => out.write(json ? JSON.stringify(v) + '\n' : text());
+  const colour = !optBoolean(values, 'no-color') && (ctx.stdout as { isTTY?: boolean }).isTTY === true;
+
+  switch (sub) {
+    case 'list': {
+      const r = await client.get<{ devices: DeviceView[] }>('/api/devices');
+      print(r, () => (r.devices.length === 0 ? 'no devices registered\n' : table(deviceRows(r.devices))));
+      return 0;
+    }
+    case 'show': {
+      const id = deviceArg(positionals, sub);
+      const d = await client.get<DeviceView & { audit: { at: number; direction: string; type: string; sequenceId: string; status: number | null }[] }>(`/api/devices/${id}`);
+      print(d, () =>
+        table(deviceRows([d])) +
+        (d.identification ? `identification: ${d.identification}\n` : '') +
+        '\nrecent messages:\n' +
+        table([['  TIME', 'DIR', 'TYPE', 'SEQ', 'STATUS'], ...d.audit.map((a) => [`  ${time(a.at)}`, a.direction === 'in' ? '<-' : '->', a.type, a.sequenceId, statusText(a.status)])]));
+      return 0;
+    }
+    case 'joins': {
+      const r = await client.get<{ joins: JoinView[] }>('/api/joins');
+      print(r, () => r.joins.length === 0 ? 'no join is waiting\n' : r.joins.map((j) =>
+        `${j.id}  ${j.joinKind ?? ''} join${j.observer ? `, observer ${j.observer}` : ''}${j.label ? `  (${j.label})` : ''}\n` +
+        (j.challenge ? renderChallenge(j.challenge, colour) : '') + '\n').join(''));
+      return 0;
+    }
+    case 'approve': {
+      const id = deviceArg(positionals, sub);
+      const r = await client.get<{ joins: JoinView[] }>('/api/joins');
+      const j = r.joins.find((x) => x.id === id);
+      if (j === undefined) throw new CliError(`device ${id} has no join waiting`, 1);
+      if (j.challenge && !json) {
+        out.write(`Device ${id} should show this challenge:\n${renderChallenge(j.challenge, colour)}`);
+      }
+      if (!optBoolean(values, 'yes')) {
+        if ((ctx.stdin as { isTTY?: boolean }).isTTY !== true) throw new CliError('add --yes to approve without a question', 2);
+        if (!(await confirm(ctx, 'Does the device show the same? Approve the join [y/N] '))) {
+          out.write('not approved\n');
+          return 1;
+        }
+      }
+      const res = await client.post(`/api/devices/${id}/approve`);
+      print({ ...res, challenge: j.challenge }, () => `device ${id} joined\n`);
+      return 0;
+    }
+    case 'refuse':
+    case 'join-command':
+    case 'terminate':
+    case 'deregister': {
+      const id = deviceArg(positionals, sub);
+      const res = await client.post(`/api/devices/${id}/${sub}`);
+      const words: Record<string, string> = { refuse: 'join refused', 'join-command': 'join command sent', terminate: 'terminated', deregister: 'deregistered' };
+      print(res, () => `device ${id}: ${words[sub]}\n`);
+      return 0;
+    }
+    case 'action': {
+      const id = deviceArg(positionals, sub);
+      const n = Number(optString(values, 'action'));
+      if (!Number.isInteger(n) || n < 0 || n > 255) throw new UsageError('--action must be 0..255');
+      const res = await client.post<{ status: number }>(`/api/devices/${id}/action`, { actionId: n });
+      print(res, () => `device ${id}: ${statusText(res.status)}\n`);
+      return res.status === 0x20 ? 0 : 1;
+    }
+    case 'data': {
+      const id = deviceArg(positionals, sub);
+      const dataId = optString(values, 'data-id');
+      if (dataId === undefined) throw new UsageError('--data-id is required');
+      const res = await client.post(`/api/devices/${id}/data`, { dataId, kind: optString(values, 'kind') ?? 'string', value: optString(values, 'value') ?? '' });
+      print(res, () => `data sent to ${id}\n`);
+      return 0;
+    }
+    case 'id': {
+      const id = deviceArg(positionals, sub);
+      const res = await client.post<{ identification: string }>(`/api/devices/${id}/id`);
+      print(res, () => `${res.identification}\n`);
+      return 0;
+    }
+    case 'update': {
+      const file = optString(values, 'file');
+      const url = optString(values, 'url');
+      if ((file === undefined) === (url === undefined)) throw new UsageError('give either --file IMAGE or --url URL');
+      let devices: string[];
+      if (optBoolean(values, 'all')) {
+        const r = await client.get<{ devices: DeviceView[] }>('/api/devices');
+        devices = r.devices.filter((d) => d.state === 'joined').map((d) => d.id);
+      } else {
+        const list = optString(values, 'devices');
+        if (list === undefined) throw new UsageError('give --devices ID,ID or --all');
+        devices = list.split(',').map((s) => s.trim()).filter(Boolean);
+      }
+      const body: Record<string, unknown> = { devices, autoActivate: optBoolean(values, 'auto-activate'), name: optString(values, 'name') };
+      if (file !== undefined) {
+        if (!fs.existsSync(file)) throw new CliError(`no such file: ${file}`, 2);
+        const img = await client.upload<{ file: string; digest: string }>('/api/images', file);
+        body.file = img.file;
+        if (body.name === undefined) body.name = path.basename(file);
+      } else {
+        body.url = url;
+        body.digest = optString(values, 'digest');
+      }
+      const c = await client.post<CampaignView>('/api/campaigns', body);
+      print(c, () => campaignText(c));
+      return 0;
+    }
+    case 'activate': {
+      const n = positionals[1];
+      if (n === undefined || !/^\d+$/.test(n)) throw new UsageError('srup c2 activate needs a campaign number');
+      const list = optString(values, 'devices');
+      const res = await client.post<{ sent: number }>(`/api/campaigns/${n}/activate`, list === undefined ? {} : { devices: list.split(',').map((s) => s.trim()) });
+      print(res, () => `campaign ${n}: ${res.sent} activate(s) sent now; the others follow when their download succeeds\n`);
+      return 0;
+    }
+    case 'retry': {
+      const n = positionals[1];
+      if (n === undefined || !/^\d+$/.test(n)) throw new UsageError('srup c2 retry needs a campaign number');
+      const list = optString(values, 'devices');
+      const res = await client.post<{ sent: number }>(`/api/campaigns/${n}/retry`, list === undefined ? {} : { devices: list.split(',').map((s) => s.trim()) });
+      print(res, () => `campaign ${n}: ${res.sent} initiate(s) sent again\n`);
+      return 0;
+    }
+    case 'campaigns': {
+      const n = positionals[1];
+      if (n !== undefined) {
+        const c = await client.get<CampaignView>(`/api/campaigns/${n}`);
+        print(c, () => campaignText(c));
+      } else {
+        const r = await client.get<{ campaigns: CampaignView[] }>('/api/campaigns');
+        print(r, () => (r.campaigns.length === 0 ? 'no campaigns\n' : r.campaigns.map(campaignText).join('\n')));
+      }
+      return 0;
+    }
+    case 'audit': {
+      const r = await client.get<{ audit: { seq: number; at: number; direction: string; device: string; type: string; sequenceId: string; status: number | null }[] }>('/api/audit?limit=50');
+      print(r, () => table([['SEQ', 'TIME', 'DIR', 'DEVICE', 'TYPE', 'SEQ ID', 'STATUS'], ...r.audit.map((a) => [String(a.seq), time(a.at), a.direction === 'in' ? '<-' : '->', a.device, a.type, a.sequenceId, statusText(a.status)])]));
+      return 0;
+    }
+    default:
+      throw new UsageError(`unknown subcommand '${sub}'`);
+  }
+}
+
+export const c2Command: Command = {
+  name: 'c2',
+  summary: 'Run the C2 server and operator console, or act through the running server.',
+  synopsis: '<subcommand> [ID|CAMPAIGN|FILE] [options]',
+  positionals: { min: 1, max: 2 },
+  options: {
+    data: { type: 'string', value: 'DIR', description: `the server's data directory (default $SRUP_C2_DATA or ./${DEFAULT_DATA_DIR})` },
+    http: { type: 'string', value: 'PORT', description: `console/API port on 127.0.0.1 (default ${DEFAULT_HTTP_PORT}; serve: 0 picks a free one)` },
+    json: { type: 'boolean', description: 'print JSON (for scripts)' },
+    broker: { type: 'string', value: 'URL', description: 'serve: MQTT broker, mqtt://host:port or mqtts://host:port' },
+    'tls-ca': { type: 'string', value: 'FILE', description: 'serve: CA certificate of the broker (PEM)' },
+    'tls-cert': { type: 'string', value: 'FILE', description: 'serve: client certificate for the broker (PEM)' },
+    'tls-key': { type: 'string', value: 'FILE', description: 'serve: client key for the broker (PEM)' },
+    username: { type: 'string', value: 'NAME', description: 'serve: broker user name' },
+    password: { type: 'string', value: 'TEXT', description: 'serve: broker password' },
+    'image-base': { type: 'string', value: 'URL', description: 'serve: base URL devices download campaign images from' },
+    'simple-joins': { type: 'string', value: 'auto|manual', description: 'serve: accept simple joins at once, or hold them for approval' },
+    'initiate-timeout': { type: 'string', value: 'S', description: 'serve: seconds a device has to fetch an update (default 300)' },
+    'activate-timeout': { type: 'string', value: 'S', description: 'serve: seconds to wait for the post-reboot confirmation (default 600)' },
+    'reset-token': { type: 'boolean', description: 'serve: make a new operator token (and CLI token); ends all sessions' },
+    verbose: { type: 'boolean', description: 'serve: log debug events' },
+    id: { type: 'string', value: 'HEX', description: 'add-device: the device id' },
+    key: { type: 'string', value: 'PEM', description: 'add-device: the device public key file' },
+    palette: { type: 'string', value: 'NAME', description: 'add-device: the colours its matrix uses: default or reference' },
+    label: { type: 'string', value: 'TEXT', description: 'add-device: a name for people' },
+    yes: { type: 'boolean', description: 'approve: do not ask' },
+    'no-color': { type: 'boolean', description: 'print challenges without colour' },
+    action: { type: 'string', value: 'N', description: 'action: the action id (0-255)' },
+    'data-id': { type: 'string', value: 'NAME', description: 'data: the data id' },
+    kind: { type: 'string', value: 'KIND', description: 'data: string (default), int32, double, bytes (hex), ...' },
+    value: { type: 'string', value: 'VALUE', description: 'data: the value' },
+    file: { type: 'string', value: 'IMAGE', description: 'update: the image to upload' },
+    url: { type: 'string', value: 'URL', description: 'update: an image URL (the server fetches it for the digest)' },
+    digest: { type: 'string', value: 'HEX', description: 'update: the SHA-256 of the image at --url (skips fetching it)' },
+    devices: { type: 'string', value: 'ID,ID', description: 'update/activate: the devices' },
+    all: { type: 'boolean', description: 'update: every joined device' },
+    'auto-activate': { type: 'boolean', description: 'update: activate each device as soon as it has the image' },
+    name: { type: 'string', value: 'TEXT', description: 'update: campaign name' },
+  },
+  details: `Subcommands:
+${Object.entries(SUBCOMMANDS).map(([k, v]) => `  ${k.padEnd(13)} ${v}`).join('\n')}
+
+The server keeps its identity, keys, registry, images and tokens in --data DIR (mode 0700). On first start it
+prints the operator token for the console once; the CLI uses DIR/cli-token. Every subcommand but serve and
+add-device needs the server running (add-device writes the registry directly when it is not).
+
+Exit status: 0 done, 1 the device or server said no, 2 usage error or unreachable server.`,
+
+  async run({ values, positionals }, ctx) {
+    const sub = positionals[0];
+    if (!(sub in SUBCOMMANDS)) throw new UsageError(`unknown subcommand '${sub}' (one of ${Object.keys(SUBCOMMANDS).join(', ')})`);
+    const needsArg = ['show', 'approve', 'refuse', 'join-command', 'action', 'data', 'id', 'terminate', 'deregister', 'activate', 'retry'];
+    if (positionals.length > 1 && !needsArg.includes(sub) && sub !== 'add-device' && sub !== 'campaigns') {
+      throw new UsageError(`unexpected argument '${positionals[1]}'`);
+    }
+    try {
+      if (sub === 'serve') return await serve(values, ctx);
+      if (sub === 'add-device') return await addDevice(values, positionals, ctx, optBoolean(values, 'json'));
+      return await clientCommand(sub, values, positionals, ctx);
+    } catch (e) {
+      if (e instanceof ClientError) throw new CliError(e.message, e.status === 0 || e.status === 401 ? 2 : 1);
+      throw e;
+    }
+  },
+};
