@@ -1,5 +1,7 @@
 // Bundles the command-line tool: tools/srup.ts -> dist/srup.mjs (ES module for Node, dependencies left to
-// node_modules, with a source map). Run by `npm run build` and by `prepare` on npm install / npm ci.
+// node_modules, with a source map), and the join-challenge functions for the operator console:
+// modules/challenge -> dist/console-challenge.js (the same code the device runs, for the browser).
+// Run by `npm run build` and by `prepare` on npm install / npm ci.
 // Output files are replaced atomically, so a `srup` started during a rebuild never sees half a bundle.
 import { build } from 'esbuild';
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
@@ -9,7 +11,19 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 let result;
+let consoleBundle;
 try {
+  consoleBundle = await build({
+    absWorkingDir: root,
+    entryPoints: ['modules/challenge/index.ts'],
+    outfile: 'dist/console-challenge.js',
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'es2020',
+    write: false,
+    logLevel: 'warning',
+  });
   result = await build({
     absWorkingDir: root,
     entryPoints: ['tools/srup.ts'],
@@ -26,7 +40,7 @@ try {
 } catch {
   process.exit(1); // esbuild has already printed the errors
 }
-for (const file of result.outputFiles) {
+for (const file of [...result.outputFiles, ...consoleBundle.outputFiles]) {
   mkdirSync(dirname(file.path), { recursive: true });
   const tmp = `${file.path}.${process.pid}.tmp`;
   writeFileSync(tmp, file.contents);

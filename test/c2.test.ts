@@ -509,6 +509,22 @@ describe('update', () => {
     expect(r.registry.sequence(DEV_A).lastSent).toBe(4n);
   });
 
+  test('an activate the broker refuses leaves the update staged, so it can be sent again', async () => {
+    const r = await startRig({}, joined);
+    const staged = watch(r.engine.initiateUpdate(DEV_A, URL, DIGEST));
+    await r.settle();
+    const token = text(r.sentTo(DEV_A)[0].token);
+    await r.inject(deviceTopic(DEV_A), deviceMessage(r.keys.a, 'response', DEV_A, 1n, token, { status: 0x00 }));
+    expect(staged.value()).toMatchObject({ token, state: 'staged' });
+    const settled = watch(r.engine.awaitUpdate(token));
+    await r.transport.close();
+    expect(await rejection(r.engine.activateUpdate(token))).toBe('publish_failed');
+    expect(r.registry.update(token)).toMatchObject({ state: 'staged', status: 0x00, failure: null });
+    expect(r.clock.pending).toBe(0);
+    await r.settle();
+    expect(settled.done()).toBe(false); // still waiting for the update to end one way or the other
+  });
+
   test('bad arguments are refused before anything is sent or stored', async () => {
     const r = await startRig({}, joined);
     expect(await rejection(r.engine.initiateUpdate(DEV_A, URL, 'abc'))).toBe('bad_argument');

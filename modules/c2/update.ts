@@ -202,13 +202,26 @@ export class UpdateFlow {
     }
   }
 
-  /** The initiate or activate could not be published: the update fails now. */
+  /**
+   * The initiate or activate could not be published. A lost initiate fails the update now. A lost activate
+   * never reached the device, which still holds the staged image: the update goes back to 'staged' so that
+   * the activate can be sent again, and only the caller of that activate is told.
+   */
   private publishFailed(token: string, e: unknown): void {
     this.disarm(token);
     const u = this.core.host.registry.update(token);
     if (u === null || (u.state !== 'initiated' && u.state !== 'activating')) return;
     const error = e instanceof Error ? e : new C2Error('publish_failed', String(e));
-    this.set(token, { state: 'failed', status: null, failure: 'publish_failed' }, error);
+    if (u.state === 'initiated') {
+      this.set(token, { state: 'failed', status: null, failure: 'publish_failed' }, error);
+      return;
+    }
+    this.set(token, { state: 'staged' });
+    const list = this.waiters.get(token) ?? [];
+    const keep = list.filter((w) => !w.rejectOnFailure);
+    for (const w of list) if (w.rejectOnFailure) w.reject(error);
+    if (keep.length > 0) this.waiters.set(token, keep);
+    else this.waiters.delete(token);
   }
 
   private logAutoActivate(token: string, e: unknown): void {

@@ -19,6 +19,14 @@ const TYPES: Record<string, string> = {
 
 const CONSOLE_DIR = path.join('tools', 'c2', 'console');
 const CHALLENGE_ENTRY = path.join('modules', 'challenge', 'index.ts');
+/** The same options as scripts/build.mjs uses for dist/console-challenge.js. */
+const CHALLENGE_BUILD = {
+  entryPoints: [CHALLENGE_ENTRY],
+  bundle: true,
+  format: 'esm' as const,
+  platform: 'browser' as const,
+  target: 'es2020',
+};
 
 /** The project root: the first directory up from the program or the working directory holding the console. */
 export function projectRoot(): string {
@@ -41,23 +49,15 @@ const cache = new Map<string, Promise<Asset>>();
 async function load(name: string): Promise<Asset> {
   const root = projectRoot();
   if (name === 'challenge.js') {
+    // Built by scripts/build.mjs (npm install runs it); bundled here on demand when working from the sources.
     const prebuilt = path.join(root, 'dist', 'console-challenge.js');
+    if (fs.existsSync(prebuilt)) return { type: TYPES['.js'], body: fs.readFileSync(prebuilt) };
     try {
       const esbuild = await import('esbuild');
-      const out = await esbuild.build({
-        absWorkingDir: root,
-        entryPoints: [CHALLENGE_ENTRY],
-        bundle: true,
-        format: 'esm',
-        platform: 'browser',
-        target: 'es2020',
-        write: false,
-        logLevel: 'silent',
-      });
-      return { type: TYPES['.js'], body: Buffer.from(out.outputFiles[0].contents) };
+      const out = await esbuild.build({ ...CHALLENGE_BUILD, absWorkingDir: root, write: false, logLevel: 'silent' });
+      return { type: TYPES['.js'], body: Buffer.from(out.outputFiles![0].contents) };
     } catch (e) {
-      if (fs.existsSync(prebuilt)) return { type: TYPES['.js'], body: fs.readFileSync(prebuilt) };
-      throw new Error(`cannot bundle ${CHALLENGE_ENTRY} for the console: ${(e as Error).message}`);
+      throw new Error(`cannot bundle ${CHALLENGE_ENTRY} for the console (run npm run build): ${(e as Error).message}`);
     }
   }
   const file = path.join(root, CONSOLE_DIR, name);
