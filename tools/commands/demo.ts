@@ -145,7 +145,7 @@ The login token is printed on every start (the demo makes a new one each time). 
     say(`Console:      ${app.url}/`);
     say(`Login token:  ${app.operatorToken}`);
     say(`Update image: ${image}`);
-    say(`CLI:          srup c2 list --data ${path.join(dir, 'c2')}`);
+    say(`CLI:          npx srup c2 list --data ${path.join(dir, 'c2')}`);
     say(`Server log:   ${optBoolean(values, 'verbose') ? 'this terminal' : logFile}`);
     say('Press Ctrl-C to stop.');
 
