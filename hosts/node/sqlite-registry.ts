@@ -28,6 +28,7 @@ import type {
   UpdateRecord,
   UpdateState,
 } from '../../modules/c2/registry.js';
+import { provisionedRecord } from '../../modules/c2/registry.js';
 
 const MIGRATIONS: readonly string[] = [
   // 0 -> 1
@@ -408,24 +409,7 @@ export class SqliteRegistry implements Registry {
   }
 
   addDevice(id: bigint, publicKey: RsaPublicKey, now: number): DeviceRecord {
-    const old = this.device(id);
-    const d: DeviceRecord = {
-      id,
-      publicKey,
-      state: 'provisioned',
-      joinKind: null,
-      joinToken: null,
-      joinSecret: null,
-      observerId: null,
-      observationToken: null,
-      lastSeen: old ? old.lastSeen : null,
-      identification: old ? old.identification : null,
-      firmwareName: old ? old.firmwareName : null,
-      firmwareVersion: old ? old.firmwareVersion : null,
-      lastResponse: old ? old.lastResponse : null,
-      createdAt: old ? old.createdAt : now,
-      updatedAt: now,
-    };
+    const d = provisionedRecord(id, publicKey, this.device(id), now);
     this.writeDevice(d);
     return d;
   }

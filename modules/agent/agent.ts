@@ -5,20 +5,20 @@
  *   agent.start();                       // listens, connects, subscribes SRUP/<own id>
  *   await agent.join('human');           // 'joined' | 'refused' | 'failed' | 'timeout'
  *
- * A message's path: transport -> Agent.onMessage (here) -> receive() (pipeline.ts: decode, key, signature,
- * permission, replay, persist) -> Agent.dispatch (here) -> the flow (commands.ts, join.ts, update.ts) ->
- * Agent.send (here: sequence ID, signature, topic) -> transport.
+ * A message's path: transport -> Agent.onMessage (here) -> receive() (pipeline.ts: topic and permission; decode,
+ * key, signature, replay and persist in modules/srup/session.ts, the same steps as the server's) ->
+ * Agent.dispatch (here) -> the flow (commands.ts, join.ts, update.ts) -> Agent.send (here: sequence ID,
+ * signature, topic) -> transport.
  */
-import { encode } from '../srup/codec.js';
 import { idHex16, utf8 } from '../srup/bytes.js';
 import { encodeData } from '../srup/data.js';
 import type { DataKind, DataValue } from '../srup/data.js';
-import type { FieldsOf, Message, TypeName, UnsignedOf } from '../srup/schema.js';
-import { sign } from '../srup/sign.js';
+import type { FieldsOf, Message, TypeName } from '../srup/schema.js';
+import { sealMessage, uuid4 } from '../srup/session.js';
 import { deviceTopic, joinTopic, nextSequenceId } from '../srup/topics.js';
 import * as commands from './commands.js';
 import type { AgentContext, AgentEvent, AgentOptions, JoinKind, JoinOutcome } from './context.js';
-import { AgentError, uuid4 } from './context.js';
+import { AgentError } from './context.js';
 import type { AgentHost } from './host.js';
 import { JoinFlows } from './join.js';
 import { receive } from './pipeline.js';
@@ -244,8 +244,7 @@ export class Agent {
     try {
       const sequenceId = nextSequenceId(sequences.lastSent(peer), sequences.lastAccepted(peer));
       sequences.setLastSent(peer, sequenceId); // durable before the message exists anywhere else
-      const unsigned = { type, sequenceId, senderId: this.deviceId, token, fields } as UnsignedOf<T>;
-      bytes = encode(sign(crypto, keys.privateKey, unsigned) as Message);
+      bytes = sealMessage(crypto, keys.privateKey, { type, sequenceId, senderId: this.deviceId, token, fields });
     } catch (e) {
       this.host.log('error', 'send_failed', { type, why: String(e) });
       return Promise.resolve(false);

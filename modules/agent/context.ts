@@ -1,6 +1,7 @@
 /**
  * What the agent's flows (join.ts, update.ts, commands.ts) share with the Agent: the host, the options, the
- * events, and one way to send a message. Also the agent's error type and its token generator.
+ * events, and one way to send a message. Also the agent's error type; the token generator comes from
+ * modules/srup/session.ts, shared with the server.
  */
 import type { FieldsOf, TypeName } from '../srup/schema.js';
 import type { AgentHost } from './host.js';
@@ -102,21 +103,8 @@ export interface AgentContext {
   newToken(): Uint8Array;
 }
 
-const HEX = '0123456789abcdef';
-
-/** `str(uuid.uuid4())` from 16 random bytes: version 4, RFC 4122 variant, lowercase, hyphenated. */
-export function uuid4(random16: Uint8Array): string {
-  if (random16.length !== 16) throw new RangeError('uuid4 needs 16 random bytes');
-  const b = random16.slice();
-  b[6] = (b[6] & 0x0f) | 0x40;
-  b[8] = (b[8] & 0x3f) | 0x80;
-  let s = '';
-  for (let i = 0; i < 16; i++) {
-    if (i === 4 || i === 6 || i === 8 || i === 10) s += '-';
-    s += HEX[b[i] >> 4] + HEX[b[i] & 15];
-  }
-  return s;
-}
+/** The token generator, shared with the server side (modules/srup/session.ts). */
+export { uuid4 } from '../srup/session.js';
 
 /** Compares two byte strings without an early exit on the first difference (the length is not secret). */
 export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {

@@ -10,15 +10,15 @@
  *   replay   sequence ID > sequences.lastAccepted(sender), strictly     -> replay
  *   persist  sequences.setLastAccepted(sender, sequence ID)
  *
- * Only then does the caller act. A message that fails a step changes no state at all (no counter moves, no key
- * or server changes) and is logged once: warn 'rejected' {reason, ...}. The reference advances its counter
- * before verifying (SRUP-WIRE.md §12 item 14); this pipeline does not.
+ * The topic check and the permission table are the device's; the other steps are the ones every SRUP peer runs
+ * (admitMessage, modules/srup/session.ts). Only then does the caller act. A message that fails a step changes no
+ * state at all (no counter moves, no key or server changes) and is logged once: warn 'rejected' {reason, ...}.
+ * The reference advances its counter before verifying (SRUP-WIRE.md §12 item 14); this pipeline does not.
  */
-import type { Crypto } from '../../crypto/types.js';
+import type { Crypto, RsaPublicKey } from '../../crypto/types.js';
 import { idHex16 } from '../srup/bytes.js';
-import { peekHeader, tryDecode } from '../srup/codec.js';
-import { verify } from '../srup/sign.js';
 import type { Message, TypeName } from '../srup/schema.js';
+import { admitMessage } from '../srup/session.js';
 import { deviceTopic } from '../srup/topics.js';
 import type { JoinKind } from './context.js';
 import type { KeyStore, Log, SequenceStore } from './host.js';
@@ -105,36 +105,34 @@ export function permissionProblem(deps: PipelineDeps, m: Message): string | null
  * or null when it was dropped (logged, except for our own echoed messages).
  */
 export function receive(deps: PipelineDeps, topic: string, payload: Uint8Array): Message | null {
-  const reject = (reason: string, detail: Record<string, string | number | boolean | null> = {}): null => {
-    deps.log('warn', 'rejected', { reason, ...detail });
+  if (topic !== deviceTopic(deps.self)) {
+    deps.log('warn', 'rejected', { reason: 'wrong_topic', topic });
     return null;
-  };
-
-  if (topic !== deviceTopic(deps.self)) return reject('wrong_topic', { topic });
-
-  // Our own publishes come back on the shared topic: drop them before any work.
-  try {
-    if (peekHeader(payload).senderId === deps.self) return null;
-  } catch {
-    // A malformed header: decode below reports why.
   }
 
-  const decoded = tryDecode(payload);
-  if (!decoded.ok) return reject(decoded.error.reason, { length: payload.length });
-  const m = decoded.message;
-  const about = { type: m.type, sender: idHex16(m.senderId), seq: m.sequenceId.toString() };
+  const a = admitMessage<RsaPublicKey>(
+    {
+      self: deps.self,
+      crypto: deps.crypto,
+      peer: (sender) => deps.keys.peerKey(sender),
+      keyOf: (key) => key,
+      permission: (m) => permissionProblem(deps, m),
+      lastAccepted: (sender) => deps.sequences.lastAccepted(sender),
+      setLastAccepted: (sender, seq) => deps.sequences.setLastAccepted(sender, seq),
+    },
+    payload,
+  );
+  if (!a.ok) {
+    // reason null: our own publish echoed back, dropped silently.
+    if (a.reason !== null) {
+      deps.log('warn', 'rejected', { reason: a.reason, ...(a.message === null ? {} : about(a.message)), ...a.detail });
+    }
+    return null;
+  }
+  deps.log('debug', 'accepted', about(a.message));
+  return a.message;
+}
 
-  const key = deps.keys.peerKey(m.senderId);
-  if (key === null) return reject('unknown_sender', about);
-  if (!verify(deps.crypto, key, m)) return reject('bad_signature', about);
-
-  const problem = permissionProblem(deps, m);
-  if (problem !== null) return reject('not_permitted', { ...about, why: problem });
-
-  const last = deps.sequences.lastAccepted(m.senderId);
-  if (m.sequenceId <= last) return reject('replay', { ...about, last: last.toString() });
-
-  deps.sequences.setLastAccepted(m.senderId, m.sequenceId);
-  deps.log('debug', 'accepted', about);
-  return m;
+function about(m: Message): { type: TypeName; sender: string; seq: string } {
+  return { type: m.type, sender: idHex16(m.senderId), seq: m.sequenceId.toString() };
 }

@@ -7,9 +7,9 @@
  *   engine.provision(deviceId, publicKey);       // keys come from provisioning: there is no KeyEx here
  *   const status = await engine.sendAction(deviceId, 3);
  *
- * A message's path: transport -> C2Engine.onMessage (here) -> receive() (receive.ts: topic, decode, key,
- * signature, permission, replay, persist) -> C2Engine.dispatch (here) -> the flow (join.ts, update.ts, or here
- * for action / data / ID request / leaving) ->
+ * A message's path: transport -> C2Engine.onMessage (here) -> receive() (receive.ts: topic and permission;
+ * decode, key, signature, replay and persist in modules/srup/session.ts, the same steps as the device's) ->
+ * C2Engine.dispatch (here) -> the flow (join.ts, update.ts, or here for action / data / ID request / leaving) ->
  * C2Engine.send (here: sequence ID, signature, audit) -> transport.
  *
  * Responses are matched by token, never by order, so any number of requests may be in flight to one device.
@@ -21,9 +21,9 @@ import { idHex16, toHex, utf8, utf8DecodeOrNull } from '../srup/bytes.js';
 import { encodeData } from '../srup/data.js';
 import type { DataKind, DataValue } from '../srup/data.js';
 import { SrupError } from '../srup/errors.js';
-import type { FieldsOf, Message, MessageOf, TypeName, UnsignedOf } from '../srup/schema.js';
+import type { FieldsOf, Message, MessageOf, TypeName } from '../srup/schema.js';
 import { Status } from '../srup/schema.js';
-import { sign } from '../srup/sign.js';
+import { sealMessage } from '../srup/session.js';
 import { deviceFilter, deviceTopic, nextSequenceId, serverJoinFilter } from '../srup/topics.js';
 import type { RsaPublicKey } from '../../crypto/types.js';
 import { C2Error } from './errors.js';
@@ -493,8 +493,7 @@ export class C2Engine {
     try {
       const seq = registry.sequence(device);
       sequenceId = nextSequenceId(seq.lastSent, seq.lastAccepted);
-      const unsigned = { type, sequenceId, senderId: this.serverId, token, fields } as UnsignedOf<T>;
-      bytes = encode(sign(crypto, this.host.privateKey, unsigned) as Message);
+      bytes = sealMessage(crypto, this.host.privateKey, { type, sequenceId, senderId: this.serverId, token, fields });
     } catch (e) {
       if (e instanceof SrupError) return Promise.reject(new C2Error('bad_argument', e.message));
       throw e;

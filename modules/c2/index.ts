@@ -5,9 +5,11 @@
  *   memory-registry.ts  the in-memory Registry
  *   host.ts             C2Host (transport, registry, crypto, random, clock, log, serverId, privateKey), C2Options
  *   engine.ts           C2Engine: lifecycle, commands, the receive dispatch, sending
- *   receive.ts          the receive pipeline and the permission table
+ *   receive.ts          the receive pipeline (steps shared with the device: modules/srup/session.ts) and the
+ *                       permission table
  *   join.ts             simple, human-moderated, observed joins and the join command
  *   update.ts           initiate, activate, confirmation, timeouts
+ *   timers.ts           one timeout per pending join / update, over the host clock
  *   events.ts           C2Event, what the engine tells the application
  *   tokens.ts           uuid4 tokens and join secrets from host randomness
  *   errors.ts           C2Error and its reasons

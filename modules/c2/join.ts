@@ -28,6 +28,7 @@ import type { Challenge } from './events.js';
 import type { EngineCore } from './engine.js';
 import type { ChallengeDecision, JoinDecision, JoinRequestInfo } from './host.js';
 import type { DeviceRecord, JoinKind } from './registry.js';
+import { KeyedTimers } from './timers.js';
 import { ascii, joinSecret } from './tokens.js';
 
 /** The secret's pictures, as modules/challenge draws them on the device. */
@@ -45,9 +46,11 @@ function statusOf(decision: 'accept' | 'refuse' | 'fail'): number {
 }
 
 export class JoinFlows {
-  private readonly timers = new Map<bigint, unknown>();
+  private readonly timers: KeyedTimers<bigint>;
 
-  constructor(private readonly core: EngineCore) {}
+  constructor(private readonly core: EngineCore) {
+    this.timers = new KeyedTimers(core.host.clock);
+  }
 
   /** After a restart: pending joins get the rest of their time (or expire now). */
   rearm(): void {
@@ -59,7 +62,7 @@ export class JoinFlows {
 
   /** Clears every join timer (the pending joins stay in the registry). */
   stop(): void {
-    for (const id of [...this.timers.keys()]) this.disarm(id);
+    this.timers.disarmAll();
   }
 
   /** A join request of any kind that passed the receive pipeline. */
@@ -125,7 +128,7 @@ export class JoinFlows {
     }
     const token = d.joinToken;
     const kind = d.joinKind;
-    this.disarm(id);
+    this.timers.disarm(id);
     if (status === Status.JOIN_SUCCESS) {
       core.setDeviceState(id, 'joined', CLEAR);
       // Subscribed before the device learns it joined, so its first message is heard.
@@ -160,26 +163,15 @@ export class JoinFlows {
 
   // ---------------------------------------------------------------------------------------------- internals
 
+  /** Fails the join of `device` (0x5F) if it is still pending after `ms`. */
   private arm(device: bigint, ms: number): void {
-    this.disarm(device);
     const { core } = this;
-    const t = core.host.clock.setTimeout(() => {
-      if (this.timers.get(device) !== t) return;
-      this.timers.delete(device);
+    this.timers.arm(device, ms, () => {
       const d = core.host.registry.device(device);
       if (d === null || d.state !== 'pending' || d.joinToken === null) return;
       core.host.log('warn', 'join_expired', { device: idHex16(device), kind: d.joinKind });
       this.answer(device, Status.JOIN_FAIL).catch((e: unknown) => core.host.log('warn', 'join_expiry_failed', { why: String(e) }));
-    }, ms);
-    this.timers.set(device, t);
-  }
-
-  private disarm(device: bigint): void {
-    const t = this.timers.get(device);
-    if (t !== undefined) {
-      this.core.host.clock.clearTimeout(t);
-      this.timers.delete(device);
-    }
+    });
   }
 
   private async sendHumanChallenge(device: bigint): Promise<void> {

@@ -15,6 +15,7 @@ import type {
   UpdatePatch,
   UpdateRecord,
 } from './registry.js';
+import { provisionedRecord } from './registry.js';
 import { C2Error } from './errors.js';
 
 function copyBytes(b: Uint8Array | null): Uint8Array | null {
@@ -54,24 +55,7 @@ export class MemoryRegistry implements Registry {
   }
 
   addDevice(id: bigint, publicKey: RsaPublicKey, now: number): DeviceRecord {
-    const old = this.devs.get(id);
-    const d: DeviceRecord = {
-      id,
-      publicKey,
-      state: 'provisioned',
-      joinKind: null,
-      joinToken: null,
-      joinSecret: null,
-      observerId: null,
-      observationToken: null,
-      lastSeen: old ? old.lastSeen : null,
-      identification: old ? old.identification : null,
-      firmwareName: old ? old.firmwareName : null,
-      firmwareVersion: old ? old.firmwareVersion : null,
-      lastResponse: old ? old.lastResponse : null,
-      createdAt: old ? old.createdAt : now,
-      updatedAt: now,
-    };
+    const d = provisionedRecord(id, publicKey, this.devs.get(id) ?? null, now);
     this.devs.set(id, d);
     return copyDevice(d);
   }

@@ -10,17 +10,18 @@
  *   replay   sequence ID > lastAccepted(sender), strictly                    -> replay
  *   persist  setLastAccepted(sender, sequence ID)
  *
- * A message that fails a step changes nothing and is logged once (warn 'rejected'). Only an accepted message
- * (its sequence ID already persisted) is handed to the engine to act on.
+ * The topic check and the permission table are the server's; the other steps are the ones every SRUP peer runs
+ * (admitMessage, modules/srup/session.ts). A message that fails a step changes nothing and is logged once (warn
+ * 'rejected'). Only an accepted message (its sequence ID already persisted) is handed to the engine to act on.
  */
 import type { Crypto } from '../../crypto/types.js';
-import { peekHeader, tryDecode } from '../srup/codec.js';
-import { verify } from '../srup/sign.js';
 import type { Message, TypeName } from '../srup/schema.js';
+import { admitMessage } from '../srup/session.js';
 import { parseTopic } from '../srup/topics.js';
+import type { ParsedTopic } from '../srup/topics.js';
 import { idHex16 } from '../srup/bytes.js';
 import type { Log } from '../agent/host.js';
-import type { Registry } from './registry.js';
+import type { DeviceRecord, Registry } from './registry.js';
 
 /**
  * Who may send the server each message type, and where.
@@ -83,36 +84,40 @@ export function receive(deps: ReceiveDeps, topic: string, payload: Uint8Array): 
     return reject('wrong_topic', null);
   }
 
-  try {
-    if (peekHeader(payload).senderId === deps.self) return { ok: false, rejection: null };
-  } catch {
-    // A malformed header: decode reports why.
+  const { registry } = deps;
+  const a = admitMessage<DeviceRecord>(
+    {
+      self: deps.self,
+      crypto: deps.crypto,
+      peer: (sender) => registry.device(sender),
+      keyOf: (device) => device.publicKey,
+      permission: (m, device) => permissionProblem(where, m, device),
+      lastAccepted: (sender) => registry.sequence(sender).lastAccepted,
+      setLastAccepted: (sender, seq) => registry.setLastAccepted(sender, seq),
+    },
+    payload,
+  );
+  if (!a.ok) {
+    if (a.reason === null) return { ok: false, rejection: null };
+    if (a.message === null) return reject(a.reason, null, a.detail);
+    return reject(a.reason, a.message.senderId, { ...about(a.message), ...a.detail });
   }
-
-  const decoded = tryDecode(payload);
-  if (!decoded.ok) return reject(decoded.error.reason, null, { length: payload.length });
-  const m = decoded.message;
-  const about = { type: m.type, seq: m.sequenceId.toString() };
-
-  const device = deps.registry.device(m.senderId);
-  if (device === null) return reject('unknown_sender', m.senderId, about);
-  if (!verify(deps.crypto, device.publicKey, m)) return reject('bad_signature', m.senderId, about);
-
-  const rule = PERMISSIONS[m.type];
-  let problem: string | null = null;
-  if (rule === 'never') problem = 'not_for_servers';
-  else if (rule === 'join') {
-    if (where.kind !== 'join' || where.device !== m.senderId) problem = 'not_on_join_topic';
-  } else {
-    if (where.kind !== 'device' || where.device !== m.senderId) problem = 'not_on_own_topic';
-    else if (device.state !== 'joined') problem = 'not_joined';
-  }
-  if (problem !== null) return reject('not_permitted', m.senderId, { ...about, why: problem });
-
-  const last = deps.registry.sequence(m.senderId).lastAccepted;
-  if (m.sequenceId <= last) return reject('replay', m.senderId, { ...about, last: last.toString() });
-
-  deps.registry.setLastAccepted(m.senderId, m.sequenceId);
-  deps.log('debug', 'accepted', { ...about, sender: idHex16(m.senderId) });
+  const m = a.message;
+  deps.log('debug', 'accepted', { ...about(m), sender: idHex16(m.senderId) });
   return { ok: true, message: m };
+}
+
+/** Why the server does not take `m` from `device` on the topic `where`, or null when it does. */
+function permissionProblem(where: ParsedTopic, m: Message, device: DeviceRecord): string | null {
+  const rule = PERMISSIONS[m.type];
+  if (rule === 'never') return 'not_for_servers';
+  if (rule === 'join') {
+    return where.kind !== 'join' || where.device !== m.senderId ? 'not_on_join_topic' : null;
+  }
+  if (where.kind !== 'device' || where.device !== m.senderId) return 'not_on_own_topic';
+  return device.state !== 'joined' ? 'not_joined' : null;
+}
+
+function about(m: Message): { type: TypeName; seq: string } {
+  return { type: m.type, seq: m.sequenceId.toString() };
 }

@@ -159,3 +159,28 @@ export interface Registry {
   appendAudit(entry: AuditInput): AuditEntry;
   audit(query?: AuditQuery): AuditEntry[];
 }
+
+/**
+ * The record addDevice stores for `id`: state 'provisioned' with no join in progress. When it replaces `old`,
+ * what the server learnt about the device (last seen, identification, last response) and its creation time are
+ * kept. Every Registry implementation builds it here, so that they cannot drift apart.
+ */
+export function provisionedRecord(id: bigint, publicKey: RsaPublicKey, old: DeviceRecord | null, now: number): DeviceRecord {
+  return {
+    id,
+    publicKey,
+    state: 'provisioned',
+    joinKind: null,
+    joinToken: null,
+    joinSecret: null,
+    observerId: null,
+    observationToken: null,
+    lastSeen: old ? old.lastSeen : null,
+    identification: old ? old.identification : null,
+    firmwareName: old ? old.firmwareName : null,
+    firmwareVersion: old ? old.firmwareVersion : null,
+    lastResponse: old ? old.lastResponse : null,
+    createdAt: old ? old.createdAt : now,
+    updatedAt: now,
+  };
+}

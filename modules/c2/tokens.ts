@@ -1,8 +1,7 @@
 /** Tokens and one-time secrets made from host randomness (never Math.random). */
 import type { RandomBytes } from '../../crypto/types.js';
 import { toHex } from '../srup/bytes.js';
-
-const HEX = '0123456789abcdef';
+import { uuid4 as uuid4FromBytes } from '../srup/session.js';
 
 function random16(random: RandomBytes): Uint8Array {
   const b = random(16);
@@ -12,15 +11,7 @@ function random16(random: RandomBytes): Uint8Array {
 
 /** `str(uuid.uuid4())`, as pySRUP makes tokens for new conversations: 36 characters, version 4, RFC 4122 variant. */
 export function uuid4(random: RandomBytes): string {
-  const b = random16(random).slice();
-  b[6] = (b[6] & 0x0f) | 0x40;
-  b[8] = (b[8] & 0x3f) | 0x80;
-  let s = '';
-  for (let i = 0; i < 16; i++) {
-    if (i === 4 || i === 6 || i === 8 || i === 10) s += '-';
-    s += HEX[b[i] >> 4] + HEX[b[i] & 15];
-  }
-  return s;
+  return uuid4FromBytes(random16(random));
 }
 
 /**

@@ -18,6 +18,7 @@ import { Status } from '../srup/schema.js';
 import { C2Error } from './errors.js';
 import type { EngineCore } from './engine.js';
 import type { UpdatePatch, UpdateRecord } from './registry.js';
+import { KeyedTimers } from './timers.js';
 import { ascii } from './tokens.js';
 
 const DEFAULT_INITIATE_TIMEOUT = 300_000;
@@ -46,9 +47,11 @@ interface Waiter {
 
 export class UpdateFlow {
   private readonly waiters = new Map<string, Waiter[]>();
-  private readonly timers = new Map<string, unknown>();
+  private readonly timers: KeyedTimers<string>;
 
-  constructor(private readonly core: EngineCore) {}
+  constructor(private readonly core: EngineCore) {
+    this.timers = new KeyedTimers(core.host.clock);
+  }
 
   /** Sends the initiate to a joined device (checked by the caller); see C2Engine.startUpdate. */
   start(id: bigint, url: string, digestHex: string): { token: string; response: Promise<UpdateRecord> } {
@@ -115,7 +118,7 @@ export class UpdateFlow {
       ? u.state === 'activating' || (u.state === 'failed' && u.failure === 'activate_timeout')
       : u.state === 'initiated' || (u.state === 'failed' && u.failure === 'initiate_timeout');
     if (!waiting) return false;
-    this.disarm(u.token);
+    this.timers.disarm(u.token);
     const state = status === Status.UPDATE_SUCCESS ? 'staged' : status === Status.ACTIVATE_SUCCESS ? 'confirmed' : 'failed';
     this.set(u.token, { state, status, failure: null });
     if (state === 'staged' && core.options.autoActivate === true) {
@@ -145,7 +148,7 @@ export class UpdateFlow {
 
   /** Clears every timer and rejects every waiter with `error` (the records stay as they are). */
   stop(error: () => Error): void {
-    for (const token of [...this.timers.keys()]) this.disarm(token);
+    this.timers.disarmAll();
     for (const [token, list] of this.waiters) {
       this.waiters.delete(token);
       for (const w of list) w.reject(error());
@@ -183,23 +186,12 @@ export class UpdateFlow {
     return u;
   }
 
+  /** Fails the update with `failure` unless disarmed within `ms`. */
   private arm(token: string, ms: number, failure: Failure): void {
-    this.disarm(token);
-    const t = this.core.host.clock.setTimeout(() => {
-      if (this.timers.get(token) !== t) return;
-      this.timers.delete(token);
+    this.timers.arm(token, ms, () => {
       this.core.host.log('warn', 'update_timeout', { token, failure });
       this.set(token, { state: 'failed', status: null, failure });
-    }, ms);
-    this.timers.set(token, t);
-  }
-
-  private disarm(token: string): void {
-    const t = this.timers.get(token);
-    if (t !== undefined) {
-      this.core.host.clock.clearTimeout(t);
-      this.timers.delete(token);
-    }
+    });
   }
 
   /**
@@ -208,7 +200,7 @@ export class UpdateFlow {
    * the activate can be sent again, and only the caller of that activate is told.
    */
   private publishFailed(token: string, e: unknown): void {
-    this.disarm(token);
+    this.timers.disarm(token);
     const u = this.core.host.registry.update(token);
     if (u === null || (u.state !== 'initiated' && u.state !== 'activating')) return;
     const error = e instanceof Error ? e : new C2Error('publish_failed', String(e));

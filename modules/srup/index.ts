@@ -5,3 +5,4 @@ export * from './sign.js';
 export * from './data.js';
 export * from './bytes.js';
 export * from './topics.js';
+export * from './session.js';

@@ -42,16 +42,8 @@ export interface TargetView {
   readonly updatedAt: number;
 }
 
-export interface CampaignView {
-  readonly id: number;
-  readonly name: string;
-  readonly url: string;
-  readonly digest: string;
-  readonly size: number | null;
-  readonly file: string | null;
-  readonly autoActivate: boolean;
-  readonly createdAt: number;
-  readonly updatedAt: number;
+/** A campaign as the API shows it: the stored record, its targets and their counts. */
+export interface CampaignView extends CampaignRecord {
   readonly targets: TargetView[];
   /** How many targets are in each state. */
   readonly counts: Record<string, number>;

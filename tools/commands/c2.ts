@@ -14,7 +14,16 @@ import { C2App, DB_FILE, DEFAULT_HTTP_PORT, PALETTES, type ChallengeView, type D
 import type { CampaignView } from '../c2/campaigns.js';
 import { C2Client, ClientError, serverAddress } from '../c2/client.js';
 import { loadOrCreateIdentity } from '../c2/identity.js';
-import { CliError, UsageError, optBoolean, optString, type Command, type CommandContext, type OptionValues } from '../lib/cli.js';
+import {
+  CliError,
+  UsageError,
+  optBoolean,
+  optString,
+  untilInterrupted,
+  type Command,
+  type CommandContext,
+  type OptionValues,
+} from '../lib/cli.js';
 
 export const DEFAULT_DATA_DIR = 'c2-data';
 
@@ -185,15 +194,7 @@ async function serve(values: OptionValues, ctx: CommandContext): Promise<number>
     out.write(`Operator login token (shown only now; \`srup c2 serve --reset-token\` makes a new one):\n  ${app.operatorToken}\n`);
   }
   out.write('Press Ctrl-C to stop.\n');
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolve();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
+  await untilInterrupted();
   out.write('Stopping…\n');
   await app.stop();
   return 0;
@@ -364,20 +365,18 @@ async function clientCommand(sub: string, values: OptionValues, positionals: str
       print(c, () => campaignText(c));
       return 0;
     }
-    case 'activate': {
-      const n = positionals[1];
-      if (n === undefined || !/^\d+$/.test(n)) throw new UsageError('srup c2 activate needs a campaign number');
-      const list = optString(values, 'devices');
-      const res = await client.post<{ sent: number }>(`/api/campaigns/${n}/activate`, list === undefined ? {} : { devices: list.split(',').map((s) => s.trim()) });
-      print(res, () => `campaign ${n}: ${res.sent} activate(s) sent now; the others follow when their download succeeds\n`);
-      return 0;
-    }
+    case 'activate':
     case 'retry': {
+      // POST /api/campaigns/N/activate or /retry, for every target or only --devices ID,ID.
       const n = positionals[1];
-      if (n === undefined || !/^\d+$/.test(n)) throw new UsageError('srup c2 retry needs a campaign number');
+      if (n === undefined || !/^\d+$/.test(n)) throw new UsageError(`srup c2 ${sub} needs a campaign number`);
       const list = optString(values, 'devices');
-      const res = await client.post<{ sent: number }>(`/api/campaigns/${n}/retry`, list === undefined ? {} : { devices: list.split(',').map((s) => s.trim()) });
-      print(res, () => `campaign ${n}: ${res.sent} initiate(s) sent again\n`);
+      const res = await client.post<{ sent: number }>(`/api/campaigns/${n}/${sub}`, list === undefined ? {} : { devices: list.split(',').map((s) => s.trim()) });
+      print(res, () =>
+        sub === 'activate'
+          ? `campaign ${n}: ${res.sent} activate(s) sent now; the others follow when their download succeeds\n`
+          : `campaign ${n}: ${res.sent} initiate(s) sent again\n`,
+      );
       return 0;
     }
     case 'campaigns': {

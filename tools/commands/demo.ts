@@ -12,7 +12,7 @@ import { idToHex } from '../../hosts/node/durable.js';
 import { consoleLog } from '../../hosts/node/host.js';
 import { C2App, DEFAULT_HTTP_PORT } from '../c2/app.js';
 import { demoImage, provisionVirtualDevice, VirtualDevice } from '../c2/virtual.js';
-import { CliError, UsageError, optBoolean, optString, type Command } from '../lib/cli.js';
+import { CliError, UsageError, optBoolean, optString, untilInterrupted, type Command } from '../lib/cli.js';
 
 export const DEFAULT_DEMO_DIR = 'srup-demo';
 
@@ -149,15 +149,7 @@ The login token is printed on every start (the demo makes a new one each time). 
     say(`Server log:   ${optBoolean(values, 'verbose') ? 'this terminal' : logFile}`);
     say('Press Ctrl-C to stop.');
 
-    await new Promise<void>((resolve) => {
-      const stop = () => {
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
-        resolve();
-      };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
-    });
+    await untilInterrupted();
     say('\nStopping…');
     for (const d of devices) await d.close().catch(() => undefined);
     await app.stop();

@@ -142,3 +142,16 @@ export function requireString(values: OptionValues, name: string): string {
 export function optBoolean(values: OptionValues, name: string): boolean {
   return values[name] === true;
 }
+
+/** Resolves on the first Ctrl-C (SIGINT) or SIGTERM, for a command that runs until it is stopped. */
+export function untilInterrupted(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}

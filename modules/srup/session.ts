@@ -1,0 +1,114 @@
+/**
+ * The rules both ends of a SRUP conversation follow, device and server alike: what a received message must pass
+ * before anyone acts on it, how an outgoing message becomes bytes, and how a new conversation token is made.
+ * Each side keeps its own topic check, permission table and logging (modules/agent/pipeline.ts,
+ * modules/c2/receive.ts); the steps themselves live here once.
+ *
+ *   own      sender == own id: our own publish echoed back, dropped silently          -> reason null
+ *   decode   strict decode (codec.ts)                                                  -> the SrupError reason
+ *   key      the sender's key, from the side's trust store                             -> unknown_sender
+ *   verify   RSASSA-PKCS1-v1_5 / SHA-256 over the signed bytes                         -> bad_signature
+ *   permit   the side's permission rule                                                -> not_permitted
+ *   replay   sequence ID > lastAccepted(sender), strictly                              -> replay
+ *   persist  setLastAccepted(sender, sequence ID)
+ *
+ * A message that fails a step changes no state. The reference advances its counter before verifying
+ * (SRUP-WIRE.md §12 item 14); these steps do not.
+ */
+import type { Crypto, RsaPrivateKey, RsaPublicKey } from '../../crypto/types.js';
+import { encode, peekHeader, tryDecode } from './codec.js';
+import type { Message, TypeName, UnsignedMessage, UnsignedOf } from './schema.js';
+import { sign, verify } from './sign.js';
+
+// ------------------------------------------------------------------------------------------------ receiving
+
+/** What one side supplies to the receive steps. `P` is the sender as that side knows it (a key, a record). */
+export interface ReceiveRules<P> {
+  /** This side's own id: a message from it is our own publish come back. */
+  readonly self: bigint;
+  readonly crypto: Crypto;
+  /** The sender if it is trusted here, else null. */
+  peer(sender: bigint): P | null;
+  /** The key the sender's signature must verify with. */
+  keyOf(peer: P): RsaPublicKey;
+  /** Why this side does not take `m` from `peer`, or null when it does. */
+  permission(m: Message, peer: P): string | null;
+  lastAccepted(sender: bigint): bigint;
+  /** Durable on return. */
+  setLastAccepted(sender: bigint, sequenceId: bigint): void;
+}
+
+export type RejectionDetail = Record<string, string | number | boolean | null>;
+
+export type Admission<P> =
+  | { readonly ok: true; readonly message: Message; readonly peer: P }
+  /**
+   * `reason` is null for our own echoed message (not an error); `message` is null when the bytes did not decode.
+   * `detail`: `length` (decode), `why` (not_permitted) or `last` (replay).
+   */
+  | { readonly ok: false; readonly reason: string | null; readonly message: Message | null; readonly detail: RejectionDetail };
+
+/** Runs the receive steps over one payload. On success the sequence ID is already persisted. */
+export function admitMessage<P>(rules: ReceiveRules<P>, payload: Uint8Array): Admission<P> {
+  const reject = (reason: string | null, message: Message | null, detail: RejectionDetail = {}): Admission<P> => ({
+    ok: false,
+    reason,
+    message,
+    detail,
+  });
+
+  // Our own publishes come back on the shared topic: drop them before any work.
+  try {
+    if (peekHeader(payload).senderId === rules.self) return reject(null, null);
+  } catch {
+    // A malformed header: decode below reports why.
+  }
+
+  const decoded = tryDecode(payload);
+  if (!decoded.ok) return reject(decoded.error.reason, null, { length: payload.length });
+  const m = decoded.message;
+
+  const peer = rules.peer(m.senderId);
+  if (peer === null) return reject('unknown_sender', m);
+  if (!verify(rules.crypto, rules.keyOf(peer), m)) return reject('bad_signature', m);
+
+  const problem = rules.permission(m, peer);
+  if (problem !== null) return reject('not_permitted', m, { why: problem });
+
+  const last = rules.lastAccepted(m.senderId);
+  if (m.sequenceId <= last) return reject('replay', m, { last: last.toString() });
+
+  rules.setLastAccepted(m.senderId, m.sequenceId);
+  return { ok: true, message: m, peer };
+}
+
+// ------------------------------------------------------------------------------------------------ sending
+
+/**
+ * A new message as bytes: signed with `key` and encoded. The caller chooses the sequence ID (topics.ts
+ * nextSequenceId) and persists it. Throws SrupError when a value does not fit its field.
+ */
+export function sealMessage<T extends TypeName>(crypto: Crypto, key: RsaPrivateKey, m: UnsignedOf<T>): Uint8Array {
+  return encode(sign(crypto, key, m as UnsignedMessage));
+}
+
+// ------------------------------------------------------------------------------------------------ tokens
+
+const HEX = '0123456789abcdef';
+
+/**
+ * `str(uuid.uuid4())` from 16 random bytes, as pySRUP makes tokens for new conversations: 36 characters,
+ * version 4, RFC 4122 variant, lowercase, hyphenated.
+ */
+export function uuid4(random16: Uint8Array): string {
+  if (random16.length !== 16) throw new RangeError('uuid4 needs 16 random bytes');
+  const b = random16.slice();
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  let s = '';
+  for (let i = 0; i < 16; i++) {
+    if (i === 4 || i === 6 || i === 8 || i === 10) s += '-';
+    s += HEX[b[i] >> 4] + HEX[b[i] & 15];
+  }
+  return s;
+}
