@@ -9,8 +9,9 @@ import { demoCommand } from './demo.js';
 import { deviceCommand } from './device.js';
 import { encodeCommand } from './encode.js';
 import { keygenCommand } from './keygen.js';
+import { provisionCommand } from './provision.js';
 
-export const COMMANDS: readonly Command[] = [decodeCommand, deviceCommand, encodeCommand, keygenCommand, c2Command, demoCommand];
+export const COMMANDS: readonly Command[] = [decodeCommand, deviceCommand, encodeCommand, keygenCommand, provisionCommand, c2Command, demoCommand];
 
 export function findCommand(name: string): Command | undefined {
   return COMMANDS.find((c) => c.name === name);

@@ -1,0 +1,88 @@
+/**
+ * ESP32 OTA: the image is written into the next OTA partition while it downloads (`ota`); activate sets the
+ * boot partition and restarts (esp_restart). With ESP-IDF app rollback enabled (sdkconfig), the new image
+ * boots "pending verify": the agent confirms it once it has reconnected (esp_ota_mark_app_valid_cancel_rollback);
+ * an image that resets before that is rolled back by the bootloader.
+ *
+ * Boot state: before restarting, the ELF SHA-256 of the running (old) image is kept in NVS (`preference`).
+ * At boot, a kept value means an activation happened: a different running image is the new one
+ * ('unconfirmed'), the same image means the bootloader rolled back ('rolled_back').
+ */
+import FFI from 'mc/ffi';
+import OTA from 'ota';
+import Preference from 'preference';
+import type { BootState, Updater } from '../../../modules/agent/host.js';
+
+const natives = new FFI() as unknown as {
+  esp_restart(): void;
+  esp_ota_mark_app_valid_cancel_rollback(): number;
+  esp_app_get_elf_sha256(dst: ArrayBuffer, size: number): number;
+};
+
+const DOMAIN = 'srup';
+const KEY = 'activatedFrom';
+
+function runningImage(): string {
+  const b = new ArrayBuffer(65);
+  const n = natives.esp_app_get_elf_sha256(b, 65);
+  let s = '';
+  const u = new Uint8Array(b);
+  for (let i = 0; i < n && u[i] !== 0; i++) s += String.fromCharCode(u[i]);
+  return s;
+}
+
+export class OtaUpdater implements Updater {
+  private ota: OTA | null = null;
+  private finished = false;
+  private readonly state: BootState;
+
+  constructor() {
+    const from = Preference.get(DOMAIN, KEY);
+    this.state = typeof from !== 'string' ? 'normal' : from === runningImage() ? 'rolled_back' : 'unconfirmed';
+    if (this.state === 'rolled_back') Preference.delete(DOMAIN, KEY);
+  }
+
+  begin(): void {
+    this.abort();
+    this.ota = new OTA();
+    this.finished = false;
+  }
+
+  write(chunk: Uint8Array): void {
+    if (this.ota === null) throw new Error('begin() first');
+    this.ota.write(chunk.slice().buffer as ArrayBuffer);
+  }
+
+  finish(): void {
+    if (this.ota === null) throw new Error('begin() first');
+    this.finished = true; // complete() (which sets the boot partition) waits for activate()
+  }
+
+  abort(): void {
+    if (this.ota !== null) this.ota.cancel();
+    this.ota = null;
+    this.finished = false;
+  }
+
+  activate(): void {
+    if (this.ota === null || !this.finished) throw new Error('no finished image');
+    Preference.set(DOMAIN, KEY, runningImage());
+    this.ota.complete();
+    this.ota = null;
+    natives.esp_restart();
+  }
+
+  bootState(): BootState {
+    return this.state;
+  }
+
+  confirm(): boolean {
+    const ok = natives.esp_ota_mark_app_valid_cancel_rollback() === 0;
+    if (ok) Preference.delete(DOMAIN, KEY);
+    return ok;
+  }
+}
+
+export function makeUpdater(): Updater {
+  return new OtaUpdater();
+}

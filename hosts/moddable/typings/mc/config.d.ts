@@ -1,0 +1,2 @@
+declare const config: Readonly<Record<string, unknown>>;
+export default config;
