@@ -1,7 +1,7 @@
 /**
- * The durable registry: the same behaviour as the in-memory reference registry (one contract, run against both),
- * survival across reopen and kill -9, schema versioning, and the application tables (campaigns, sessions,
- * settings).
+ * The durable registry: survival across reopen and kill -9, schema versioning, and the application tables
+ * (campaigns, sessions, settings). Its behaviour as a Registry (the same as the in-memory reference registry) is
+ * the contract of test/support/c2-registry-contract.ts, run against both by test/c2-registry.test.ts.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -10,8 +10,6 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { buildSync } from 'esbuild';
 import { parsePublicKeyPem } from '../crypto/keys.js';
-import { MemoryRegistry } from '../modules/c2/memory-registry.js';
-import type { Registry } from '../modules/c2/registry.js';
 import { SCHEMA_VERSION, SqliteRegistry } from '../hosts/node/sqlite-registry.js';
 
 const KEY1 = parsePublicKeyPem(fs.readFileSync(path.join(__dirname, 'data/srup-vectors/keys/signer-1.public.pem'), 'utf8'));
@@ -38,185 +36,6 @@ function sqlite(file = path.join(tmpDir(), 'c2.db')): SqliteRegistry {
 }
 afterEach(() => {
   while (opened.length) opened.pop()!.close();
-});
-
-const makers: Array<[string, () => Registry]> = [
-  ['memory', () => new MemoryRegistry()],
-  ['sqlite', () => sqlite()],
-];
-
-describe.each(makers)('registry contract (%s)', (_name, make) => {
-  test('a new device is provisioned with no join, and unknown ids read as null', () => {
-    const r = make();
-    expect(r.device(BIG)).toBeNull();
-    const d = r.addDevice(BIG, KEY1, 1000);
-    expect(d).toEqual({
-      id: BIG,
-      publicKey: KEY1,
-      state: 'provisioned',
-      joinKind: null,
-      joinToken: null,
-      joinSecret: null,
-      observerId: null,
-      observationToken: null,
-      lastSeen: null,
-      identification: null,
-      firmwareName: null,
-      firmwareVersion: null,
-      lastResponse: null,
-      createdAt: 1000,
-      updatedAt: 1000,
-    });
-    expect(r.device(BIG)).toEqual(d);
-    expect(r.device(BIG)!.publicKey.n).toBe(KEY1.n);
-  });
-
-  test('devices are listed in id order across the whole u64 range, filtered by state', () => {
-    const r = make();
-    r.addDevice(MAX, KEY1, 1);
-    r.addDevice(SMALL, KEY1, 2);
-    r.addDevice(BIG, KEY2, 3);
-    r.updateDevice(BIG, { state: 'joined' }, 4);
-    expect(r.devices().map((d) => d.id)).toEqual([SMALL, BIG, MAX]);
-    expect(r.devices('joined').map((d) => d.id)).toEqual([BIG]);
-    expect(r.devices('provisioned').map((d) => d.id)).toEqual([SMALL, MAX]);
-    expect(r.devices('refused')).toEqual([]);
-  });
-
-  test('updateDevice changes only the given fields and keeps id and createdAt', () => {
-    const r = make();
-    r.addDevice(BIG, KEY1, 10);
-    const token = new Uint8Array([1, 2, 3]);
-    const d = r.updateDevice(
-      BIG,
-      {
-        state: 'pending',
-        joinKind: 'human',
-        joinToken: token,
-        joinSecret: '0123456789abcdef0123456789abcdef',
-        observerId: SMALL,
-        observationToken: new Uint8Array([9]),
-        lastSeen: 20,
-        lastResponse: { status: 0x50, token: new Uint8Array([7, 7]), at: 21 },
-      },
-      22,
-    );
-    expect(d.state).toBe('pending');
-    expect(d.joinKind).toBe('human');
-    expect(d.joinToken).toEqual(token);
-    expect(d.observerId).toBe(SMALL);
-    expect(d.lastResponse).toEqual({ status: 0x50, token: new Uint8Array([7, 7]), at: 21 });
-    expect(d.createdAt).toBe(10);
-    expect(d.updatedAt).toBe(22);
-    const e = r.updateDevice(BIG, { identification: 'srup-agent 1.2.3', firmwareName: 'srup-agent', firmwareVersion: '1.2.3' }, 30);
-    expect(e.joinSecret).toBe('0123456789abcdef0123456789abcdef');
-    expect(e.firmwareVersion).toBe('1.2.3');
-    const f = r.updateDevice(BIG, { joinToken: null, joinSecret: null, observerId: null, lastResponse: null }, 31);
-    expect(f.joinToken).toBeNull();
-    expect(f.joinSecret).toBeNull();
-    expect(f.observerId).toBeNull();
-    expect(f.lastResponse).toBeNull();
-    expect(f.identification).toBe('srup-agent 1.2.3');
-  });
-
-  test('updating an unknown device throws unknown_device', () => {
-    const r = make();
-    expect(() => r.updateDevice(BIG, { state: 'joined' }, 1)).toThrow(expect.objectContaining({ reason: 'unknown_device' }));
-  });
-
-  test('returned records are copies: changing them changes nothing stored', () => {
-    const r = make();
-    r.addDevice(BIG, KEY1, 1);
-    r.updateDevice(BIG, { joinToken: new Uint8Array([1, 2]) }, 2);
-    const d = r.device(BIG)!;
-    d.joinToken![0] = 99;
-    expect(r.device(BIG)!.joinToken).toEqual(new Uint8Array([1, 2]));
-    const a = r.appendAudit({ at: 1, direction: 'out', device: BIG, type: 'action', sequenceId: 1n, token: new Uint8Array([5]), status: null, bytes: new Uint8Array([6]) });
-    a.token[0] = 0;
-    expect(r.audit()[0].token).toEqual(new Uint8Array([5]));
-  });
-
-  test('re-registering a device replaces its key, resets its join and keeps its history fields', () => {
-    const r = make();
-    r.addDevice(BIG, KEY1, 1);
-    r.updateDevice(BIG, { state: 'joined', joinKind: 'simple', lastSeen: 5, identification: 'x 1', lastResponse: { status: 0, token: new Uint8Array([1]), at: 5 } }, 6);
-    const d = r.addDevice(BIG, KEY2, 7);
-    expect(d.publicKey).toEqual(KEY2);
-    expect(d.state).toBe('provisioned');
-    expect(d.joinKind).toBeNull();
-    expect(d.lastSeen).toBe(5);
-    expect(d.identification).toBe('x 1');
-    expect(d.createdAt).toBe(1);
-    expect(d.updatedAt).toBe(7);
-  });
-
-  test('sequence counters start at zero, are kept per peer, hold u64 values and are forgotten', () => {
-    const r = make();
-    expect(r.sequence(BIG)).toEqual({ lastSent: 0n, lastAccepted: 0n });
-    r.setLastSent(BIG, 5n);
-    r.setLastAccepted(BIG, MAX);
-    r.setLastAccepted(SMALL, 3n);
-    expect(r.sequence(BIG)).toEqual({ lastSent: 5n, lastAccepted: MAX });
-    expect(r.sequence(SMALL)).toEqual({ lastSent: 0n, lastAccepted: 3n });
-    r.forgetSequence(BIG);
-    expect(r.sequence(BIG)).toEqual({ lastSent: 0n, lastAccepted: 0n });
-    expect(r.sequence(SMALL)).toEqual({ lastSent: 0n, lastAccepted: 3n });
-  });
-
-  test('updates: created initiated, patched, listed oldest first, duplicate and unknown tokens refused', () => {
-    const r = make();
-    const u = r.addUpdate({ token: 't-1', device: BIG, url: 'http://h/a.bin', digest: 'ab'.repeat(32) }, 100);
-    expect(u).toEqual({ token: 't-1', device: BIG, url: 'http://h/a.bin', digest: 'ab'.repeat(32), state: 'initiated', status: null, failure: null, createdAt: 100, updatedAt: 100 });
-    r.addUpdate({ token: 't-0', device: SMALL, url: 'http://h/b.bin', digest: 'cd'.repeat(32) }, 101);
-    r.addUpdate({ token: 't-2', device: BIG, url: 'http://h/c.bin', digest: 'ef'.repeat(32) }, 102);
-    expect(() => r.addUpdate({ token: 't-1', device: BIG, url: 'u', digest: 'd' }, 103)).toThrow(expect.objectContaining({ reason: 'duplicate_token' }));
-    expect(r.updates().map((x) => x.token)).toEqual(['t-1', 't-0', 't-2']);
-    expect(r.updates(BIG).map((x) => x.token)).toEqual(['t-1', 't-2']);
-    const s = r.setUpdate('t-1', { state: 'staged', status: 0 }, 110);
-    expect(s).toMatchObject({ state: 'staged', status: 0, failure: null, updatedAt: 110, createdAt: 100 });
-    const f = r.setUpdate('t-1', { state: 'failed', failure: 'activate_timeout' }, 120);
-    expect(f).toMatchObject({ state: 'failed', status: 0, failure: 'activate_timeout' });
-    expect(r.update('nope')).toBeNull();
-    expect(() => r.setUpdate('nope', { state: 'failed' }, 1)).toThrow(expect.objectContaining({ reason: 'unknown_update' }));
-  });
-
-  test('removeDevice forgets the record, its counters and its updates but keeps the audit log', () => {
-    const r = make();
-    r.addDevice(BIG, KEY1, 1);
-    r.addDevice(SMALL, KEY1, 1);
-    r.setLastSent(BIG, 4n);
-    r.addUpdate({ token: 'a', device: BIG, url: 'u', digest: 'd' }, 2);
-    r.addUpdate({ token: 'b', device: SMALL, url: 'u', digest: 'd' }, 2);
-    r.appendAudit({ at: 3, direction: 'in', device: BIG, type: 'response', sequenceId: 2n, token: new Uint8Array(0), status: 0, bytes: new Uint8Array([1]) });
-    expect(r.removeDevice(BIG)).toBe(true);
-    expect(r.removeDevice(BIG)).toBe(false);
-    expect(r.device(BIG)).toBeNull();
-    expect(r.sequence(BIG)).toEqual({ lastSent: 0n, lastAccepted: 0n });
-    expect(r.updates().map((u) => u.token)).toEqual(['b']);
-    expect(r.audit()).toHaveLength(1);
-  });
-
-  test('the audit log numbers entries 1, 2, 3 and filters by device, after and limit', () => {
-    const r = make();
-    const mk = (device: bigint, i: number) => ({
-      at: i,
-      direction: (i % 2 ? 'in' : 'out') as 'in' | 'out',
-      device,
-      type: i % 2 ? 'response' : 'initiate',
-      sequenceId: BigInt(i) + 0xfffffffffffff000n,
-      token: new Uint8Array([i]),
-      status: i % 2 ? 0xff : null,
-      bytes: new Uint8Array([i, i]),
-    });
-    const seqs = [];
-    for (let i = 1; i <= 6; i++) seqs.push(r.appendAudit(mk(i <= 3 ? BIG : SMALL, i)).seq);
-    expect(seqs).toEqual([1, 2, 3, 4, 5, 6]);
-    expect(r.audit()[0]).toEqual({ ...mk(BIG, 1), seq: 1 });
-    expect(r.audit({ device: SMALL }).map((e) => e.seq)).toEqual([4, 5, 6]);
-    expect(r.audit({ after: 2, limit: 2 }).map((e) => e.seq)).toEqual([3, 4]);
-    expect(r.audit({ device: BIG, after: 1 }).map((e) => e.seq)).toEqual([2, 3]);
-    expect(r.audit({ after: 6 })).toEqual([]);
-  });
 });
 
 describe('SqliteRegistry durability and schema', () => {

@@ -6,16 +6,12 @@
 import fc from 'fast-check';
 import { concat, utf8 } from '../modules/srup/bytes.js';
 import { deviceTopic, joinTopic } from '../modules/srup/topics.js';
-import { DEV_A, DEV_B, SERVER_ID, deviceMessage, startRig, type Rig } from './support/c2-wire.js';
+import { DEV_A, DEV_B, SERVER_ID, deviceMessage, rigState, startRig, type Rig } from './support/c2-wire.js';
 
 function snapshot(r: Rig) {
   return {
-    devices: r.registry.devices(),
-    seqA: r.registry.sequence(DEV_A),
-    seqB: r.registry.sequence(DEV_B),
-    audit: r.registry.audit().length,
+    ...rigState(r),
     updates: r.registry.updates(),
-    published: r.broker.log.filter((p) => p.client === r.transport.clientId).length,
     events: r.events.filter((e) => e.type !== 'rejected').length,
   };
 }
@@ -73,7 +69,7 @@ test('answers to pipelined actions in any order, with duplicates, settle each re
         }),
       ),
       async ({ n, order, dups, statuses }) => {
-        const results: (number | string)[][] = Array.from({ length: n }, () => []);
+        const results: (number | string | null)[][] = Array.from({ length: n }, () => []);
         const calls = Array.from({ length: n }, (_, i) =>
           r.engine.sendAction(DEV_A, i).then(
             (s) => results[i].push(s),

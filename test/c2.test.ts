@@ -21,6 +21,7 @@ import {
   as,
   deviceMessage,
   expectedServerBytes,
+  rigState,
   startRig,
   text,
   type Rig,
@@ -730,16 +731,6 @@ describe('the receive pipeline changes nothing for a bad message, and the next g
     return r;
   }
 
-  function snapshot(r: Rig) {
-    return {
-      devices: r.registry.devices(),
-      seqA: r.registry.sequence(DEV_A),
-      seqB: r.registry.sequence(DEV_B),
-      audit: r.registry.audit().length,
-      published: r.broker.log.filter((p) => p.client === r.transport.clientId).length,
-    };
-  }
-
   const idReply = (r: Rig, seq: bigint, token: Uint8Array) =>
     deviceMessage(r.keys.a, 'data', DEV_A, seq, token, { dataId: utf8('IDENTIFICATION_RESPONSE'), data: utf8('fw 1') });
 
@@ -766,12 +757,12 @@ describe('the receive pipeline changes nothing for a bad message, and the next g
     const p = watch(r.engine.requestId(DEV_A));
     await r.settle();
     const token = r.sentTo(DEV_A)[0].token;
-    const before = snapshot(r);
+    const before = rigState(r);
     const [topic, bytes] = make(r, token) as [string, Uint8Array];
     await r.inject(topic, bytes);
     expect(r.log.rejections()).toEqual([why]);
     expect(r.eventsOf('rejected').map((e) => e.reason)).toEqual([why]);
-    expect(snapshot(r)).toEqual(before);
+    expect(rigState(r)).toEqual(before);
     expect(p.done()).toBe(false);
 
     await r.inject(deviceTopic(DEV_A), idReply(r, 11n, token));

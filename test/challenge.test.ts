@@ -37,20 +37,7 @@ import {
   type Lab,
   type Vision,
 } from '../modules/challenge/vision.js';
-
-/** A pySRUP-style secret (uuid4().hex: character 12 is "4", character 16 one of 8, 9, a, b). */
-const SECRET = 'c3a94f1e07b24d6a9e15f0b8d27c4a63';
-
-const SECRET_CELLS = [
-  3, 0, 0, 3, 2, 2, 2, 1,
-  1, 0, 3, 3, 0, 1, 3, 2,
-  0, 0, 1, 3, 2, 3, 0, 2,
-  1, 0, 3, 1, 1, 2, 2, 2,
-  2, 1, 3, 2, 0, 1, 1, 1,
-  3, 3, 0, 0, 2, 3, 2, 0,
-  3, 1, 0, 2, 1, 3, 3, 0,
-  1, 0, 2, 2, 1, 2, 0, 3,
-];
+import { SECRET, SECRET_CELLS } from './portable/challenge-cases.js';
 
 const HEX = '0123456789abcdef';
 const hexSecret = fc.string({ unit: fc.constantFrom(...HEX.split('')), minLength: 32, maxLength: 32 });

@@ -33,6 +33,8 @@ import {
 import type { Crypto, CryptoErrorReason, RandomBytes, RsaPrivateKey, RsaPublicKey } from '../crypto/index.js';
 import { DerReader, derElement, derInteger, derOid, derSequence } from '../crypto/der.js';
 import { generateRsaKeyPair, nodeCrypto, randomBytes } from '../hosts/node/crypto.js';
+// A deterministic RandomBytes (xorshift), so that runs and implementations can be compared byte for byte.
+import { seededRandom } from './support/fakes.js';
 
 const ROOT = path.resolve(__dirname, '..');
 const VECTORS = path.join(ROOT, 'test', 'data', 'srup-vectors');
@@ -53,21 +55,6 @@ const signer1Pub = parsePublicKeyPem(signer1PubPem);
 const signer2Pub = parsePublicKeyPem(readKey('signer-2.public.pem'));
 const recipient1 = parsePrivateKeyPem(readKey('recipient-1.private.pem'));
 const recipient1Pub = parsePublicKeyPem(readKey('recipient-1.public.pem'));
-
-/** A deterministic RandomBytes (xorshift) so that runs and implementations can be compared byte for byte. */
-function seededRandom(seed: number): RandomBytes {
-  let s = seed | 0 || 1;
-  return (n: number) => {
-    const out = new Uint8Array(n);
-    for (let i = 0; i < n; i++) {
-      s ^= s << 13;
-      s ^= s >>> 17;
-      s ^= s << 5;
-      out[i] = s & 255;
-    }
-    return out;
-  };
-}
 
 /** Runs f and returns the CryptoError reason it threw; fails the test on success or another exception type. */
 function reasonOf(f: () => unknown): CryptoErrorReason {

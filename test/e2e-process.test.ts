@@ -170,13 +170,13 @@ describe('srup device as a process over MQTT with TLS', () => {
     await until('joined', () => w.engine.device(id)?.state === 'joined', 30_000);
 
     // The burst: 200 commands (actions and ID requests), paced over ~2 s, never awaited one by one.
-    const answered = new Map<string, string | number>();
+    const answered = new Map<string, string | number | null>();
     let lost = 0;
     let sendDone = false;
     const sender = (async () => {
       const all: Promise<void>[] = [];
       for (let i = 0; i < 200; i++) {
-        const req: Promise<string | number> = i % 4 === 3 ? w.engine.requestId(id) : w.engine.sendAction(id, i % 256);
+        const req: Promise<string | number | null> = i % 4 === 3 ? w.engine.requestId(id) : w.engine.sendAction(id, i % 256);
         all.push(req.then((v) => void answered.set(String(i), v), () => void lost++));
         await sleep(random() * 20);
       }

@@ -202,7 +202,7 @@ describe.each([
   test('50 pipelined requests to one device: every one answered exactly once', async () => {
     const id = dirs.f.id;
     const before = new Set(answersPerToken(raw, id).keys());
-    const requests: Promise<number | string>[] = [];
+    const requests: Promise<number | string | null>[] = [];
     for (let i = 0; i < 50; i++) requests.push(i % 2 === 0 ? w.engine.sendAction(id, i) : w.engine.requestId(id));
     const results = await Promise.all(requests);
     expect(results).toEqual(Array.from({ length: 50 }, (_, i) => (i % 2 === 0 ? Status.ACTION_SUCCESS : 'e2e-fw 1.2.3')));

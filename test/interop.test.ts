@@ -483,7 +483,7 @@ test('our C2 engine, replayed against the recorded pySRUP devices, sends exactly
   expect(results.get('id pyhdev')).toEqual([defaultId('pyhdev')]);
   expect(results.get('id pyodev')).toEqual([defaultId('pyodev')]);
   expect((results.get('initiate') as { status: number }[]).map((u) => u.status)).toEqual([0x00, 0xff, 0xfe, 0xfd]);
-  expect(registry.updates(idOf(A, 'pydev')).map((u) => u.state)).toEqual(['activating', 'failed', 'failed', 'failed']);
+  expect(registry.updates(idOf(A, 'pydev')).map((u) => u.state)).toEqual(['activated', 'failed', 'failed', 'failed']);
   // Data the reference device sent on its own (after the action): a double, 21.5.
   const data = events.filter((e): e is Extract<C2Event, { type: 'data' }> => e.type === 'data');
   expect(data.map((e) => [e.dataId, Buffer.from(e.data).readDoubleLE(0)])).toEqual([['temperature', 21.5]]);

@@ -8,14 +8,18 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parsePrivateKeyPem, privateKeyToDer } from '../crypto/keys.js';
 import { CounterLog } from '../modules/store/counter-log.js';
-import { MemoryFlash, type Flash, type StoreLayout } from '../modules/store/flash.js';
+import { MemoryFlash, type StoreLayout } from '../modules/store/flash.js';
 import { RecordSlots, DEFAULT_PRESENTER, type DeviceRecord } from '../modules/store/record.js';
-
-class PowerLoss extends Error {}
-
-type Tear = 'none' | 'half' | 'one-byte' | 'all-but-one' | 'noise';
-const WRITE_TEARS: Tear[] = ['none', 'one-byte', 'half', 'all-but-one'];
-const ERASE_TEARS: Tear[] = ['none', 'half', 'noise'];
+import {
+  CutFlash as PortableCutFlash,
+  ERASE_TEARS,
+  PEERS,
+  PowerLoss,
+  WRITE_TEARS,
+  applyOp,
+  type CounterOp,
+  type Tear,
+} from './portable/power-loss.js';
 
 /** Rng for noise; deterministic. */
 function rng(seed: number): () => number {
@@ -29,49 +33,13 @@ function rng(seed: number): () => number {
 }
 
 /**
- * A MemoryFlash that loses power at operation number `cutAt` (0-based over writes and erases), leaving that
- * operation partly done according to `tear`. It also checks that the stores never program a byte that is not
- * erased.
+ * The power-cut flash of test/portable/power-loss.ts (it also checks that the stores never program a byte that
+ * is not erased), with an erase torn as 'noise' filled from rng(cutAt + 1).
  */
-class CutFlash implements Flash {
-  ops = 0;
-  readonly kinds: ('write' | 'erase')[] = [];
-  constructor(
-    readonly inner: MemoryFlash,
-    private readonly cutAt: number,
-    private readonly tear: Tear,
-    private readonly random = rng(cutAt + 1),
-  ) {}
-  get byteLength(): number {
-    return this.inner.byteLength;
-  }
-  get blockSize(): number {
-    return this.inner.blockSize;
-  }
-  read(offset: number, length: number): Uint8Array {
-    return this.inner.read(offset, length);
-  }
-  write(offset: number, bytes: Uint8Array): void {
-    for (let i = 0; i < bytes.length; i++)
-      if (bytes[i] !== 0xff && this.inner.bytes[offset + i] !== 0xff) throw new Error(`programmed a non-erased byte at ${offset + i}`);
-    this.kinds.push('write');
-    if (this.ops++ === this.cutAt) {
-      const n =
-        this.tear === 'none' ? 0 : this.tear === 'one-byte' ? 1 : this.tear === 'half' ? bytes.length >> 1 : bytes.length - 1;
-      this.inner.write(offset, bytes.subarray(0, n));
-      throw new PowerLoss();
-    }
-    this.inner.write(offset, bytes);
-  }
-  eraseBlock(index: number): void {
-    this.kinds.push('erase');
-    if (this.ops++ === this.cutAt) {
-      const base = index * this.blockSize;
-      if (this.tear === 'half') this.inner.bytes.fill(0xff, base, base + this.blockSize / 2);
-      if (this.tear === 'noise') for (let i = 0; i < this.blockSize; i++) this.inner.bytes[base + i] = (this.random() * 256) | 0;
-      throw new PowerLoss();
-    }
-    this.inner.eraseBlock(index);
+class CutFlash extends PortableCutFlash {
+  constructor(inner: MemoryFlash, cutAt: number, tear: Tear) {
+    const random = rng(cutAt + 1);
+    super(inner, cutAt, tear, (n) => Uint8Array.from({ length: n }, () => (random() * 256) | 0));
   }
 }
 
@@ -138,10 +106,7 @@ describe('key-store record under power loss', () => {
 
 // ---------------------------------------------------------------------------------------------- counter log
 
-type Op =
-  | { kind: 'accepted' | 'sent'; peer: bigint; seq: bigint }
-  | { kind: 'forget'; peer: bigint }
-  | { kind: 'pending'; p: { server: bigint; token: Uint8Array; state: 'staged' | 'activating' } | null };
+type Op = CounterOp;
 
 /** A deterministic workload: mostly counter increments over three peers, some pending updates and forgets. */
 function workload(n: number): Op[] {
@@ -174,8 +139,6 @@ function workload(n: number): Op[] {
   }
   return ops;
 }
-
-const PEERS = [1n, 2n, 3n].map((k) => k * 0x1111111111111111n);
 
 interface Model {
   acc: Map<bigint, bigint>;
@@ -210,13 +173,6 @@ function expected(m: Model): unknown {
   };
 }
 
-function apply(log: CounterLog, op: Op): void {
-  if (op.kind === 'accepted') log.setAccepted(op.peer, op.seq);
-  else if (op.kind === 'sent') log.setSent(op.peer, op.seq);
-  else if (op.kind === 'forget') log.forget(op.peer);
-  else if (op.kind === 'pending') log.setPending(op.p);
-}
-
 // Small log (3 blocks of 4096) so that the workload wraps the ring several times.
 const LOG_LAYOUT: StoreLayout = { recordSlotBlocks: 1, logFirstBlock: 2, logBlocks: 3 };
 const OPS = workload(1000);
@@ -232,7 +188,7 @@ describe('counter log under power loss', () => {
   const before: { image: Uint8Array; ops: number }[] = [];
   for (const op of OPS) {
     before.push({ image: cleanMem.bytes.slice(), ops: clean.ops });
-    apply(cleanLog, op);
+    applyOp(cleanLog, op);
   }
   const totalOps = clean.ops;
 
@@ -253,7 +209,7 @@ describe('counter log under power loss', () => {
         const f = new CutFlash(mem, cutAt - before[i].ops, tear);
         const log = new CounterLog(f, LOG_LAYOUT);
         try {
-          for (; i < OPS.length; i++) apply(log, OPS[i]);
+          for (; i < OPS.length; i++) applyOp(log, OPS[i]);
           throw new Error('the cut did not happen');
         } catch (e) {
           if (!(e instanceof PowerLoss)) throw e;
@@ -267,7 +223,7 @@ describe('counter log under power loss', () => {
         const checked = new CutFlash(mem, -1, 'none');
         const resumed = new CounterLog(checked, LOG_LAYOUT);
         const end = Math.min(OPS.length, i + 40);
-        for (let k = i; k < end; k++) apply(resumed, OPS[k]);
+        for (let k = i; k < end; k++) applyOp(resumed, OPS[k]);
         expect(observe(new CounterLog(mem, LOG_LAYOUT))).toEqual(EXPECTED[end]);
       }
     }

@@ -8,7 +8,8 @@
  *
  * Storage forms: ids are 16 lowercase hex digits (TEXT, so that the whole u64 range sorts and compares
  * correctly); sequence IDs likewise; tokens and messages are BLOBs; times are INTEGER milliseconds. The schema
- * version is PRAGMA user_version; opening a database written by a newer version is refused.
+ * version is PRAGMA user_version; opening a database written by an older version migrates it in place (one
+ * transaction per step), opening one written by a newer version is refused.
  */
 import Database from 'better-sqlite3';
 import { rsaPublicKey } from '../../crypto/keys.js';
@@ -19,6 +20,7 @@ import type {
   AuditInput,
   AuditQuery,
   DevicePatch,
+  DeviceProfile,
   DeviceRecord,
   DeviceState,
   JoinKind,
@@ -121,6 +123,10 @@ const MIGRATIONS: readonly string[] = [
     value TEXT NOT NULL
   );
   `,
+  // 1 -> 2: the device profile (modules/c2/registry.ts DeviceProfile); devices registered before were ours.
+  `
+  ALTER TABLE devices ADD COLUMN profile TEXT NOT NULL DEFAULT 'srup' CHECK (profile IN ('srup', 'reference'));
+  `,
 ];
 
 /** The schema this program writes: one migration per version. */
@@ -153,6 +159,7 @@ interface DeviceRow {
   key_n: string;
   key_e: string;
   state: string;
+  profile: string;
   join_kind: string | null;
   join_token: Buffer | null;
   join_secret: string | null;
@@ -265,12 +272,12 @@ export class SqliteRegistry implements Registry {
       devicesAll: p('SELECT * FROM devices ORDER BY id'),
       devicesByState: p('SELECT * FROM devices WHERE state = ? ORDER BY id'),
       deviceCount: p('SELECT state, COUNT(*) AS n FROM devices GROUP BY state'),
-      insertDevice: p(`INSERT OR REPLACE INTO devices (id, key_n, key_e, state, join_kind, join_token, join_secret,
-        observer_id, observation_token, last_seen, identification, firmware_name, firmware_version, last_status,
-        last_status_token, last_status_at, created_at, updated_at)
-        VALUES (@id, @key_n, @key_e, @state, @join_kind, @join_token, @join_secret, @observer_id, @observation_token,
-        @last_seen, @identification, @firmware_name, @firmware_version, @last_status, @last_status_token,
-        @last_status_at, @created_at, @updated_at)`),
+      insertDevice: p(`INSERT OR REPLACE INTO devices (id, key_n, key_e, state, profile, join_kind, join_token,
+        join_secret, observer_id, observation_token, last_seen, identification, firmware_name, firmware_version,
+        last_status, last_status_token, last_status_at, created_at, updated_at)
+        VALUES (@id, @key_n, @key_e, @state, @profile, @join_kind, @join_token, @join_secret, @observer_id,
+        @observation_token, @last_seen, @identification, @firmware_name, @firmware_version, @last_status,
+        @last_status_token, @last_status_at, @created_at, @updated_at)`),
       deleteDevice: p('DELETE FROM devices WHERE id = ?'),
       deleteDeviceUpdates: p('DELETE FROM updates WHERE device = ?'),
       sequence: p('SELECT last_sent, last_accepted FROM sequences WHERE peer = ?'),
@@ -350,6 +357,7 @@ export class SqliteRegistry implements Registry {
       id: fromHex16(r.id),
       publicKey: rsaPublicKey(BigInt('0x' + r.key_n), BigInt('0x' + r.key_e)),
       state: r.state as DeviceState,
+      profile: r.profile as DeviceProfile,
       joinKind: r.join_kind as JoinKind | null,
       joinToken: bytes(r.join_token),
       joinSecret: r.join_secret,
@@ -374,6 +382,7 @@ export class SqliteRegistry implements Registry {
       key_n: d.publicKey.n.toString(16),
       key_e: d.publicKey.e.toString(16),
       state: d.state,
+      profile: d.profile,
       join_kind: d.joinKind,
       join_token: blob(d.joinToken),
       join_secret: d.joinSecret,
@@ -408,8 +417,8 @@ export class SqliteRegistry implements Registry {
     return out;
   }
 
-  addDevice(id: bigint, publicKey: RsaPublicKey, now: number): DeviceRecord {
-    const d = provisionedRecord(id, publicKey, this.device(id), now);
+  addDevice(id: bigint, publicKey: RsaPublicKey, now: number, profile?: DeviceProfile): DeviceRecord {
+    const d = provisionedRecord(id, publicKey, this.device(id), now, profile);
     this.writeDevice(d);
     return d;
   }

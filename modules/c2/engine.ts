@@ -5,7 +5,8 @@
  *   engine.on((e) => ...);                       // join requests, challenges, data, updates...
  *   await engine.start();                        // subscribes SRUP/servers/<own id>/# and SRUP/<device>/#
  *   engine.provision(deviceId, publicKey);       // keys come from provisioning: there is no KeyEx here
- *   const status = await engine.sendAction(deviceId, 3);
+ *   engine.provision(pyDevice, key, { profile: 'reference' });   // a pySRUP device (see DeviceProfile)
+ *   const status = await engine.sendAction(deviceId, 3);          // 0x20, 0x2E, 0x2F; null for 'reference'
  *
  * A message's path: transport -> C2Engine.onMessage (here) -> receive() (receive.ts: topic and permission;
  * decode, key, signature, replay and persist in modules/srup/session.ts, the same steps as the device's) ->
@@ -15,6 +16,9 @@
  * Responses are matched by token, never by order, so any number of requests may be in flight to one device.
  * Every request settles exactly once: with the device's answer, or with C2Error('timeout'), 'device_removed',
  * 'stopped' or 'publish_failed'.
+ *
+ * Devices with profile 'reference' (pySRUP) answer neither actions nor activates: for them an action settles
+ * when the broker takes it (with status null), and an activate ends the update in state 'activated'.
  */
 import { encode } from '../srup/codec.js';
 import { idHex16, toHex, utf8, utf8DecodeOrNull } from '../srup/bytes.js';
@@ -32,10 +36,20 @@ import type { C2Host, C2Options } from './host.js';
 import { JoinFlows, challengeOf } from './join.js';
 import { receive } from './receive.js';
 import { ACTIVATE_STATUSES, INITIATE_STATUSES, UpdateFlow } from './update.js';
-import type { DeviceRecord, DeviceState, UpdateRecord } from './registry.js';
+import type { DeviceProfile, DeviceRecord, DeviceState, UpdateRecord } from './registry.js';
+import { isDeviceProfile } from './registry.js';
 import { ascii, uuid4 } from './tokens.js';
 
 export const ID_RESPONSE_DATA_ID = 'IDENTIFICATION_RESPONSE';
+
+/** How pySRUP's ID response starts (SRUP-WIRE.md §11 "ID request"); such a device gets profile 'reference'. */
+export const REFERENCE_ID_PREFIX = 'pySRUP version';
+
+/**
+ * How an action ended: the device's status (0x20 done, 0x2E unknown action, 0x2F failed), or null for a device
+ * that does not answer actions (profile 'reference'): the broker took the action and no answer will come.
+ */
+export type ActionResult = number | null;
 
 const DEFAULT_REQUEST_TIMEOUT = 30_000;
 
@@ -81,16 +95,21 @@ function cText(b: Uint8Array): string | null {
   return utf8DecodeOrNull(b.subarray(0, end));
 }
 
+const VERSION_TOKEN = /^v?\d[\w.+-]*$/;
+
 /**
  * Firmware name and version from an ID response: "<name> <version>" as the device agent sends it, or pySRUP's
- * "pySRUP version 2.0". A text without a space (or without a digit in its last word) has no version.
+ * intended "pySRUP version 2.0". The last word is a version only if it looks like one (/^v?\d[\w.+-]*$/);
+ * otherwise there is no version and the whole text is the name. pySRUP's real default text, which formats two
+ * lambda objects instead of "2.0" (SRUP-WIRE.md §12 item 21), is name 'pySRUP' with no version.
  */
 export function parseIdentification(text: string): { name: string | null; version: string | null } {
   const t = text.trim();
-  const m = /^(.*\S)\s+(v?\d\S*)$/.exec(t);
-  if (m === null) return { name: t.length > 0 ? t : null, version: null };
-  const name = m[1].replace(/\s+version$/i, '');
-  return { name, version: m[2] };
+  if (t.length === 0) return { name: null, version: null };
+  const m = /^(.*\S)\s+(\S+)$/.exec(t);
+  if (m !== null && VERSION_TOKEN.test(m[2])) return { name: m[1].replace(/\s+version$/i, ''), version: m[2] };
+  if (t.startsWith(REFERENCE_ID_PREFIX + ' ')) return { name: 'pySRUP', version: null };
+  return { name: t, version: null };
 }
 
 export class C2Engine {
@@ -197,11 +216,28 @@ export class C2Engine {
 
   /**
    * Provisioning: registers (or re-registers) a device's public key. The device may then join. Re-registering
-   * a joined device ends its membership (state 'provisioned', topic unsubscribed).
+   * a joined device ends its membership (state 'provisioned', topic unsubscribed). `profile` says what the
+   * device answers ('srup', the default for a new device, or 'reference' for pySRUP); re-registering without it
+   * keeps the profile the device had.
    */
-  provision(id: bigint, publicKey: RsaPublicKey): DeviceRecord {
-    const rec = this.host.registry.addDevice(id, publicKey, this.now());
+  provision(id: bigint, publicKey: RsaPublicKey, options: { profile?: DeviceProfile } = {}): DeviceRecord {
+    if (options.profile !== undefined && !isDeviceProfile(options.profile)) {
+      throw new C2Error('bad_argument', `profile must be 'srup' or 'reference'`);
+    }
+    const rec = this.host.registry.addDevice(id, publicKey, this.now(), options.profile);
     if (this.subscribed.has(id)) this.unsubscribeDevice(id).catch(() => undefined);
+    return rec;
+  }
+
+  /** Changes what the engine expects of a registered device (its state and membership stay as they are). */
+  setProfile(id: bigint, profile: DeviceProfile): DeviceRecord {
+    if (!isDeviceProfile(profile)) throw new C2Error('bad_argument', `profile must be 'srup' or 'reference'`);
+    const d = this.host.registry.device(id);
+    if (d === null) throw new C2Error('unknown_device', `device ${idHex16(id)} is not registered`);
+    if (d.profile === profile) return d;
+    const rec = this.host.registry.updateDevice(id, { profile }, this.now());
+    this.host.log('info', 'profile_set', { device: idHex16(id), profile, was: d.profile });
+    this.emit({ type: 'profile', device: id, profile, inferred: false });
     return rec;
   }
 
@@ -284,28 +320,33 @@ export class C2Engine {
    * activate 0x03 with the initiate's token, for a 'staged' update given by token, or the latest staged update
    * of a device. Resolves with the record once the device confirms after its restart ('confirmed' on 0x10,
    * 'failed' with status 0x1F); rejects C2Error('timeout') after activateTimeoutMs (record 'failed', failure
-   * 'activate_timeout').
+   * 'activate_timeout'). A device with profile 'reference' never confirms: the update becomes 'activated' as
+   * soon as the broker takes the activate, and no timer is armed.
    */
   async activateUpdate(target: bigint | string): Promise<UpdateRecord> {
     this.runnable();
     return this.updates.activate(target);
   }
 
-  /** Resolves with the update record once it is 'confirmed' or 'failed' (at once if it already is). */
+  /** Resolves with the update record once it is 'confirmed', 'activated' or 'failed' (at once if it already is). */
   async awaitUpdate(token: string): Promise<UpdateRecord> {
     return this.updates.settled(token);
   }
 
   // ================================================================================================ commands
 
-  /** action 0x04; resolves with the device's status: 0x20 done, 0x2E unknown action, 0x2F failed. */
-  async sendAction(id: bigint, actionId: number): Promise<number> {
+  /**
+   * action 0x04; resolves with the device's status: 0x20 done, 0x2E unknown action, 0x2F failed. For a device
+   * with profile 'reference', which never answers, it resolves with null once the broker took the action.
+   */
+  async sendAction(id: bigint, actionId: number): Promise<ActionResult> {
     this.runnable();
-    this.requireJoined(id);
+    const device = this.requireJoined(id);
     if (!Number.isInteger(actionId) || actionId < 0 || actionId > 255) {
       return Promise.reject(new C2Error('bad_argument', 'actionId must be an integer 0..255'));
     }
     const token = this.newToken();
+    if (device.profile === 'reference') return this.send('action', id, token, { actionId }).then(() => null);
     const answer = this.track<number>('action', id, token);
     this.send('action', id, token, { actionId }).catch((e: unknown) => this.failRequest(token, e));
     return answer;
@@ -429,12 +470,19 @@ export class C2Engine {
       return;
     }
     const { name, version } = parseIdentification(text);
+    const before = this.host.registry.device(device);
+    const inferred = before !== null && before.profile !== 'reference' && text.startsWith(REFERENCE_ID_PREFIX);
     this.host.registry.updateDevice(
       device,
-      { identification: text, firmwareName: name, firmwareVersion: version },
+      { identification: text, firmwareName: name, firmwareVersion: version, ...(inferred ? { profile: 'reference' as const } : {}) },
       this.now(),
     );
     this.emit({ type: 'identification', device, text, firmwareName: name, firmwareVersion: version });
+    if (inferred) {
+      // pySRUP answers neither actions nor activates: stop waiting for those answers from now on.
+      this.host.log('info', 'profile_inferred', { device: idHex16(device), profile: 'reference', was: before.profile });
+      this.emit({ type: 'profile', device, profile: 'reference', inferred: true });
+    }
     // Our agent echoes the request's token; pySRUP answers with a new one, so fall back to the oldest request.
     let key = toHex(m.token);
     const r = this.requests.get(key);

@@ -1,5 +1,5 @@
 /** What the engine tells the application: one event type, a union of small records. */
-import type { JoinKind, UpdateRecord } from './registry.js';
+import type { DeviceProfile, JoinKind, UpdateRecord } from './registry.js';
 import type { ColourIndex } from '../challenge/index.js';
 
 /** The picture of a join secret, for the operator to compare with what the device shows. */
@@ -33,6 +33,8 @@ export type C2Event =
   /** Data from a device (IDENTIFICATION_RESPONSE data is reported as 'identification' instead). */
   | { type: 'data'; device: bigint; dataId: string; data: Uint8Array; token: Uint8Array }
   | { type: 'identification'; device: bigint; text: string; firmwareName: string | null; firmwareVersion: string | null }
+  /** A device's profile changed: set by the operator, or inferred from its ID response ("pySRUP version ..."). */
+  | { type: 'profile'; device: bigint; profile: DeviceProfile; inferred: boolean }
   /** An update changed state. */
   | { type: 'update'; update: UpdateRecord }
   | { type: 'removed'; device: bigint; reason: RemovalReason; by: 'server' | 'device' }

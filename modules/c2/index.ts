@@ -8,13 +8,13 @@
  *   receive.ts          the receive pipeline (steps shared with the device: modules/srup/session.ts) and the
  *                       permission table
  *   join.ts             simple, human-moderated, observed joins and the join command
- *   update.ts           initiate, activate, confirmation, timeouts
+ *   update.ts           initiate, activate, confirmation (or none, for 'reference' devices), timeouts
  *   timers.ts           one timeout per pending join / update, over the host clock
  *   events.ts           C2Event, what the engine tells the application
  *   tokens.ts           uuid4 tokens and join secrets from host randomness
  *   errors.ts           C2Error and its reasons
  */
-export { C2Engine, parseIdentification, ID_RESPONSE_DATA_ID } from './engine.js';
+export { C2Engine, parseIdentification, ID_RESPONSE_DATA_ID, REFERENCE_ID_PREFIX, type ActionResult } from './engine.js';
 export { C2Error, isC2Error, type C2ErrorReason } from './errors.js';
 export type { C2Event, C2Listener, Challenge, RemovalReason } from './events.js';
 export type {
@@ -33,6 +33,7 @@ export type {
   AuditInput,
   AuditQuery,
   DevicePatch,
+  DeviceProfile,
   DeviceRecord,
   DeviceState,
   JoinKind,
@@ -42,6 +43,7 @@ export type {
   UpdateRecord,
   UpdateState,
 } from './registry.js';
+export { DEVICE_PROFILES, isDeviceProfile, updateEnded } from './registry.js';
 export { MemoryRegistry } from './memory-registry.js';
 export { PERMISSIONS as SERVER_PERMISSIONS } from './receive.js';
 export { challengeOf } from './join.js';

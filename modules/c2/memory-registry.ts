@@ -8,6 +8,7 @@ import type {
   AuditInput,
   AuditQuery,
   DevicePatch,
+  DeviceProfile,
   DeviceRecord,
   DeviceState,
   Registry,
@@ -54,8 +55,8 @@ export class MemoryRegistry implements Registry {
     return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
-  addDevice(id: bigint, publicKey: RsaPublicKey, now: number): DeviceRecord {
-    const d = provisionedRecord(id, publicKey, this.devs.get(id) ?? null, now);
+  addDevice(id: bigint, publicKey: RsaPublicKey, now: number, profile?: DeviceProfile): DeviceRecord {
+    const d = provisionedRecord(id, publicKey, this.devs.get(id) ?? null, now, profile);
     this.devs.set(id, d);
     return copyDevice(d);
   }

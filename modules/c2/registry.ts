@@ -33,10 +33,30 @@ export type DeviceState =
 /** How the device joined (or is joining): join_request, human_join_request, observed_join_request, join_command. */
 export type JoinKind = 'simple' | 'human' | 'observed' | 'command';
 
+/**
+ * Which conventions beyond the wire format the device follows (SRUP-WIRE.md §7, §11):
+ *
+ * srup       this project's device agent: answers an action (0x20 / 0x2E / 0x2F) and confirms an activation
+ *            after its restart (0x10 / 0x1F)
+ * reference  the reference implementation (pySRUP): answers neither an action nor an activate
+ *
+ * Set when the device is registered (default 'srup'), or inferred: an IDENTIFICATION_RESPONSE that starts with
+ * "pySRUP version" makes it 'reference'.
+ */
+export type DeviceProfile = 'srup' | 'reference';
+
+export const DEVICE_PROFILES: readonly DeviceProfile[] = ['srup', 'reference'];
+
+export function isDeviceProfile(v: unknown): v is DeviceProfile {
+  return v === 'srup' || v === 'reference';
+}
+
 export interface DeviceRecord {
   readonly id: bigint;
   readonly publicKey: RsaPublicKey;
   readonly state: DeviceState;
+  /** What the device answers: see DeviceProfile. */
+  readonly profile: DeviceProfile;
   readonly joinKind: JoinKind | null;
   /**
    * The token the join answer (0x50/0x5E/0x5F) will carry: the join request's token for a simple join, the
@@ -74,11 +94,21 @@ export interface SequenceState {
 /**
  * initiated   initiate (0x01) sent, waiting for the device's response
  * staged      the device fetched the file and the digest matched (0x00)
- * activating  activate (0x03) sent, waiting for the post-reboot confirmation
+ * activating  activate (0x03) sent, waiting for the post-reboot confirmation (for a 'reference' device: waiting
+ *             for the broker to take it)
  * confirmed   the device confirmed the new image (0x10)
+ * activated   the broker took the activate for a device that never confirms (profile 'reference'): as far as
+ *             the server can know, done; a later 0x10 / 0x1F still moves it to 'confirmed' / 'failed'
  * failed      the device reported a failure (status set) or a wait timed out (status null)
+ *
+ * 'confirmed', 'activated' and 'failed' end an update.
  */
-export type UpdateState = 'initiated' | 'staged' | 'activating' | 'confirmed' | 'failed';
+export type UpdateState = 'initiated' | 'staged' | 'activating' | 'confirmed' | 'activated' | 'failed';
+
+/** True for the states that end an update: 'confirmed', 'activated', 'failed'. */
+export function updateEnded(state: UpdateState): boolean {
+  return state === 'confirmed' || state === 'activated' || state === 'failed';
+}
 
 export interface UpdateRecord {
   /** The initiate's token (uuid4 text); the response and the activate carry the same token. */
@@ -133,9 +163,10 @@ export interface Registry {
   devices(state?: DeviceState): DeviceRecord[];
   /**
    * Provisioning: registers a device's public key (state 'provisioned'). Registering a known id replaces its
-   * key and resets it to 'provisioned' with no join in progress.
+   * key and resets it to 'provisioned' with no join in progress. `profile` defaults to the known device's
+   * profile, or 'srup' for a new one.
    */
-  addDevice(id: bigint, publicKey: RsaPublicKey, now: number): DeviceRecord;
+  addDevice(id: bigint, publicKey: RsaPublicKey, now: number, profile?: DeviceProfile): DeviceRecord;
   /** Changes some fields of a known device; throws if the device is unknown. Returns the new record. */
   updateDevice(id: bigint, patch: DevicePatch, now: number): DeviceRecord;
   /** Forgets a device entirely: record, counters and update records. False if it was unknown. */
@@ -162,14 +193,22 @@ export interface Registry {
 
 /**
  * The record addDevice stores for `id`: state 'provisioned' with no join in progress. When it replaces `old`,
- * what the server learnt about the device (last seen, identification, last response) and its creation time are
- * kept. Every Registry implementation builds it here, so that they cannot drift apart.
+ * what the server learnt about the device (last seen, identification, profile, last response) and its creation
+ * time are kept; a `profile` given replaces the old one. Every Registry implementation builds it here, so that
+ * they cannot drift apart.
  */
-export function provisionedRecord(id: bigint, publicKey: RsaPublicKey, old: DeviceRecord | null, now: number): DeviceRecord {
+export function provisionedRecord(
+  id: bigint,
+  publicKey: RsaPublicKey,
+  old: DeviceRecord | null,
+  now: number,
+  profile?: DeviceProfile,
+): DeviceRecord {
   return {
     id,
     publicKey,
     state: 'provisioned',
+    profile: profile ?? (old ? old.profile : 'srup'),
     joinKind: null,
     joinToken: null,
     joinSecret: null,

@@ -10,14 +10,23 @@
  *     <- response 0x1F                                        'failed', status 0x1F
  *     no answer in activateTimeoutMs                          'failed', failure 'activate_timeout'
  *
+ * A device with profile 'reference' (pySRUP) installs on the activate but never confirms (SRUP-WIRE.md §11):
+ *
+ *   activate 0x03 with the same token                         'activating' (no timer)
+ *     the broker took it (PUBACK)                             'activated'
+ *     the broker did not take it                              'staged' again (as for every device)
+ *
  * The records live in the registry, so a restarted engine picks up where it stopped (timers are re-armed with
- * the time left). A late answer after a timeout is still recorded: the device did what it says.
+ * the time left; a 'reference' activate whose PUBACK was lost in the restart goes back to 'staged', to be sent
+ * again). A late answer after a timeout is still recorded: the device did what it says; so is a 0x10 / 0x1F
+ * after 'activated'.
  */
 import { concat, utf8, utf8DecodeOrNull } from '../srup/bytes.js';
 import { Status } from '../srup/schema.js';
 import { C2Error } from './errors.js';
 import type { EngineCore } from './engine.js';
 import type { UpdatePatch, UpdateRecord } from './registry.js';
+import { updateEnded } from './registry.js';
 import { KeyedTimers } from './timers.js';
 import { ascii } from './tokens.js';
 
@@ -37,7 +46,7 @@ export const ACTIVATE_STATUSES: ReadonlySet<number> = new Set([Status.ACTIVATE_S
 type Failure = 'initiate_timeout' | 'activate_timeout';
 
 interface Waiter {
-  /** 'response': settles when the initiate is answered; 'settled': when the update is confirmed or failed. */
+  /** 'response': settles when the initiate is answered; 'settled': when the update ends (updateEnded). */
   readonly until: 'response' | 'settled';
   /** Reject (timeout, publish failure) rather than resolve with the failed record. */
   readonly rejectOnFailure: boolean;
@@ -90,20 +99,28 @@ export class UpdateFlow {
       if (u === null) throw new C2Error('unknown_update', `no update with token ${target}`);
     }
     if (u.state !== 'staged') throw new C2Error('bad_update_state', `update ${u.token} is ${u.state}, not staged`);
-    core.requireJoined(u.device);
+    const device = core.requireJoined(u.device);
     const token = u.token;
     const result = this.wait(token, 'settled', true);
     this.set(token, { state: 'activating' });
+    if (device.profile === 'reference') {
+      // No confirmation will come: the broker taking the activate is all the server can know.
+      core.send('activate', u.device, ascii(token), {}).then(
+        () => this.activated(token),
+        (e: unknown) => this.publishFailed(token, e),
+      );
+      return result;
+    }
     this.arm(token, core.options.activateTimeoutMs ?? DEFAULT_ACTIVATE_TIMEOUT, 'activate_timeout');
     core.send('activate', u.device, ascii(token), {}).catch((e: unknown) => this.publishFailed(token, e));
     return result;
   }
 
-  /** Resolves once the update is 'confirmed' or 'failed' (at once if it already is). */
+  /** Resolves once the update is 'confirmed', 'activated' or 'failed' (at once if it already is). */
   settled(token: string): Promise<UpdateRecord> {
     const u = this.core.host.registry.update(token);
     if (u === null) return Promise.reject(new C2Error('unknown_update', `no update with token ${token}`));
-    if (u.state === 'confirmed' || u.state === 'failed') return Promise.resolve(u);
+    if (updateEnded(u.state)) return Promise.resolve(u);
     return this.wait(token, 'settled', false);
   }
 
@@ -115,7 +132,7 @@ export class UpdateFlow {
     if (u === null || u.device !== device) return false;
     const activation = ACTIVATE_STATUSES.has(status);
     const waiting = activation
-      ? u.state === 'activating' || (u.state === 'failed' && u.failure === 'activate_timeout')
+      ? u.state === 'activating' || u.state === 'activated' || (u.state === 'failed' && u.failure === 'activate_timeout')
       : u.state === 'initiated' || (u.state === 'failed' && u.failure === 'initiate_timeout');
     if (!waiting) return false;
     this.timers.disarm(u.token);
@@ -131,14 +148,22 @@ export class UpdateFlow {
     return true;
   }
 
-  /** After a restart: the updates still waiting get the rest of their time (or time out now). */
+  /**
+   * After a restart: the updates still waiting get the rest of their time (or time out now). An activate to a
+   * 'reference' device that was still waiting for its PUBACK may never have reached the broker: the update goes
+   * back to 'staged' (the device keeps the staged image, and activates again on the same token).
+   */
   rearm(): void {
     const { core } = this;
+    const { registry } = core.host;
     const now = core.now();
-    for (const u of core.host.registry.updates()) {
+    for (const u of registry.updates()) {
       if (u.state === 'initiated') {
         const ms = (core.options.initiateTimeoutMs ?? DEFAULT_INITIATE_TIMEOUT) - (now - u.updatedAt);
         this.arm(u.token, Math.max(0, ms), 'initiate_timeout');
+      } else if (u.state === 'activating' && registry.device(u.device)?.profile === 'reference') {
+        core.host.log('warn', 'activate_unacknowledged', { token: u.token });
+        this.set(u.token, { state: 'staged' });
       } else if (u.state === 'activating') {
         const ms = (core.options.activateTimeoutMs ?? DEFAULT_ACTIVATE_TIMEOUT) - (now - u.updatedAt);
         this.arm(u.token, Math.max(0, ms), 'activate_timeout');
@@ -172,7 +197,7 @@ export class UpdateFlow {
     core.emit({ type: 'update', update: u });
     const list = this.waiters.get(token);
     if (list === undefined) return u;
-    const settled = u.state === 'confirmed' || u.state === 'failed';
+    const settled = updateEnded(u.state);
     const failedHere = u.state === 'failed' && u.status === null;
     const keep: Waiter[] = [];
     for (const w of list) {
@@ -192,6 +217,15 @@ export class UpdateFlow {
       this.core.host.log('warn', 'update_timeout', { token, failure });
       this.set(token, { state: 'failed', status: null, failure });
     });
+  }
+
+  /** The broker took the activate of a device that does not confirm: the update is as done as it gets. */
+  private activated(token: string): void {
+    const u = this.core.host.registry.update(token);
+    // A 0x10 / 0x1F came first (the profile was wrong after all): nothing to do.
+    if (u === null || u.state !== 'activating') return;
+    this.core.host.log('info', 'update_activated', { token, confirmation: 'none expected' });
+    this.set(token, { state: 'activated', status: null, failure: null });
   }
 
   /**

@@ -15,10 +15,9 @@ import { Status } from '../../modules/srup/schema.js';
 import { sign } from '../../modules/srup/sign.js';
 import { deviceTopic } from '../../modules/srup/topics.js';
 import { FlashKeyStore, FlashSequenceStore } from '../../modules/store/flash-stores.js';
-import { ATTACKER, DEVICE, FlowDevice, FlowKeys, FlowWorld, OBSERVER, SERVER } from './flow-world.js';
+import { ATTACKER, C2_CLIENT, DEVICE, FlowWorld, OBSERVER, SERVER, type FlowDevice, type FlowKeys } from './flow-world.js';
 import { AsyncCase, check, deepEqual, equal, fail } from './harness.js';
 
-const C2_CLIENT = 'SRUP Client: c2';
 const URL = 'http://updates.test/fw-1.5.0.bin';
 
 function text(b: Uint8Array): string {
@@ -145,7 +144,7 @@ function commandOptions(got: [string, Uint8Array][], actions: number[] = []) {
 /** Initiate → staged → activate → restart → 0x10. */
 async function updateWithRestart(w: FlowWorld, d: FlowDevice): Promise<void> {
   const img = image();
-  d.downloader.serve(URL, img, 512);
+  d.downloader.serve(URL, img, { chunkSize: 512 });
   const staged = await w.during(w.engine.initiateUpdate(DEVICE, URL, toHex(pureCrypto.sha256(img))));
   deepEqual([staged.state, staged.status], ['staged', Status.UPDATE_SUCCESS], 'update after the download');
   deepEqual(d.downloader.requests, [URL], 'downloads');
@@ -308,7 +307,7 @@ export function agentCases(keys: () => FlowKeys, label: string): AsyncCase[] {
         const w = await world(k());
         const d = await joinedDevice(w);
         const img = image(1500);
-        d.downloader.serve(URL, img, 1024);
+        d.downloader.serve(URL, img, { chunkSize: 1024 });
         const other = img.slice();
         other[700] ^= 1;
         const rec = await w.during(w.engine.initiateUpdate(DEVICE, URL, toHex(pureCrypto.sha256(other))));

@@ -26,11 +26,12 @@ import { capBrightness, pixelIndex, pixelMap, type MatrixLayout } from '../../mo
 import { ChallengeRecorder } from './fakes.js';
 import { Case, bytesEqual, check, deepEqual, equal, throwsReason } from './harness.js';
 
-/** A pySRUP-style secret (uuid4().hex). */
-const SECRET = 'c3a94f1e07b24d6a9e15f0b8d27c4a63';
+/** A pySRUP-style secret (uuid4().hex: character 12 is "4", character 16 one of 8, 9, a, b). */
+export const SECRET = 'c3a94f1e07b24d6a9e15f0b8d27c4a63';
 
+/** challengeGrid(SECRET), pinned: the device and the console must draw exactly this. */
 // prettier-ignore
-const SECRET_CELLS = [
+export const SECRET_CELLS: readonly number[] = [
   3, 0, 0, 3, 2, 2, 2, 1,
   1, 0, 3, 3, 0, 1, 3, 2,
   0, 0, 1, 3, 2, 3, 0, 2,

@@ -1,16 +1,20 @@
 /**
  * A whole SRUP system in memory, on any engine: the C2 engine (modules/c2, MemoryRegistry) and device agents
- * (modules/agent) on one PortableBroker, with the pure crypto and a shared ManualClock. A device keeps its
+ * (modules/agent) on one MemoryBroker, with the pure crypto and a shared ManualClock. A device keeps its
  * stores and updater across restarts: RAM stores (MemoryKeyStore / MemorySequenceStore), or the flash stores
  * the firmware uses (FlashKeyStore / FlashSequenceStore over a MemoryFlash partition, opened anew at every
  * boot as hosts/moddable/main.ts does).
+ *
+ * SimWorld is the system; its WorldParts say what differs between the tests that use it: the server id, the
+ * presenter a device gets, the random generator and seeds, and the broker (its scheduler). FlowWorld is the
+ * one the portable flow cases use; test/support/c2-world.ts builds the jest flows' World on the same class.
  */
 import { parsePrivateKeyPem, privateKeyToDer, publicKeyToDer } from '../../crypto/keys.js';
 import { pureCrypto } from '../../crypto/pure.js';
-import type { RsaPrivateKey } from '../../crypto/types.js';
+import type { RandomBytes, RsaPrivateKey } from '../../crypto/types.js';
 import { Agent } from '../../modules/agent/agent.js';
 import type { AgentEvent, AgentOptions } from '../../modules/agent/agent.js';
-import type { KeyStore, SequenceStore } from '../../modules/agent/host.js';
+import type { KeyStore, Presenter, SequenceStore } from '../../modules/agent/host.js';
 import { MemoryKeyStore, MemorySequenceStore } from '../../modules/agent/memory.js';
 import { C2Engine } from '../../modules/c2/engine.js';
 import type { C2Event } from '../../modules/c2/events.js';
@@ -22,10 +26,14 @@ import type { Message } from '../../modules/srup/schema.js';
 import { FlashKeyStore, FlashSequenceStore, partitionImage } from '../../modules/store/flash-stores.js';
 import { MemoryFlash, SRUP_PARTITION_SIZE } from '../../modules/store/flash.js';
 import { DEFAULT_PRESENTER } from '../../modules/store/record.js';
-import { PortableBroker, type PortableTransport } from './broker.js';
-import { ChallengeRecorder, CollectingLog, FakeDownloader, FakeUpdater, ManualClock, seededRandom } from './fakes.js';
+import { MemoryBroker, type MemoryTransport } from './broker.js';
+import { ChallengeRecorder, CollectingLog, FakeDownloader, FakeUpdater, ManualClock } from './fakes.js';
 import { ATTACKER_1024_PEM, DEVICE_1024_PEM, OBSERVER_1024_PEM, SERVER_1024_PEM } from './flow-keys.js';
 import { fail } from './harness.js';
+import { seededRandomBytes } from './prng.js';
+
+/** The C2 engine's MQTT client id. */
+export const C2_CLIENT = 'SRUP Client: c2';
 
 export const SERVER = 0x5e12d3c4b5a69788n;
 /** A leading zero nibble: its topic is SRUP/4a0f1b2c3d4e5f6. */
@@ -74,12 +82,33 @@ export interface DeviceSetup {
   readonly flash?: boolean;
   /** Agent options beyond the firmware name and version. */
   readonly agent?: Partial<AgentOptions>;
-  /** The server the device starts with (default SERVER). */
+  /** The server the device starts with (default the world's server); null for a device that will get a join command. */
   readonly serverId?: bigint | null;
+  /** Provision the device's key in the C2 registry (default true). */
+  readonly provision?: boolean;
 }
 
-export class FlowDevice {
-  readonly presenter = new ChallengeRecorder();
+/** What differs between worlds. */
+export interface WorldParts<P extends Presenter> {
+  /** The C2 server's id; every device knows its key. */
+  readonly serverId: bigint;
+  /** The broker (default: a MemoryBroker that schedules promise jobs only). */
+  readonly broker?: MemoryBroker;
+  /** A new device's presenter. */
+  presenter(): P;
+  /** RandomBytes from a seed. */
+  random(seed: number): RandomBytes;
+  /** The seed of a device's randomness at boot number `boots` (1, 2, ...); the engine's is 11, 12, ... by start. */
+  deviceSeed(id: bigint, boots: number): number;
+}
+
+/** The keys a world needs; a test's key set may hold more. */
+export interface WorldKeys {
+  readonly server: RsaPrivateKey;
+}
+
+export class SimDevice<P extends Presenter = Presenter> {
+  readonly presenter: P;
   readonly downloader = new FakeDownloader();
   readonly updater = new FakeUpdater(Uint8Array.of(0x01, 0x02));
   readonly log = new CollectingLog();
@@ -89,16 +118,17 @@ export class FlowDevice {
   keys!: KeyStore;
   seqs!: SequenceStore;
   agent!: Agent;
-  transport!: PortableTransport;
+  transport!: MemoryTransport;
   boots = 0;
 
   constructor(
-    private readonly world: FlowWorld,
+    private readonly world: SimWorld<WorldKeys, P>,
     readonly id: bigint,
     readonly privateKey: RsaPrivateKey,
     private readonly setup: DeviceSetup,
   ) {
-    const serverId = setup.serverId === undefined ? SERVER : setup.serverId;
+    this.presenter = world.parts.presenter();
+    const serverId = setup.serverId === undefined ? world.serverId : setup.serverId;
     const serverKey = world.keys.server.publicKey;
     if (setup.flash === true) {
       const image = partitionImage(
@@ -106,7 +136,7 @@ export class FlowDevice {
           deviceId: id,
           privateKey: privateKeyToDer(privateKey),
           serverId,
-          peers: [{ id: SERVER, der: publicKeyToDer(serverKey) }],
+          peers: [{ id: world.serverId, der: publicKeyToDer(serverKey) }],
           brokerUrl: 'mqtts://broker.test:8883',
           ca: null,
           wifi: null,
@@ -117,7 +147,7 @@ export class FlowDevice {
       this.flash = new MemoryFlash(SRUP_PARTITION_SIZE, 4096, image);
     } else {
       this.flash = null;
-      this.keys = new MemoryKeyStore({ deviceId: id, privateKey, serverId, peers: [[SERVER, serverKey]] });
+      this.keys = new MemoryKeyStore({ deviceId: id, privateKey, serverId, peers: [[world.serverId, serverKey]] });
       this.seqs = new MemorySequenceStore();
     }
   }
@@ -141,7 +171,7 @@ export class FlowDevice {
         sequences: this.seqs,
         clock: this.world.clock,
         crypto: pureCrypto,
-        random: seededRandom(Number(this.id & 0xffffn) * 31 + this.boots),
+        random: this.world.parts.random(this.world.parts.deviceSeed(this.id, this.boots)),
         presenter: this.presenter,
         downloader: this.downloader,
         updater: this.updater,
@@ -152,10 +182,13 @@ export class FlowDevice {
     this.agent.start();
   }
 
-  /** Power cycle: the agent stops, the updater boots (the activated image, if any), the device starts again. */
-  async reboot(): Promise<void> {
+  /**
+   * Power cycle: the agent stops, the updater boots (the activated image, if any; with `fail` the new image
+   * does not come up and the bootloader rolls back), the device starts again.
+   */
+  async reboot(options: { fail?: boolean } = {}): Promise<void> {
     await this.agent.close();
-    this.updater.reboot();
+    this.updater.reboot(options);
     this.boot();
     await this.world.settle();
   }
@@ -170,28 +203,41 @@ export class FlowDevice {
   }
 }
 
-export class FlowWorld {
-  readonly broker = new PortableBroker();
+export class SimWorld<K extends WorldKeys, P extends Presenter = Presenter> {
+  readonly broker: MemoryBroker;
   readonly clock = new ManualClock(5_000_000);
   readonly registry = new MemoryRegistry();
   readonly log = new CollectingLog();
   readonly events: C2Event[] = [];
-  readonly devices: FlowDevice[] = [];
+  readonly devices: SimDevice<P>[] = [];
+  readonly serverId: bigint;
   engine!: C2Engine;
+  /** The engine's broker client (a new one at every start). */
+  transport!: MemoryTransport;
+  private engineStarts = 0;
 
-  constructor(readonly keys: FlowKeys) {}
+  constructor(
+    readonly keys: K,
+    readonly parts: WorldParts<P>,
+  ) {
+    this.broker = parts.broker ?? new MemoryBroker();
+    this.serverId = parts.serverId;
+  }
 
-  /** Builds and starts the C2 engine. */
-  async start(options: C2Options = {}): Promise<C2Engine> {
+  /** Builds and starts the C2 engine (again, over the same registry, after engine.stop()). */
+  async startEngine(options: C2Options = {}): Promise<C2Engine> {
+    const starts = this.engineStarts++;
+    this.transport = this.broker.client(C2_CLIENT);
     this.engine = new C2Engine(
       {
-        transport: this.broker.client('SRUP Client: c2'),
+        transport: this.transport,
         registry: this.registry,
         crypto: pureCrypto,
-        random: seededRandom(11),
+        // A different seed per start: a restarted C2 must not reuse its earlier tokens.
+        random: this.parts.random(11 + starts),
         clock: this.clock,
         log: this.log.log,
-        serverId: SERVER,
+        serverId: this.serverId,
         privateKey: this.keys.server,
       },
       { ...options, onEvent: (e) => this.events.push(e) },
@@ -201,14 +247,19 @@ export class FlowWorld {
     return this.engine;
   }
 
-  /** A device, provisioned in the registry, booted. */
-  async addDevice(id: bigint, key: RsaPrivateKey, setup: DeviceSetup = {}): Promise<FlowDevice> {
-    const d = new FlowDevice(this, id, key, setup);
-    this.engine.provision(id, key.publicKey);
+  /** A device, provisioned in the registry unless told otherwise, booted. */
+  async addDevice(id: bigint, key: RsaPrivateKey, setup: DeviceSetup = {}): Promise<SimDevice<P>> {
+    const d = new SimDevice<P>(this, id, key, setup);
+    if (setup.provision !== false) this.provision(id, key);
     this.devices.push(d);
     d.boot();
     await this.settle();
     return d;
+  }
+
+  /** Puts a device's key in the registry (through the engine). */
+  protected provision(id: bigint, key: RsaPrivateKey): void {
+    this.engine.provision(id, key.publicKey);
   }
 
   /** Until nothing is in flight and neither the engine nor any agent is acting on a message. */
@@ -216,7 +267,7 @@ export class FlowWorld {
     for (let round = 0; round < 100; round++) {
       const before = this.broker.log.length;
       await this.broker.settle();
-      await this.engine.idle();
+      await this.engine?.idle();
       for (const d of this.devices) await d.agent.idle();
       await this.broker.settle();
       if (this.broker.log.length === before && !this.broker.busy) return;
@@ -247,5 +298,25 @@ export class FlowWorld {
 
   eventsOf<K extends C2Event['type']>(type: K): Extract<C2Event, { type: K }>[] {
     return this.events.filter((e) => e.type === type) as Extract<C2Event, { type: K }>[];
+  }
+}
+
+/** A device of the portable flows: shows its challenge as the firmware draws it. */
+export type FlowDevice = SimDevice<ChallengeRecorder>;
+
+/** The portable flows' world: server SERVER, sfc32 randomness (test/portable/prng.ts). */
+export class FlowWorld extends SimWorld<FlowKeys, ChallengeRecorder> {
+  constructor(keys: FlowKeys) {
+    super(keys, {
+      serverId: SERVER,
+      presenter: () => new ChallengeRecorder(),
+      random: seededRandomBytes,
+      deviceSeed: (id, boots) => Number(id & 0xffffn) * 31 + boots,
+    });
+  }
+
+  /** Builds and starts the C2 engine. */
+  start(options: C2Options = {}): Promise<C2Engine> {
+    return this.startEngine(options);
   }
 }

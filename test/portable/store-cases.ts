@@ -11,7 +11,7 @@ import { CounterLog, MAX_PEERS } from '../../modules/store/counter-log.js';
 import { crc32 } from '../../modules/store/crc32.js';
 import { StoreError } from '../../modules/store/errors.js';
 import { FlashKeyStore, FlashSequenceStore, partitionImage } from '../../modules/store/flash-stores.js';
-import { DEFAULT_LAYOUT, MemoryFlash, SRUP_PARTITION_SIZE, type Flash, type StoreLayout } from '../../modules/store/flash.js';
+import { DEFAULT_LAYOUT, MemoryFlash, SRUP_PARTITION_SIZE, type StoreLayout } from '../../modules/store/flash.js';
 import {
   DEFAULT_PRESENTER,
   RecordSlots,
@@ -22,6 +22,7 @@ import {
 } from '../../modules/store/record.js';
 import { DEVICE_1024_PEM, SERVER_1024_PEM } from './flow-keys.js';
 import { Case, bytesEqual, check, deepEqual, equal, fail, throwsReason } from './harness.js';
+import { CutFlash, ERASE_TEARS, PEERS, PowerLoss, WRITE_TEARS, applyOp, type CounterOp } from './power-loss.js';
 import { Prng } from './prng.js';
 
 const SERVER = 0x5e7e7a1f00c0ffeen;
@@ -66,68 +67,6 @@ function sampleRecord(over: Partial<DeviceRecord> = {}): DeviceRecord {
 
 // ---------------------------------------------------------------------------------------------- power loss
 
-class PowerLoss extends Error {}
-
-type Tear = 'none' | 'half' | 'one-byte' | 'all-but-one' | 'noise';
-const WRITE_TEARS: Tear[] = ['none', 'one-byte', 'half', 'all-but-one'];
-const ERASE_TEARS: Tear[] = ['none', 'half', 'noise'];
-
-/**
- * A MemoryFlash that loses power at operation `cutAt` (0-based over writes and erases), leaving that
- * operation partly done as `tear` says. It also fails any write that programs a byte that is not erased.
- */
-class CutFlash implements Flash {
-  ops = 0;
-  readonly kinds: ('write' | 'erase')[] = [];
-  private readonly noise: Prng;
-
-  constructor(
-    readonly inner: MemoryFlash,
-    private readonly cutAt: number,
-    private readonly tear: Tear,
-  ) {
-    this.noise = new Prng(cutAt + 1);
-  }
-
-  get byteLength(): number {
-    return this.inner.byteLength;
-  }
-
-  get blockSize(): number {
-    return this.inner.blockSize;
-  }
-
-  read(offset: number, length: number): Uint8Array {
-    return this.inner.read(offset, length);
-  }
-
-  write(offset: number, bytes: Uint8Array): void {
-    const mem = this.inner.bytes;
-    for (let i = 0; i < bytes.length; i++) {
-      if (bytes[i] !== 0xff && mem[offset + i] !== 0xff) fail(`programmed a non-erased byte at ${offset + i}`);
-    }
-    this.kinds.push('write');
-    if (this.ops++ === this.cutAt) {
-      const n =
-        this.tear === 'none' ? 0 : this.tear === 'one-byte' ? 1 : this.tear === 'half' ? bytes.length >> 1 : bytes.length - 1;
-      this.inner.write(offset, bytes.subarray(0, n));
-      throw new PowerLoss();
-    }
-    this.inner.write(offset, bytes);
-  }
-
-  eraseBlock(index: number): void {
-    this.kinds.push('erase');
-    if (this.ops++ === this.cutAt) {
-      const base = index * this.blockSize;
-      if (this.tear === 'half') this.inner.bytes.fill(0xff, base, base + this.blockSize / 2);
-      if (this.tear === 'noise') this.inner.bytes.set(this.noise.bytes(this.blockSize), base);
-      throw new PowerLoss();
-    }
-    this.inner.eraseBlock(index);
-  }
-}
-
 function powerRecord(n: number): DeviceRecord {
   return {
     deviceId: DEVICE,
@@ -141,12 +80,7 @@ function powerRecord(n: number): DeviceRecord {
   };
 }
 
-type Op =
-  | { kind: 'accepted' | 'sent'; peer: bigint; seq: bigint }
-  | { kind: 'forget'; peer: bigint }
-  | { kind: 'pending'; p: { server: bigint; token: Uint8Array; state: 'staged' | 'activating' } | null };
-
-const PEERS = [1n, 2n, 3n].map((k) => k * 0x1111111111111111n);
+type Op = CounterOp;
 
 /** Mostly counter increments over three peers (one near 2^63), some pending updates and forgets. */
 function workload(n: number): Op[] {
@@ -211,13 +145,6 @@ function observe(log: CounterLog): Observed {
     counters: PEERS.map((peer) => [log.counters(peer).accepted, log.counters(peer).sent]),
     pending: p === null ? null : { server: p.server, token: p.token.slice(), state: p.state },
   };
-}
-
-function applyOp(log: CounterLog, op: Op): void {
-  if (op.kind === 'accepted') log.setAccepted(op.peer, op.seq);
-  else if (op.kind === 'sent') log.setSent(op.peer, op.seq);
-  else if (op.kind === 'forget') log.forget(op.peer);
-  else if (op.kind === 'pending') log.setPending(op.p);
 }
 
 /** A comparable text form of an observed state. */

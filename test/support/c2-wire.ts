@@ -127,6 +127,20 @@ export interface Rig {
   eventsOf<K extends C2Event['type']>(type: K): Extract<C2Event, { type: K }>[];
 }
 
+/**
+ * What a message that changes nothing must leave as it was: the registry's devices and the counters of DEV_A and
+ * DEV_B, the audit log's length, and how much the engine published.
+ */
+export function rigState(r: Rig) {
+  return {
+    devices: r.registry.devices(),
+    seqA: r.registry.sequence(DEV_A),
+    seqB: r.registry.sequence(DEV_B),
+    audit: r.registry.audit().length,
+    published: r.broker.log.filter((p) => p.client === r.transport.clientId).length,
+  };
+}
+
 export function keyOf(keys: Keys, id: bigint): RsaPrivateKey {
   if (id === DEV_A) return keys.a;
   if (id === DEV_B) return keys.b;

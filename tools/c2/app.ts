@@ -15,10 +15,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parsePublicKeyPem } from '../../crypto/keys.js';
 import type { RsaPublicKey } from '../../crypto/types.js';
-import { C2Engine } from '../../modules/c2/engine.js';
+import { C2Engine, type ActionResult } from '../../modules/c2/engine.js';
 import type { C2Event } from '../../modules/c2/events.js';
 import type { Clock, Log } from '../../modules/c2/host.js';
-import type { DeviceRecord } from '../../modules/c2/registry.js';
+import { isDeviceProfile, type DeviceProfile, type DeviceRecord } from '../../modules/c2/registry.js';
 import { blinkCode, blinkSchedule, challengeGrid, DEFAULT_PALETTE, REFERENCE_PALETTE, type Palette } from '../../modules/challenge/index.js';
 import { isDataKind, type DataKind, type DataValue } from '../../modules/srup/data.js';
 import { nodeCrypto, randomBytes } from '../../hosts/node/crypto.js';
@@ -66,6 +66,8 @@ export interface C2AppOptions {
 export interface DeviceView {
   id: string;
   state: DeviceRecord['state'];
+  /** 'srup' (answers actions, confirms activation) or 'reference' (pySRUP: does neither). */
+  profile: DeviceProfile;
   joinKind: DeviceRecord['joinKind'];
   label: string | null;
   palette: string;
@@ -304,6 +306,7 @@ export class C2App {
     return {
       id: idToHex(d.id),
       state: d.state,
+      profile: d.profile,
       joinKind: d.joinKind,
       label: s.label,
       palette: s.palette,
@@ -385,8 +388,15 @@ export class C2App {
 
   // ============================================================================================ operations
 
-  /** Registers (or re-registers) a device's public key, with the palette its matrix uses and a label. */
-  addDevice(id: bigint, key: RsaPublicKey | string, opts: { palette?: string; label?: string | null } = {}): DeviceView {
+  /**
+   * Registers (or re-registers) a device's public key, with the palette its matrix uses, a label, and its
+   * profile ('reference' for a pySRUP device; default 'srup', or what a re-registered device had).
+   */
+  addDevice(
+    id: bigint,
+    key: RsaPublicKey | string,
+    opts: { palette?: string; label?: string | null; profile?: DeviceProfile } = {},
+  ): DeviceView {
     let publicKey: RsaPublicKey;
     try {
       publicKey = typeof key === 'string' ? parsePublicKeyPem(key) : key;
@@ -395,10 +405,11 @@ export class C2App {
     }
     const palette = opts.palette ?? this.registry.deviceSettings(id).palette;
     if (!(palette in PALETTES)) throw new AppError(400, `palette must be one of ${Object.keys(PALETTES).join(', ')}`);
-    const rec = this.engine.provision(id, publicKey);
+    if (opts.profile !== undefined && !isDeviceProfile(opts.profile)) throw new AppError(400, `profile must be srup or reference`);
+    const rec = this.engine.provision(id, publicKey, { profile: opts.profile });
     const label = opts.label === undefined ? this.registry.deviceSettings(id).label : opts.label;
     this.registry.setDeviceSettings(id, { palette, label: label === null ? null : String(label).slice(0, 100) || null });
-    this.log('info', 'device_added', { device: idToHex(id) });
+    this.log('info', 'device_added', { device: idToHex(id), profile: rec.profile });
     this.emit({ kind: 'devices' });
     return this.deviceView(rec);
   }
@@ -415,8 +426,17 @@ export class C2App {
     await this.engine.sendJoinCommand(id);
   }
 
-  action(id: bigint, actionId: number): Promise<number> {
+  /** The device's status, or null for a device that does not answer actions (the broker took it). */
+  action(id: bigint, actionId: number): Promise<ActionResult> {
     return this.engine.sendAction(id, actionId);
+  }
+
+  /** Changes what the server expects of a device ('srup' or 'reference') without registering it again. */
+  setProfile(id: bigint, profile: unknown): DeviceView {
+    if (!isDeviceProfile(profile)) throw new AppError(400, 'profile must be srup or reference');
+    const rec = this.engine.setProfile(id, profile);
+    this.emit({ kind: 'devices' });
+    return this.deviceView(rec);
   }
 
   requestId(id: bigint): Promise<string> {

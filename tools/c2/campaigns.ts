@@ -35,7 +35,10 @@ export interface TargetView {
   /** Why the initiate could not be sent, or null. */
   readonly error: string | null;
   readonly activate: boolean;
-  /** 'not_sent' until the initiate went out (or 'error'), then the update's state. */
+  /**
+   * 'not_sent' until the initiate went out (or 'error'), then the update's state: 'confirmed' (the device
+   * confirmed the new image) and 'activated' (a device that never confirms took the activate) are done.
+   */
   readonly state: 'not_sent' | 'error' | UpdateRecord['state'];
   readonly status: number | null;
   readonly failure: string | null;
@@ -47,6 +50,13 @@ export interface CampaignView extends CampaignRecord {
   readonly targets: TargetView[];
   /** How many targets are in each state. */
   readonly counts: Record<string, number>;
+  /** How many targets are done: 'confirmed', or 'activated' for devices that do not confirm (pySRUP). */
+  readonly done: number;
+}
+
+/** A target whose update went through: confirmed by the device, or activated on one that never confirms. */
+function targetDone(state: TargetView['state']): boolean {
+  return state === 'confirmed' || state === 'activated';
 }
 
 export class CampaignError extends Error {
@@ -299,7 +309,7 @@ export class Campaigns {
     const targets = registry.targets(c.id).map((t) => this.targetView(t));
     const counts: Record<string, number> = {};
     for (const t of targets) counts[t.state] = (counts[t.state] ?? 0) + 1;
-    return { ...c, targets, counts };
+    return { ...c, targets, counts, done: targets.filter((t) => targetDone(t.state)).length };
   }
 
   private targetView(t: CampaignTarget): TargetView {

@@ -12,6 +12,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { isC2Error, type C2ErrorReason } from '../../modules/c2/errors.js';
+import { isDeviceProfile } from '../../modules/c2/registry.js';
 import { idToHex } from '../../hosts/node/durable.js';
 import type { C2App, AppEvent } from './app.js';
 import { AppError, parseDeviceId } from './app.js';
@@ -438,10 +439,16 @@ export class ConsoleHttp {
       const id = parseDeviceId(b.id);
       const key = b.publicKey ?? b.key;
       if (typeof key !== 'string') throw new HttpError(400, 'publicKey (PEM) is required');
+      if (b.profile !== undefined && b.profile !== '' && !isDeviceProfile(b.profile)) throw new HttpError(400, 'profile must be srup or reference');
       return app.addDevice(id, key, {
         palette: typeof b.palette === 'string' && b.palette !== '' ? b.palette : undefined,
         label: typeof b.label === 'string' ? b.label : undefined,
+        profile: isDeviceProfile(b.profile) ? b.profile : undefined,
       });
+    });
+    this.route('POST', `/api/devices/${ID}/profile`, true, async ({ params, body }) => {
+      const b = await body();
+      return app.setProfile(parseDeviceId(params[0]), b.profile);
     });
     const op = (name: string, fn: (id: bigint, b: Record<string, unknown>) => Promise<unknown>) =>
       this.route('POST', `/api/devices/${ID}/${name}`, true, async ({ params, body }) => {
@@ -456,6 +463,7 @@ export class ConsoleHttp {
     op('action', async (id, b) => {
       const actionId = Number(b.actionId);
       if (!Number.isInteger(actionId) || actionId < 0 || actionId > 255) throw new HttpError(400, 'actionId must be 0..255');
+      // status null: the device does not answer actions (profile 'reference'); the broker took the action.
       return { status: await app.action(id, actionId) };
     });
     op('data', (id, b) => app.sendData(id, String(b.dataId ?? ''), String(b.kind ?? 'string'), b.value));

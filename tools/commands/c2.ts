@@ -29,7 +29,8 @@ export const DEFAULT_DATA_DIR = 'c2-data';
 
 const SUBCOMMANDS: Record<string, string> = {
   serve: 'run the C2 server and the operator console',
-  'add-device': 'register a device: --id HEX --key PUBLIC.pem, or the device.json of `srup provision`',
+  'add-device': 'register a device: --id HEX --key PUBLIC.pem, or the device.json of `srup provision`; --reference for a pySRUP device',
+  profile: 'what a device answers: profile ID (--reference for pySRUP | --srup for this project\'s agent)',
   list: 'list devices',
   show: 'one device and its recent messages: show ID',
   joins: 'pending joins, with the challenge each device shows',
@@ -57,6 +58,21 @@ const STATUS: Record<number, string> = {
 function statusText(s: number | null | undefined): string {
   if (s === null || s === undefined) return '';
   return `0x${s.toString(16).padStart(2, '0').toUpperCase()} ${STATUS[s] ?? ''}`.trim();
+}
+
+/** What an action's result says: the device's status, or that a 'reference' device never answers. */
+function actionText(s: number | null): string {
+  return s === null ? 'sent (the device does not answer actions)' : statusText(s);
+}
+
+/** A campaign target's outcome: its status, or for an activated 'reference' device that none will come. */
+function targetStatusText(t: CampaignView['targets'][number]): string {
+  if (t.state === 'activated' && t.status === null) return 'activated (the device does not confirm)';
+  return t.status !== null ? statusText(t.status) : (t.failure ?? t.error ?? '');
+}
+
+function profileText(p: DeviceView['profile'] | undefined): string {
+  return p === 'reference' ? 'reference (pySRUP)' : 'srup';
 }
 
 function time(ms: number | null): string {
@@ -123,10 +139,11 @@ export function renderChallenge(c: ChallengeView, colour: boolean): string {
 
 function deviceRows(devices: DeviceView[]): string[][] {
   return [
-    ['ID', 'STATE', 'LABEL', 'FIRMWARE', 'LAST SEEN', 'LAST RESPONSE'],
+    ['ID', 'STATE', 'PROFILE', 'LABEL', 'FIRMWARE', 'LAST SEEN', 'LAST RESPONSE'],
     ...devices.map((d) => [
       d.id,
       d.state,
+      profileText(d.profile),
       d.label ?? '',
       d.firmwareName ? `${d.firmwareName} ${d.firmwareVersion ?? ''}`.trim() : '',
       time(d.lastSeen),
@@ -136,13 +153,13 @@ function deviceRows(devices: DeviceView[]): string[][] {
 }
 
 function campaignText(c: CampaignView): string {
-  let s = `#${c.id} ${c.name}\n  sha256 ${c.digest}${c.size !== null ? `, ${c.size} bytes` : ''}${c.autoActivate ? ', automatic activation' : ''}\n  url ${c.url}\n`;
+  let s = `#${c.id} ${c.name}\n  sha256 ${c.digest}${c.size !== null ? `, ${c.size} bytes` : ''}${c.autoActivate ? ', automatic activation' : ''}\n  url ${c.url}\n  done ${c.done} of ${c.targets.length}\n`;
   s += table([
     ['  DEVICE', 'STATE', 'STATUS', 'ACTIVATE'],
     ...c.targets.map((t) => [
       `  ${t.device}`,
       t.state,
-      t.status !== null ? statusText(t.status) : (t.failure ?? t.error ?? ''),
+      targetStatusText(t),
       t.activate ? 'yes' : '',
     ]),
   ]);
@@ -228,11 +245,12 @@ async function addDevice(values: OptionValues, positionals: string[], ctx: Comma
   const palette = optString(values, 'palette');
   if (palette !== undefined && !(palette in PALETTES)) throw new UsageError(`--palette must be one of ${Object.keys(PALETTES).join(', ')}`);
   const label = optString(values, 'label');
+  const profile = optBoolean(values, 'reference') ? 'reference' : undefined;
   const dir = dataDir(values);
   const client = new C2Client(serverAddress(dir, httpPort(values)));
   let view: DeviceView;
   try {
-    view = await client.post<DeviceView>('/api/devices', { id: idToHex(id), publicKey: pem, palette, label });
+    view = await client.post<DeviceView>('/api/devices', { id: idToHex(id), publicKey: pem, palette, label, profile });
   } catch (e) {
     if (!(e instanceof ClientError) || e.status !== 0) throw e;
     // No server running: write the registry directly (the server reads it when it starts).
@@ -243,15 +261,16 @@ async function addDevice(values: OptionValues, positionals: string[], ctx: Comma
     }
     const reg = new SqliteRegistry(dbFile);
     try {
-      const rec = reg.addDevice(id, parsePublicKeyPem(pem), Date.now());
+      const rec = reg.addDevice(id, parsePublicKeyPem(pem), Date.now(), profile);
       const old = reg.deviceSettings(id);
       reg.setDeviceSettings(id, { palette: palette ?? old.palette, label: label ?? old.label });
-      view = { id: idToHex(rec.id), state: rec.state } as DeviceView;
+      view = { id: idToHex(rec.id), state: rec.state, profile: rec.profile } as DeviceView;
     } finally {
       reg.close();
     }
   }
-  ctx.stdout.write(json ? JSON.stringify(view) + '\n' : `device ${view.id} registered (${view.state})\n`);
+  const about = view.profile === 'reference' ? ', reference (pySRUP) device: it answers neither actions nor activates' : '';
+  ctx.stdout.write(json ? JSON.stringify(view) + '\n' : `device ${view.id} registered (${view.state}${about})\n`);
   return 0;
 }
 
@@ -276,6 +295,7 @@ async function clientCommand(sub: string, values: OptionValues, positionals: str
       print(d, () =>
         table(deviceRows([d])) +
         (d.identification ? `identification: ${d.identification}\n` : '') +
+        (d.profile === 'reference' ? 'profile: reference (pySRUP): it answers neither actions nor activates\n' : '') +
         '\nrecent messages:\n' +
         table([['  TIME', 'DIR', 'TYPE', 'SEQ', 'STATUS'], ...d.audit.map((a) => [`  ${time(a.at)}`, a.direction === 'in' ? '<-' : '->', a.type, a.sequenceId, statusText(a.status)])]));
       return 0;
@@ -320,9 +340,17 @@ async function clientCommand(sub: string, values: OptionValues, positionals: str
       const id = deviceArg(positionals, sub);
       const n = Number(optString(values, 'action'));
       if (!Number.isInteger(n) || n < 0 || n > 255) throw new UsageError('--action must be 0..255');
-      const res = await client.post<{ status: number }>(`/api/devices/${id}/action`, { actionId: n });
-      print(res, () => `device ${id}: ${statusText(res.status)}\n`);
-      return res.status === 0x20 ? 0 : 1;
+      const res = await client.post<{ status: number | null }>(`/api/devices/${id}/action`, { actionId: n });
+      print(res, () => `device ${id}: ${actionText(res.status)}\n`);
+      return res.status === 0x20 || res.status === null ? 0 : 1;
+    }
+    case 'profile': {
+      const id = deviceArg(positionals, sub);
+      const reference = optBoolean(values, 'reference');
+      if (reference === optBoolean(values, 'srup')) throw new UsageError('give --reference (a pySRUP device) or --srup (this project\'s agent)');
+      const res = await client.post<DeviceView>(`/api/devices/${id}/profile`, { profile: reference ? 'reference' : 'srup' });
+      print(res, () => `device ${id}: profile ${profileText(res.profile)}\n`);
+      return 0;
     }
     case 'data': {
       const id = deviceArg(positionals, sub);
@@ -425,6 +453,8 @@ export const c2Command: Command = {
     key: { type: 'string', value: 'PEM', description: 'add-device: the device public key file' },
     palette: { type: 'string', value: 'NAME', description: 'add-device: the colours its matrix uses: default or reference' },
     label: { type: 'string', value: 'TEXT', description: 'add-device: a name for people' },
+    reference: { type: 'boolean', description: 'add-device, profile: a reference (pySRUP) device: it answers neither actions nor activates' },
+    srup: { type: 'boolean', description: "profile: a device running this project's agent (the default)" },
     yes: { type: 'boolean', description: 'approve: do not ask' },
     'no-color': { type: 'boolean', description: 'print challenges without colour' },
     action: { type: 'string', value: 'N', description: 'action: the action id (0-255)' },
@@ -451,7 +481,7 @@ Exit status: 0 done, 1 the device or server said no, 2 usage error or unreachabl
   async run({ values, positionals }, ctx) {
     const sub = positionals[0];
     if (!(sub in SUBCOMMANDS)) throw new UsageError(`unknown subcommand '${sub}' (one of ${Object.keys(SUBCOMMANDS).join(', ')})`);
-    const needsArg = ['show', 'approve', 'refuse', 'join-command', 'action', 'data', 'id', 'terminate', 'deregister', 'activate', 'retry'];
+    const needsArg = ['show', 'approve', 'refuse', 'join-command', 'action', 'data', 'id', 'terminate', 'deregister', 'activate', 'retry', 'profile'];
     if (positionals.length > 1 && !needsArg.includes(sub) && sub !== 'add-device' && sub !== 'campaigns') {
       throw new UsageError(`unexpected argument '${positionals[1]}'`);
     }

@@ -14,6 +14,9 @@ const STATUS = {
 };
 const hex2 = (n) => '0x' + n.toString(16).padStart(2, '0').toUpperCase();
 const statusText = (n) => (n === null || n === undefined ? '' : `${hex2(n)} ${STATUS[n] ?? ''}`.trim());
+// A reference (pySRUP) device answers neither actions nor activates: say so instead of showing a status.
+const actionText = (n) => (n === null ? 'sent (the device does not answer actions)' : statusText(n));
+const PROFILE = { srup: 'SRUP agent', reference: 'reference (pySRUP): answers neither actions nor activates' };
 const time = (ms) => (ms ? new Date(ms).toLocaleTimeString() : '—');
 
 let csrf = null;
@@ -165,7 +168,8 @@ function renderDevices(devices) {
   const rows = new Array(devices.length);
   for (let i = 0; i < devices.length; i++) {
     const d = devices[i];
-    const fw = d.firmwareName ? `${esc(d.firmwareName)} ${esc(d.firmwareVersion ?? '')}` : '';
+    const fw = (d.firmwareName ? `${esc(d.firmwareName)} ${esc(d.firmwareVersion ?? '')}` : '') +
+      (d.profile === 'reference' ? ' <span class="pill profile" title="answers neither actions nor activates">reference</span>' : '');
     const lr = d.lastResponse ? `${statusText(d.lastResponse.status)} <span class="muted">${time(d.lastResponse.at)}</span>` : '';
     const can = d.state === 'joined';
     rows[i] = `<tr data-id="${d.id}" data-state="${d.state}"${d.id === selectedDevice ? ' class="selected"' : ''}>` +
@@ -309,7 +313,8 @@ function renderCampaigns(campaigns) {
   box.innerHTML = campaigns.map((c) => {
     const staged = c.targets.filter((t) => t.state === 'staged').length;
     const rows = c.targets.map((t) => {
-      const status = t.status !== null ? statusText(t.status) : t.failure ? t.failure.replace('_', ' ') : t.error ? esc(t.error) : '';
+      const status = t.state === 'activated' && t.status === null ? 'activated (the device does not confirm)'
+        : t.status !== null ? statusText(t.status) : t.failure ? t.failure.replace('_', ' ') : t.error ? esc(t.error) : '';
       const btn = t.state === 'staged' ? `<button type="button" class="activate-one" data-device="${t.device}">Activate</button>`
         : t.state === 'failed' || t.state === 'error' ? `<button type="button" class="retry-one" data-device="${t.device}">Retry</button>`
         : t.activate && t.state === 'initiated' ? '<span class="muted">activates when ready</span>' : '';
@@ -319,7 +324,7 @@ function renderCampaigns(campaigns) {
     const counts = Object.entries(c.counts).map(([k, v]) => `${v} ${k.replace('_', ' ')}`).join(', ');
     return `<div class="campaign" data-id="${c.id}"><h3>#${c.id} ${esc(c.name)}</h3>` +
       `<div class="muted">sha256 <code>${c.digest}</code>${c.size !== null ? ` · ${c.size} bytes` : ''}${c.autoActivate ? ' · automatic activation' : ''}</div>` +
-      `<div class="muted">url <code>${esc(c.url)}</code></div><div>${esc(counts)}</div>` +
+      `<div class="muted">url <code>${esc(c.url)}</code></div><div>${esc(counts)} · <span class="done">${c.done} of ${c.targets.length} done</span></div>` +
       `<table><thead><tr><th>Device</th><th>State</th><th>Status</th><th>Updated</th><th></th></tr></thead><tbody>${rows}</tbody></table>` +
       `<div class="buttons"><button type="button" class="activate-all"${staged ? '' : ' disabled'}>Activate all ready (${staged})</button></div></div>`;
   }).join('');
@@ -378,7 +383,7 @@ async function loadDevice(id) {
   if (selectedDevice !== id) return;
   $('#dp-id').textContent = d.id;
   const info = [
-    ['State', d.state], ['Join', d.joinKind ?? '—'], ['Label', d.label ?? '—'], ['Palette', d.palette],
+    ['State', d.state], ['Profile', PROFILE[d.profile] ?? d.profile], ['Join', d.joinKind ?? '—'], ['Label', d.label ?? '—'], ['Palette', d.palette],
     ['Firmware', d.identification ?? '—'], ['Last seen', time(d.lastSeen)],
     ['Last response', d.lastResponse ? `${statusText(d.lastResponse.status)} at ${time(d.lastResponse.at)}` : '—'],
   ];
@@ -402,7 +407,7 @@ $('#dp-action').addEventListener('submit', (ev) => {
   const actionId = Number(field(ev.target, 'actionId').value);
   act(`action ${actionId}`, async () => {
     const r = await api('POST', `/api/devices/${id}/action`, { actionId });
-    return `action ${actionId} on ${id}: ${statusText(r.status)}`;
+    return `action ${actionId} on ${id}: ${actionText(r.status)}`;
   });
 });
 
@@ -450,7 +455,7 @@ $('#add-form').addEventListener('submit', (ev) => {
     } catch { return flash('The provisioning JSON does not parse.', true); }
   }
   act(`register ${id}`, async () => {
-    await api('POST', '/api/devices', { id, publicKey: key, label: field(f, 'label').value, palette: field(f, 'palette').value });
+    await api('POST', '/api/devices', { id, publicKey: key, label: field(f, 'label').value, palette: field(f, 'palette').value, profile: field(f, 'profile').value || undefined });
     f.reset();
     return `device ${id} registered`;
   });
