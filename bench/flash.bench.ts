@@ -1,12 +1,11 @@
 /**
  * Flash wear of the counter log: erases per 10,000 counter updates, on the `srup` partition's default layout
  * (12 log blocks of 4096 bytes), for the agent's usual pattern (one peer: an accepted and a sent counter
- * moving together) and for three peers. Self-contained: run it with
- *
- *   npx esbuild bench/flash.bench.ts --bundle --platform=node --format=esm --outfile=/tmp/flash.bench.mjs && node /tmp/flash.bench.mjs
+ * moving together) and for three peers. Part of `npm run bench` (`npm run bench -- --only flash`).
  */
 import { CounterLog } from '../modules/store/counter-log.js';
 import { DEFAULT_LAYOUT, MemoryFlash, SRUP_PARTITION_SIZE } from '../modules/store/flash.js';
+import { emit, progress } from './lib.js';
 
 const UPDATES = 10_000;
 
@@ -31,7 +30,10 @@ function run(name: string, peers: bigint[]): void {
   const ms = Date.now() - t0;
   const erases = flash.erases - erasesBefore;
   const perBlock = Math.max(...perBlockErases);
-  console.log(
+  emit({ section: 'flash', name: `counter log erases per ${UPDATES} updates, ${name}`, value: erases, unit: 'erases' });
+  emit({ section: 'flash', name: `counter log, most-erased block, ${name}`, value: perBlock, unit: 'erases' });
+  emit({ section: 'flash', name: `counter log bytes written per update, ${name}`, value: (flash.bytesWritten - bytesBefore) / UPDATES, unit: 'bytes' });
+  progress(
     `counter log, ${name}: ${erases} erases per ${UPDATES} counter updates ` +
       `(${(flash.bytesWritten - bytesBefore) / UPDATES} bytes written per update; ` +
       `most-erased block ${perBlock} times; ${DEFAULT_LAYOUT.logBlocks} log blocks; ${ms} ms on this host)`,
