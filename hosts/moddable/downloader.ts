@@ -1,8 +1,16 @@
 /**
  * Downloads over the ECMA-419 HTTP client (`device.network.http` / `https`, see network-config.ts): the body
  * is handed on in the pieces the socket delivers, never held whole.
+ *
+ * A server that stops sending would otherwise hold the download, and with it every later update (the agent
+ * takes one at a time), until the device restarts: IDLE_MS without an answer or without body data ends it
+ * ('unreachable' before the answer, 'file' during the body), and so does MAX_MS in all.
  */
+import Timer from 'timer';
 import type { Downloader, DownloadResult } from '../../modules/agent/host.js';
+
+export const IDLE_MS = 60 * 1000;
+export const MAX_MS = 60 * 60 * 1000;
 
 interface HttpRequest {
   read(count: number): ArrayBuffer | undefined;
@@ -31,11 +39,22 @@ export class HttpDownloader implements Downloader {
       const network = (globalThis as unknown as { device: { network: Record<string, HttpClientConfig> } }).device.network;
       const config = network[m[1]];
       let done = false;
+      let answered = false;
       let bytes = 0;
       let client: InstanceType<HttpClientConfig['io']> | null = null;
+      let idle: Timer | undefined;
+      const stalled = (why: string): DownloadResult =>
+        answered ? { ok: false, error: 'file', message: why } : { ok: false, error: 'unreachable', message: why };
+      const watch = (): void => {
+        Timer.clear(idle);
+        idle = Timer.set(() => finish(stalled(`no data for ${IDLE_MS} ms`)), IDLE_MS);
+      };
+      const overall = Timer.set(() => finish(stalled(`not done after ${MAX_MS} ms`)), MAX_MS);
       const finish = (r: DownloadResult): void => {
         if (done) return;
         done = true;
+        Timer.clear(idle);
+        Timer.clear(overall);
         try {
           client?.close();
         } catch {
@@ -43,6 +62,7 @@ export class HttpDownloader implements Downloader {
         }
         resolve(r);
       };
+      watch();
       try {
         client = new config.io({
           ...config,
@@ -53,11 +73,14 @@ export class HttpDownloader implements Downloader {
         client.request({
           path: m[4] ?? '/',
           onHeaders(status) {
+            answered = true;
+            watch();
             if (status < 200 || status > 299) finish({ ok: false, error: 'http_error', status });
           },
           onReadable(count) {
             const chunk = this.read(count);
             if (chunk === undefined || done) return;
+            watch();
             bytes += chunk.byteLength;
             try {
               onChunk(new Uint8Array(chunk));

@@ -30,13 +30,17 @@ function line(s: string): void {
 async function main(): Promise<void> {
   const flash = openFlash();
   let keys: FlashKeyStore;
+  let sequences: FlashSequenceStore;
   try {
     keys = new FlashKeyStore(flash);
+    sequences = new FlashSequenceStore(flash);
   } catch (e) {
-    line(`not provisioned: ${String(e)}`);
+    // Not provisioned, or a partition written by a later firmware's format (after a rollback): the device
+    // does not run on a guess.
+    const why = (e as { reason?: string }).reason === 'not_provisioned' ? 'not provisioned' : 'cannot use the srup partition';
+    line(`${why}: ${String(e)}`);
     return;
   }
-  const sequences = new FlashSequenceStore(flash);
   const rec = keys.record;
   line(`${PLATFORM} device ${idHex16(keys.deviceId)} broker ${rec.brokerUrl} heap ${heapUsed() ?? 'n/a'}`);
   await startNetwork(rec.wifi, line);

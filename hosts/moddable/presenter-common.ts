@@ -36,7 +36,9 @@ export class ChallengePresenter implements Presenter {
       const start = Time.ticks;
       let last: boolean | null = null;
       this.timer = Timer.repeat(() => {
-        const on = blinkAt(schedule, Time.ticks - start);
+        // Time.ticks is a u32 millisecond count handed over as an int32 (negative after 2^31 ms up): the
+        // difference modulo 2^32 is the time elapsed, across the wrap too.
+        const on = blinkAt(schedule, (Time.ticks - start) >>> 0);
         if (on !== last) led((last = on));
       }, 25);
     }

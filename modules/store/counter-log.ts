@@ -205,11 +205,19 @@ interface Scan {
   readonly dirty: boolean;
 }
 
-/** Reads one log block; null when it has no valid header + snapshot. */
+/**
+ * Reads one log block; null when it has no valid header + snapshot. A valid header of a later format version
+ * (magic, version byte and the CRC of bytes 0..11 at 12 stay where they are in every version) throws
+ * StoreError('unsupported_version'): replaying an older block instead would move counters back (messages
+ * accepted since would be accepted again), and the next compaction would erase the newer blocks.
+ */
 function scanBlock(flash: Flash, block: number): Scan | null {
   const size = flash.blockSize;
   const b = flash.read(block * size, size);
-  if (getU32(b, 0) !== LOG_MAGIC || b[4] !== LOG_VERSION || crc32(b, 0, 12) !== getU32(b, 12)) return null;
+  if (getU32(b, 0) !== LOG_MAGIC || crc32(b, 0, 12) !== getU32(b, 12)) return null;
+  if (b[4] > LOG_VERSION)
+    throw new StoreError('unsupported_version', `counter log block ${block} is format version ${b[4]}; this firmware reads ${LOG_VERSION}`);
+  if (b[4] !== LOG_VERSION) return null;
   const state = emptyState();
   let o = LOG_HEADER_LENGTH;
   let first = true;

@@ -5,7 +5,8 @@ export type StoreErrorReason =
   | 'bad_record' // a record that does not encode or decode (field missing, too long, bad value)
   | 'too_large' // a record or a counter snapshot that does not fit in its erase block(s)
   | 'bad_layout' // a partition too small, or blocks that are not 4096 bytes
-  | 'out_of_range'; // a flash access outside the partition
+  | 'out_of_range' // a flash access outside the partition
+  | 'unsupported_version'; // a record or log block of a later format version (after a downgrade): not read, not overwritten
 
 export class StoreError extends Error {
   readonly reason: StoreErrorReason;

@@ -251,11 +251,18 @@ export interface SlotContent {
   readonly record: DeviceRecord;
 }
 
-/** Decodes one slot; null when it holds no valid record (erased, torn, corrupted, unknown version). */
+/**
+ * Decodes one slot; null when it holds no valid record (erased, torn, corrupted). A header of a later format
+ * version (magic, version byte and the CRC of bytes 0..27 at 28 stay where they are in every version) throws
+ * StoreError('unsupported_version'): reading the other, older slot instead would bring back a record the
+ * device has since replaced, and the next save would destroy the newer one.
+ */
 export function decodeRecordSlot(flash: Flash, offset: number, slotBytes: number): SlotContent | null {
   const h = flash.read(offset, RECORD_HEADER_LENGTH);
-  if (getU32(h, 0) !== RECORD_MAGIC || h[4] !== RECORD_VERSION || getU16(h, 6) !== RECORD_HEADER_LENGTH) return null;
-  if (crc32(h, 0, 28) !== getU32(h, 28)) return null;
+  if (getU32(h, 0) !== RECORD_MAGIC || crc32(h, 0, 28) !== getU32(h, 28)) return null;
+  if (h[4] > RECORD_VERSION)
+    throw new StoreError('unsupported_version', `record slot at ${offset} is format version ${h[4]}; this firmware reads ${RECORD_VERSION}`);
+  if (h[4] !== RECORD_VERSION || getU16(h, 6) !== RECORD_HEADER_LENGTH) return null;
   const len = getU32(h, 12);
   if (RECORD_HEADER_LENGTH + len > slotBytes) return null;
   const body = flash.read(offset + RECORD_HEADER_LENGTH, len);

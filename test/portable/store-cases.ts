@@ -323,6 +323,28 @@ export function storeCases(): Case[] {
       },
     },
     {
+      name: 'store: a record slot or log block of a later format version stops the device and is left as it is',
+      run() {
+        const put32 = (b: Uint8Array, o: number, v: number): void => b.set([v & 255, (v >>> 8) & 255, (v >>> 16) & 255, v >>> 24], o);
+        const f = new MemoryFlash(SRUP_PARTITION_SIZE, 4096, partitionImage(sampleRecord(), SRUP_PARTITION_SIZE));
+        const slot = encodeRecordSlot(sampleRecord({ serverId: null }), 2, 4096);
+        slot[4] = 2;
+        put32(slot, 28, crc32(slot, 0, 28));
+        f.write(4096, slot);
+        const before = f.bytes.slice();
+        throwsReason(() => new FlashKeyStore(f), StoreError, 'unsupported_version', 'record of version 2');
+        bytesEqual(f.bytes, before, 'partition after the refusal');
+        const g = new MemoryFlash(SRUP_PARTITION_SIZE);
+        new FlashSequenceStore(g).setLastAccepted(5n, 10n);
+        const h = Uint8Array.of(0x53, 0x52, 0x43, 0x4c, 2, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0);
+        put32(h, 12, crc32(h, 0, 12));
+        g.write(3 * 4096, h);
+        throwsReason(() => new FlashSequenceStore(g), StoreError, 'unsupported_version', 'log block of version 2');
+        g.bytes[3 * 4096 + 13] ^= 1; // the same header with a bad CRC is only an invalid block
+        equal(new FlashSequenceStore(g).lastAccepted(5n), 10n, 'counter with the damaged header');
+      },
+    },
+    {
       name: 'store power loss: key-store record, every operation of 7 saves, every tear: the last good record stays',
       run() {
         const layout: StoreLayout = { recordSlotBlocks: 1, logFirstBlock: 2, logBlocks: 2 };

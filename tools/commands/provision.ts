@@ -8,7 +8,7 @@
  * The private key exists only inside the two images.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateRsaKeyPair } from '../../hosts/node/crypto.js';
 import { idHex16, parseIdHex } from '../../modules/srup/bytes.js';
@@ -31,6 +31,16 @@ function pinOption(values: Record<string, unknown>, name: string): number | null
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0 || n > 48) throw new UsageError(`--${name} must be a GPIO number (0-48)`);
   return n;
+}
+
+/**
+ * Writes a file holding the private key, readable by its owner only. A file being replaced (--force) is removed
+ * first: the mode given when writing applies only to a file that is created, and the old file may be readable
+ * by others (or be a link to somewhere else).
+ */
+function writeSecret(path: string, bytes: Uint8Array): void {
+  if (existsSync(path)) unlinkSync(path);
+  writeFileSync(path, bytes, { mode: 0o600, flag: 'wx' });
 }
 
 export const provisionCommand: Command = {
@@ -131,8 +141,8 @@ Exit status: 0 written, 1 files exist and --force was not given, 2 usage error o
     };
     try {
       mkdirSync(dir, { recursive: true });
-      writeFileSync(files[0], image, { mode: 0o600 });
-      writeFileSync(files[1], image, { mode: 0o600 });
+      writeSecret(files[0], image);
+      writeSecret(files[1], image);
       writeFileSync(files[2], JSON.stringify(registry, null, 2) + '\n');
       writeFileSync(files[3], pair.publicPem);
     } catch (e) {

@@ -66,8 +66,17 @@ export class OtaUpdater implements Updater {
 
   activate(): void {
     if (this.ota === null || !this.finished) throw new Error('no finished image');
+    // The mark goes first, so that a power cut right after complete() still leaves the new image's boot knowing
+    // it must confirm itself. If complete() refuses the image (esp_ota_end validates it), nothing was
+    // activated: take the mark back, or the next boot of this same image would report a rollback.
     Preference.set(DOMAIN, KEY, runningImage());
-    this.ota.complete();
+    try {
+      this.ota.complete();
+    } catch (e) {
+      Preference.delete(DOMAIN, KEY);
+      this.abort();
+      throw e;
+    }
     this.ota = null;
     natives.esp_restart();
   }
