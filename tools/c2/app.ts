@@ -29,10 +29,12 @@ import { SqliteRegistry, type DeviceSettings } from '../../hosts/node/sqlite-reg
 import { Auth } from './auth.js';
 import { CampaignError, Campaigns } from './campaigns.js';
 import { ConsoleHttp } from './http.js';
-import { loadOrCreateIdentity, type ServerIdentity } from './identity.js';
+import { ensurePrivateDir, loadOrCreateIdentity, type ServerIdentity } from './identity.js';
 
 export const DB_FILE = 'c2.db';
 export const HTTP_FILE = 'http.json';
+/** Held (created exclusively, with the pid) from the start of a server to its end: one server per directory. */
+export const LOCK_FILE = 'c2.lock';
 export const IMAGES_DIR = 'images';
 export const DEFAULT_HTTP_PORT = 8686;
 
@@ -211,8 +213,19 @@ export class C2App {
 
   /** Opens everything and starts serving; resolves once the HTTP server listens and MQTT subscriptions are made. */
   static async start(o: C2AppOptions): Promise<C2App> {
-    C2App.checkNotRunning(path.resolve(o.dataDir));
-    const app = new C2App(o);
+    const dir = path.resolve(o.dataDir);
+    ensurePrivateDir(dir);
+    // Taken before anything in the directory is made or read: two servers started at once on a new
+    // directory would otherwise each make an identity and an operator token, and one of each would be lost.
+    C2App.lock(dir);
+    let app: C2App;
+    try {
+      C2App.checkNotRunning(dir);
+      app = new C2App(o);
+    } catch (e) {
+      C2App.unlock(dir);
+      throw e;
+    }
     try {
       await app.http.listen();
       fs.writeFileSync(path.join(app.dataDir, HTTP_FILE), JSON.stringify({ url: app.http.origin, pid: process.pid }) + '\n', { mode: 0o600 });
@@ -223,6 +236,41 @@ export class C2App {
       throw e;
     }
     return app;
+  }
+
+  /** Takes DIR/c2.lock, or throws if a live process (another server) holds it. A dead holder's lock is taken over. */
+  private static lock(dir: string): void {
+    const file = path.join(dir, LOCK_FILE);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const fd = fs.openSync(file, 'wx', 0o600);
+        fs.writeSync(fd, `${process.pid}\n`);
+        fs.closeSync(fd);
+        return;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw e;
+      }
+      const pid = Number(fs.readFileSync(file, 'utf8').trim());
+      if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid) {
+        let alive = true;
+        try {
+          process.kill(pid, 0);
+        } catch (e) {
+          alive = (e as NodeJS.ErrnoException).code === 'EPERM';
+        }
+        if (alive) throw new Error(`another C2 server (pid ${pid}) is using ${dir}`);
+      }
+      fs.rmSync(file, { force: true }); // a server that ended without cleaning up
+    }
+  }
+
+  private static unlock(dir: string): void {
+    const file = path.join(dir, LOCK_FILE);
+    try {
+      if (Number(fs.readFileSync(file, 'utf8').trim()) === process.pid) fs.rmSync(file, { force: true });
+    } catch {
+      // already gone
+    }
   }
 
   /** Refuses to start a second server on one data directory (same registry, same MQTT client id). */
@@ -270,6 +318,7 @@ export class C2App {
       // already gone
     }
     this.registry.close();
+    C2App.unlock(this.dataDir);
   }
 
   on(listener: (e: AppEvent) => void): () => void {
@@ -375,7 +424,8 @@ export class C2App {
   }
 
   audit(after: number, limit: number): Record<string, unknown>[] {
-    return this.registry.latestAudit(Math.min(limit, 500)).filter((a) => a.seq > after).map((a) => ({
+    const n = Number.isSafeInteger(limit) && limit > 0 ? Math.min(limit, 500) : 100;
+    return this.registry.latestAudit(n).filter((a) => a.seq > after).map((a) => ({
       seq: a.seq,
       at: a.at,
       direction: a.direction,

@@ -87,12 +87,17 @@ export async function storeStream(body: Readable, dir: string, max = MAX_IMAGE_B
   const out = fs.createWriteStream(tmp, { mode: 0o600 });
   const hash = createHash('sha256');
   let size = 0;
+  let tooLarge = false;
   try {
     await new Promise<void>((resolve, reject) => {
       body.on('data', (chunk: Buffer) => {
+        if (tooLarge) return;
         size += chunk.length;
         if (size > max) {
-          body.destroy();
+          // The rest is read and dropped (not a reset connection), so the sender gets the 413 answer.
+          tooLarge = true;
+          out.removeAllListeners('drain');
+          body.resume();
           reject(new CampaignError(413, `the image is larger than ${max} bytes`));
           return;
         }
@@ -122,6 +127,17 @@ export async function storeStream(body: Readable, dir: string, max = MAX_IMAGE_B
     fs.rmSync(tmp, { force: true });
     throw e;
   }
+}
+
+/** Refuses what a device could not download: anything but an http:// or https:// URL. */
+function checkImageUrl(url: string): void {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new CampaignError(400, `not a URL: ${url}`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new CampaignError(400, 'the image URL must be http:// or https://');
 }
 
 /** SHA-256 and size of what `url` serves (for campaigns that name an image hosted elsewhere). */
@@ -221,6 +237,7 @@ export class Campaigns {
       url = this.d.imageUrl(file);
     } else if (req.url !== undefined && req.file === undefined) {
       url = req.url;
+      checkImageUrl(url);
       if (req.digest !== undefined) {
         if (!/^[0-9a-fA-F]{64}$/.test(req.digest)) throw new CampaignError(400, 'digest must be 64 hex digits');
         digest = req.digest.toLowerCase();

@@ -16,7 +16,7 @@ import { isDeviceProfile } from '../../modules/c2/registry.js';
 import { idToHex } from '../../hosts/node/durable.js';
 import type { C2App, AppEvent } from './app.js';
 import { AppError, parseDeviceId } from './app.js';
-import { SESSION_COOKIE, safeEqual } from './auth.js';
+import { SESSION_COOKIE, safeEqual, sha256Hex } from './auth.js';
 import { CampaignError, MAX_IMAGE_BYTES, storeStream } from './campaigns.js';
 import { consoleAsset } from './assets.js';
 
@@ -80,8 +80,11 @@ export class ConsoleHttp {
   private readonly app: C2App;
   private readonly server: http.Server;
   private readonly routes: Route[] = [];
-  /** Open event streams, with when their session ends (Infinity for the CLI's bearer token). */
-  private readonly sse = new Map<http.ServerResponse, number>();
+  /**
+   * Open event streams, with when their session ends (Infinity for the CLI's bearer token) and the session's
+   * id (null for the bearer token), so that logging out ends the session's streams at once.
+   */
+  private readonly sse = new Map<http.ServerResponse, { until: number; session: string | null }>();
   private port: number;
   private heartbeat: ReturnType<typeof setInterval> | null = null;
   private offApp: (() => void) | null = null;
@@ -115,7 +118,7 @@ export class ConsoleHttp {
     this.offApp = this.app.on((e) => this.broadcast(e));
     this.heartbeat = setInterval(() => {
       const now = Date.now();
-      for (const [res, until] of this.sse) {
+      for (const [res, { until }] of this.sse) {
         if (until <= now) {
           // The session ended: the stream ends too (the page then finds it must log in again).
           this.sse.delete(res);
@@ -206,15 +209,19 @@ export class ConsoleHttp {
       const chunks: Buffer[] = [];
       let size = 0;
       req.on('data', (c: Buffer) => {
+        if (size > MAX_JSON) return;
         size += c.length;
         if (size > MAX_JSON) {
+          // The rest is read and dropped (the server's request timeout bounds it): a reset connection would
+          // lose the 413 answer.
+          chunks.length = 0;
           reject(new HttpError(413, 'request body too large'));
-          req.destroy();
           return;
         }
         chunks.push(c);
       });
       req.on('end', () => {
+        if (size > MAX_JSON) return;
         try {
           const v: unknown = size === 0 ? {} : JSON.parse(Buffer.concat(chunks).toString('utf8'));
           if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
@@ -236,7 +243,8 @@ export class ConsoleHttp {
     const method = req.method ?? 'GET';
 
     if (url.pathname.startsWith('/images/') && (method === 'GET' || method === 'HEAD')) {
-      this.serveImage(req, res, decodeURIComponent(url.pathname.slice('/images/'.length)));
+      // The name is never decoded: a campaign image is named by 64 hex digits and '.bin', nothing to escape.
+      this.serveImage(req, res, url.pathname.slice('/images/'.length));
       return;
     }
     if (!this.hostOk(req)) throw new HttpError(421, 'this server answers only to 127.0.0.1 / localhost');
@@ -308,8 +316,18 @@ export class ConsoleHttp {
     res.write('retry: 2000\n\n');
     const cookie = parseCookies(req.headers.cookie).get(SESSION_COOKIE);
     const session = cookie === undefined ? null : this.app.auth.session(cookie);
-    this.sse.set(res, session === null ? Infinity : session.expiresAt);
+    this.sse.set(res, session === null ? { until: Infinity, session: null } : { until: session.expiresAt, session: session.id });
     req.on('close', () => this.sse.delete(res));
+  }
+
+  /** Ends the event streams a session opened (it logged out). */
+  private endStreams(sessionId: string): void {
+    for (const [res, s] of this.sse) {
+      if (s.session === sessionId) {
+        this.sse.delete(res);
+        res.end();
+      }
+    }
   }
 
   // ============================================================================================ images
@@ -401,7 +419,10 @@ export class ConsoleHttp {
     });
     this.route('POST', '/api/logout', false, ({ req, res }) => {
       const cookie = parseCookies(req.headers.cookie).get(SESSION_COOKIE);
-      if (cookie !== undefined) app.auth.endSession(cookie);
+      if (cookie !== undefined) {
+        app.auth.endSession(cookie);
+        this.endStreams(sha256Hex(cookie));
+      }
       this.send(res, 200, { ok: true }, { 'Set-Cookie': `${SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0` });
       return undefined;
     });
@@ -428,9 +449,14 @@ export class ConsoleHttp {
       if (c === null) throw new HttpError(404, `no campaign ${params[0]}`);
       return c;
     });
-    this.route('GET', '/api/audit', true, ({ url }) => ({
-      audit: app.audit(Number(url.searchParams.get('after') ?? '0') || 0, Number(url.searchParams.get('limit') ?? '100') || 100),
-    }));
+    this.route('GET', '/api/audit', true, ({ url }) => {
+      const after = Number(url.searchParams.get('after') ?? '0');
+      const limit = Number(url.searchParams.get('limit') ?? '100');
+      return {
+        // A limit that is not a positive integer is the default (SQLite reads a negative LIMIT as "no limit").
+        audit: app.audit(Number.isSafeInteger(after) && after > 0 ? after : 0, Number.isSafeInteger(limit) && limit > 0 ? limit : 100),
+      };
+    });
     this.route('GET', '/api/events', true, (ctx) => this.openEvents(ctx));
 
     // --- devices

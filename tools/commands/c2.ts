@@ -68,7 +68,18 @@ function actionText(s: number | null): string {
 /** A campaign target's outcome: its status, or for an activated 'reference' device that none will come. */
 function targetStatusText(t: CampaignView['targets'][number]): string {
   if (t.state === 'activated' && t.status === null) return 'activated (the device does not confirm)';
-  return t.status !== null ? statusText(t.status) : (t.failure ?? t.error ?? '');
+  return t.status !== null ? statusText(t.status) : shown(t.failure ?? t.error ?? '');
+}
+
+const CONTROL_ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/**
+ * Text a device (or anyone through the API) chose, made safe for a terminal: control characters (terminal
+ * escapes, line breaks that would forge table rows) and bidirectional overrides are shown as escapes.
+ */
+export function shown(text: string): string {
+  return text.replace(/[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/g, (c) =>
+    CONTROL_ESCAPES[c] ?? (c.charCodeAt(0) < 0x100 ? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}` : `\\u${c.charCodeAt(0).toString(16)}`));
 }
 
 function profileText(p: DeviceView['profile'] | undefined): string {
@@ -144,8 +155,8 @@ function deviceRows(devices: DeviceView[]): string[][] {
       d.id,
       d.state,
       profileText(d.profile),
-      d.label ?? '',
-      d.firmwareName ? `${d.firmwareName} ${d.firmwareVersion ?? ''}`.trim() : '',
+      shown(d.label ?? ''),
+      d.firmwareName ? shown(`${d.firmwareName} ${d.firmwareVersion ?? ''}`.trim()) : '',
       time(d.lastSeen),
       d.lastResponse ? statusText(d.lastResponse.status) : '',
     ]),
@@ -153,7 +164,7 @@ function deviceRows(devices: DeviceView[]): string[][] {
 }
 
 function campaignText(c: CampaignView): string {
-  let s = `#${c.id} ${c.name}\n  sha256 ${c.digest}${c.size !== null ? `, ${c.size} bytes` : ''}${c.autoActivate ? ', automatic activation' : ''}\n  url ${c.url}\n  done ${c.done} of ${c.targets.length}\n`;
+  let s = `#${c.id} ${shown(c.name)}\n  sha256 ${c.digest}${c.size !== null ? `, ${c.size} bytes` : ''}${c.autoActivate ? ', automatic activation' : ''}\n  url ${shown(c.url)}\n  done ${c.done} of ${c.targets.length}\n`;
   s += table([
     ['  DEVICE', 'STATE', 'STATUS', 'ACTIVATE'],
     ...c.targets.map((t) => [
@@ -294,7 +305,7 @@ async function clientCommand(sub: string, values: OptionValues, positionals: str
       const d = await client.get<DeviceView & { audit: { at: number; direction: string; type: string; sequenceId: string; status: number | null }[] }>(`/api/devices/${id}`);
       print(d, () =>
         table(deviceRows([d])) +
-        (d.identification ? `identification: ${d.identification}\n` : '') +
+        (d.identification ? `identification: ${shown(d.identification)}\n` : '') +
         (d.profile === 'reference' ? 'profile: reference (pySRUP): it answers neither actions nor activates\n' : '') +
         '\nrecent messages:\n' +
         table([['  TIME', 'DIR', 'TYPE', 'SEQ', 'STATUS'], ...d.audit.map((a) => [`  ${time(a.at)}`, a.direction === 'in' ? '<-' : '->', a.type, a.sequenceId, statusText(a.status)])]));
@@ -303,7 +314,7 @@ async function clientCommand(sub: string, values: OptionValues, positionals: str
     case 'joins': {
       const r = await client.get<{ joins: JoinView[] }>('/api/joins');
       print(r, () => r.joins.length === 0 ? 'no join is waiting\n' : r.joins.map((j) =>
-        `${j.id}  ${j.joinKind ?? ''} join${j.observer ? `, observer ${j.observer}` : ''}${j.label ? `  (${j.label})` : ''}\n` +
+        `${j.id}  ${j.joinKind ?? ''} join${j.observer ? `, observer ${j.observer}` : ''}${j.label ? `  (${shown(j.label)})` : ''}\n` +
         (j.challenge ? renderChallenge(j.challenge, colour) : '') + '\n').join(''));
       return 0;
     }
@@ -363,7 +374,7 @@ async function clientCommand(sub: string, values: OptionValues, positionals: str
     case 'id': {
       const id = deviceArg(positionals, sub);
       const res = await client.post<{ identification: string }>(`/api/devices/${id}/id`);
-      print(res, () => `${res.identification}\n`);
+      print(res, () => `${shown(res.identification)}\n`);
       return 0;
     }
     case 'update': {
