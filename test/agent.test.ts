@@ -1231,3 +1231,139 @@ describe('events and log', () => {
     expect(r.transport.isConnected).toBe(false);
   });
 });
+
+// ------------------------------------------------------------------------------------------------ failures half way
+
+describe('a failing store or a close() half way leaves consistent state', () => {
+  const SEEN = te('0f1e2d3c4b5a69788796a5b4c3d2e1f0');
+  const IMAGE = Uint8Array.from({ length: 3000 }, (_, i) => (i * 17 + 3) & 0xff);
+  const URL = 'http://updates.test/fw-2.0.0.bin';
+
+  test('close() while an observe hook runs: its timer is cleared and nothing is sent afterwards', async () => {
+    const r = await rig({ options: { observe: () => new Promise(() => {}), observeTimeoutMs: 3000 } });
+    await r.c2.publish(
+      DEVICE_TOPIC,
+      build(r, 'observation_request', {
+        joiningDeviceId: 0x4c0ffee000000001n,
+        encrypted: sealEnvelope(crypto, devicePub, SEEN, seededRandom(5)),
+      }, { token: 'slow', seq: 4n }),
+    );
+    await r.broker.settle();
+    expect(r.clock.pending).toBe(1);
+    await r.agent.close();
+    expect(r.clock.pending).toBe(0);
+    await r.agent.idle();
+    expect(fromDevice(r)).toHaveLength(0);
+    expect(r.seqs.lastSent(SERVER)).toBe(0n);
+  });
+
+  test('a join result the key store cannot keep ends the join as failed, instead of leaving join() waiting', async () => {
+    const r = await rig({ serverId: null });
+    const outcome = r.agent.join('simple', undefined, SERVER);
+    await r.broker.settle();
+    const token = lastFromDevice(r).m.token;
+    r.keys.setServerId = () => {
+      throw new Error('flash worn out');
+    };
+    await send(r, 'response', { status: Status.JOIN_SUCCESS }, { token });
+    const settled = await Promise.race([outcome, new Promise((res) => setTimeout(() => res('still waiting'), 100))]);
+    expect(settled).toBe('failed');
+    expect(r.keys.serverId()).toBeNull();
+    expect(r.events.at(-1)).toEqual({ type: 'join_failed', server: SERVER, kind: 'simple', reason: 'failed' });
+    expect(r.logs.events('join_not_saved')).toHaveLength(1);
+  });
+
+  test('a deregister_command whose server cannot be cleared leaves the key too (no server without its key)', async () => {
+    const r = await rig();
+    r.keys.setServerId = () => {
+      throw new Error('flash worn out');
+    };
+    await send(r, 'deregister_command', {});
+    expect(r.keys.serverId()).toBe(SERVER);
+    expect(r.keys.peerKey(SERVER)).not.toBeNull();
+    expect(r.logs.events('handler_failed')).toHaveLength(1);
+  });
+
+  test('a staged update the store cannot persist is answered 0xFE and its image discarded', async () => {
+    const r = await rig();
+    r.downloader.serve(URL, IMAGE);
+    const setPending = r.seqs.setPendingUpdate.bind(r.seqs);
+    r.seqs.setPendingUpdate = (p) => {
+      if (p !== null && p.state === 'staged') throw new Error('flash worn out');
+      setPending(p);
+    };
+    await send(r, 'initiate', { url: te(URL), digest: te(sha256hex(IMAGE)) }, { token: 'upd-9', seq: 2n });
+    const out = lastFromDevice(r).m;
+    expect([status(out), text(out.token)]).toEqual([Status.UPDATE_FAIL_FILE, 'upd-9']);
+    expect(r.updater.calls.slice(-2)).toEqual(['finish', 'abort']);
+    expect(r.seqs.pendingUpdate()).toBeNull();
+    expect(r.events.at(-1)).toEqual({ type: 'update_failed', server: SERVER, status: Status.UPDATE_FAIL_FILE });
+  });
+
+  test('a presenter that throws: the secret is still wiped, and the join goes on to its result', async () => {
+    const r = await rig({ serverId: null });
+    let handed: Uint8Array | null = null;
+    r.presenter.showChallenge = (secret: Uint8Array) => {
+      handed = secret;
+      throw new Error('LED matrix not answering');
+    };
+    const outcome = r.agent.join('human', undefined, SERVER);
+    await r.broker.settle();
+    await send(r, 'human_join_response', { encrypted: sealEnvelope(crypto, devicePub, SEEN, seededRandom(9)) }, { token: 'hj' });
+    expect(handed).not.toBeNull();
+    expect([...(handed as unknown as Uint8Array)].every((b) => b === 0)).toBe(true);
+    expect(r.logs.events('show_challenge_failed')).toHaveLength(1);
+    await send(r, 'response', { status: Status.JOIN_SUCCESS }, { token: 'hj' });
+    await expect(outcome).resolves.toBe('joined');
+  });
+
+  test('a sequence store that cannot persist the counter: the message is dropped, nothing throws into the transport', async () => {
+    let ran = 0;
+    const r = await rig({ options: { actions: { 1: () => (ran++, true) } } });
+    r.seqs.setLastAccepted = () => {
+      throw new Error('flash worn out');
+    };
+    const bytes = build(r, 'action', { actionId: 1 }, { seq: 3n });
+    expect(() => r.transport.deliver(DEVICE_TOPIC, bytes)).not.toThrow();
+    await r.agent.idle();
+    expect(ran).toBe(0);
+    expect(r.seqs.lastAccepted(SERVER)).toBe(0n);
+    expect(fromDevice(r)).toHaveLength(0);
+    expect(r.logs.events('receive_failed')).toHaveLength(1);
+  });
+
+  test('terminated while downloading: the image is discarded, nothing is staged for the former server', async () => {
+    const r = await rig();
+    let release: () => void = () => {};
+    r.downloader.serve(URL, IMAGE, { hold: new Promise<void>((res) => (release = res)) });
+    await r.c2.publish(DEVICE_TOPIC, build(r, 'initiate', { url: te(URL), digest: te(sha256hex(IMAGE)) }, { token: 'upd-t' }));
+    await r.broker.settle();
+    expect(r.agent.updating).toBe(true);
+    // Not send(): that waits for the device to finish acting, and this download waits for release().
+    await r.c2.publish(DEVICE_TOPIC, build(r, 'terminate_command', {}));
+    await r.broker.settle();
+    release();
+    await r.agent.idle();
+    await r.broker.settle();
+    expect(r.keys.serverId()).toBeNull();
+    expect(r.seqs.pendingUpdate()).toBeNull();
+    expect(r.updater.calls.at(-1)).toBe('abort');
+    const out = lastFromDevice(r).m;
+    expect([status(out), text(out.token)]).toEqual([Status.UPDATE_FAIL_FILE, 'upd-t']);
+  });
+
+  test('hostile but signed field values are answered or ignored, never thrown on', async () => {
+    const r = await rig({ options: { onData: () => {} } });
+    await send(r, 'initiate', { url: Uint8Array.of(0xff, 0xfe, 0x00), digest: te('ab'.repeat(32)) }, { token: '' });
+    expect([status(lastFromDevice(r).m), lastFromDevice(r).m.token.length]).toEqual([Status.UPDATE_FAIL_FILE, 0]);
+    await send(r, 'initiate', { url: te(URL), digest: te('abc') });
+    expect(status(lastFromDevice(r).m)).toBe(Status.UPDATE_FAIL_DIGEST);
+    await send(r, 'data', { dataId: new Uint8Array(65535).fill(0x41), data: new Uint8Array(0) });
+    await send(r, 'data', { dataId: Uint8Array.of(0xc0, 0x80), data: new Uint8Array(0) });
+    await send(r, 'activate', {}, { token: '' });
+    expect(status(lastFromDevice(r).m)).toBe(Status.ACTIVATE_FAIL);
+    expect(r.logs.events('handler_failed')).toHaveLength(0);
+    expect(r.downloader.requests).toEqual([]);
+    expect(r.events.filter((e) => e.type === 'data').map((e) => (e as { length: number }).length)).toEqual([0]);
+  });
+});

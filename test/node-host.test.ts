@@ -251,12 +251,27 @@ describe('device config', () => {
     ['id', { ...goodDevice, id: 'device-1' }, /device\.json: field "id": must be the device id as 16 hex digits/],
     ['serverId', { ...goodDevice, serverId: 12 }, /device\.json: field "serverId"/],
     ['broker', { ...goodDevice, broker: 'http://x' }, /device\.json: field "broker"/],
+    ['broker port', { ...goodDevice, broker: 'mqtt://127.0.0.1:99999' }, /device\.json: field "broker"/],
+    ['broker host', { ...goodDevice, broker: 'mqtt://[::1' }, /device\.json: field "broker"/],
     ['firmware.version', { ...goodDevice, firmware: { name: 'x' } }, /device\.json: field "firmware\.version"/],
     ['tls.ca', { ...goodDevice, tls: { ca: 'nope.crt' } }, /nope\.crt: missing/],
   ])('a bad %s is named in the error', (_name, device, message) => {
     const dir = tmp('cfgbad');
     writeConfig(dir, device);
     expect(() => loadDeviceConfig(dir)).toThrow(message);
+  });
+
+  test('a CA file (broker or download) that holds no usable certificate is named at load', () => {
+    const dir = tmp('cfgca');
+    const pki = makeTestPki(path.join(dir, 'pki'));
+    fs.writeFileSync(path.join(dir, 'junk.crt'), 'not a certificate\n');
+    fs.writeFileSync(path.join(dir, 'broken.crt'), '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n');
+    writeConfig(dir, { ...goodDevice, tls: { ca: 'junk.crt' } });
+    expect(() => loadDeviceConfig(dir)).toThrow(new RegExp(`${path.join(dir, 'junk.crt')}: not a usable CA certificate`));
+    writeConfig(dir, { ...goodDevice, downloadCa: 'broken.crt' });
+    expect(() => loadDeviceConfig(dir)).toThrow(new RegExp(`${path.join(dir, 'broken.crt')}: not a usable CA certificate`));
+    writeConfig(dir, { ...goodDevice, tls: { ca: 'pki/ca.crt' }, downloadCa: 'pki/ca.crt' });
+    expect(loadDeviceConfig(dir).downloadCa).toBe(pki.ca);
   });
 
   test('missing and broken files are named', () => {
@@ -429,6 +444,71 @@ describe('HttpDownloader', () => {
     const tail = await get('bytes=-10');
     expect(same(tail.body, image.subarray(299990))).toBe(true);
     expect((await get('bytes=300000-')).status).toBe(416);
+  });
+
+  test('a body larger than maxBytes is refused: declared up front, or as an endless stream stops at the cap', async () => {
+    const declared = await collect(srv.url('/fw.bin'), new HttpDownloader({ maxBytes: 100000 }));
+    expect(declared.result).toMatchObject({ ok: false, error: 'file' });
+    expect(declared.all.length).toBe(0);
+    const chunked = await collect(srv.url('/chunked'), new HttpDownloader({ maxBytes: 100000 }));
+    expect(chunked.result).toMatchObject({ ok: false, error: 'file' });
+    expect(chunked.all.length).toBeLessThanOrEqual(100000);
+    // A server that never stops sending, with no Content-Length.
+    const piece = Buffer.alloc(65536, 0x5a);
+    const endless = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      const pump = () => { while (!res.destroyed && res.write(piece)); if (!res.destroyed) res.once('drain', pump); };
+      pump();
+    });
+    await new Promise<void>((r) => endless.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(endless.address() as AddressInfo).port}/forever`;
+      const r = await collect(url, new HttpDownloader({ maxBytes: 1 << 20 }));
+      expect(r.result).toMatchObject({ ok: false, error: 'file' });
+      expect(r.all.length).toBeLessThanOrEqual(1 << 20);
+      expect(r.all.length).toBeGreaterThan((1 << 20) - 65536 * 2);
+    } finally {
+      endless.closeAllConnections();
+      await new Promise((r) => endless.close(r));
+    }
+  });
+
+  test('a server that drips its body slowly is cut off at maxDurationMs, idle timeout or not', async () => {
+    const drip = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      const t = setInterval(() => { if (res.destroyed) clearInterval(t); else res.write(Buffer.of(0x5a)); }, 20);
+      res.on('close', () => clearInterval(t));
+    });
+    await new Promise<void>((r) => drip.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(drip.address() as AddressInfo).port}/drip`;
+      const started = Date.now();
+      const r = await collect(url, new HttpDownloader({ idleTimeoutMs: 1000, maxDurationMs: 300 }));
+      expect(r.result).toMatchObject({ ok: false, error: 'file' });
+      expect(r.all.length).toBeGreaterThan(0);
+      expect(Date.now() - started).toBeLessThan(5000);
+    } finally {
+      drip.closeAllConnections();
+      await new Promise((r) => drip.close(r));
+    }
+  });
+
+  test('a redirect from https to plain http is not followed', async () => {
+    const pki = makeTestPki(path.join(tmp('httpsdowngrade'), 'pki'));
+    const before = srv.requests.filter((r) => r.path === '/fw.bin').length;
+    const server = https.createServer({ cert: fs.readFileSync(pki.serverCertFile), key: fs.readFileSync(pki.serverKeyFile) },
+      (_req, res) => { res.writeHead(302, { location: srv.url('/fw.bin'), 'content-length': 0 }); res.end(); });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/fw`;
+      const r = await collect(url, new HttpDownloader({ ca: pki.ca }));
+      expect(r.result).toEqual({ ok: false, error: 'http_error', status: 302 });
+      expect(r.all.length).toBe(0);
+      expect(srv.requests.filter((q) => q.path === '/fw.bin').length).toBe(before);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 
   test('https with a private CA', async () => {

@@ -20,6 +20,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { X509Certificate } from 'node:crypto';
 import nodeTls from 'node:tls';
 import type { RsaPrivateKey, RsaPublicKey } from '../../crypto/types.js';
 import { parsePrivateKeyPem, parsePublicKeyPem } from '../../crypto/keys.js';
@@ -57,6 +58,22 @@ function readText(file: string, field: string | null): string {
   }
 }
 
+/**
+ * A trust anchor file must hold at least one PEM certificate, each one parseable. (OpenSSL takes any text as a
+ * CA list without complaint, and every connection would then fail without naming the file.)
+ */
+function checkCertificates(file: string, text: string): void {
+  const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g);
+  if (blocks === null) throw new HostFileError(file, null, 'not a usable CA certificate (no PEM certificate in it)');
+  for (const b of blocks) {
+    try {
+      new X509Certificate(b);
+    } catch (e) {
+      throw new HostFileError(file, null, `not a usable CA certificate (${(e as Error).message})`);
+    }
+  }
+}
+
 export function loadDeviceConfig(dir: string): DeviceConfig {
   const abs = path.resolve(dir);
   const file = path.join(abs, 'device.json');
@@ -75,9 +92,14 @@ export function loadDeviceConfig(dir: string): DeviceConfig {
     serverId = hexToId(o.serverId);
     if (serverId === null) bad('serverId', 'must be 16 hex digits or null');
   }
-  if (typeof o.broker !== 'string' || !/^(mqtts?|tcp|ssl|tls):\/\/[^/]+/.test(o.broker)) {
-    bad('broker', 'must be a broker URL, mqtt://host[:port] or mqtts://host[:port]');
+  let brokerOk = typeof o.broker === 'string' && /^(mqtts?|tcp|ssl|tls):\/\/[^/]+/.test(o.broker);
+  try {
+    // Parsed as the transport will parse it (a port past 65535, a broken IPv6 literal): named here, not at start.
+    if (brokerOk && new URL(o.broker as string).hostname === '') brokerOk = false;
+  } catch {
+    brokerOk = false;
   }
+  if (!brokerOk) bad('broker', 'must be a broker URL, mqtt://host[:port] or mqtts://host[:port]');
   const clientId = optString('clientId', o.clientId) ?? srupClientId(deviceId!);
   const username = optString('username', o.username);
   const password = optString('password', o.password);
@@ -96,6 +118,7 @@ export function loadDeviceConfig(dir: string): DeviceConfig {
     }
     if ((tls.cert === undefined) !== (tls.key === undefined)) bad('tls', 'cert and key go together');
     // Let OpenSSL read them now, so that a bad file is named here rather than failing every connection later.
+    if (tls.ca !== undefined) checkCertificates(files.ca!, tls.ca);
     try {
       if (tls.ca !== undefined) nodeTls.createSecureContext({ ca: tls.ca });
     } catch (e) {
@@ -109,7 +132,9 @@ export function loadDeviceConfig(dir: string): DeviceConfig {
     }
   }
   const downloadCaName = optString('downloadCa', o.downloadCa);
-  const downloadCa = downloadCaName === undefined ? undefined : readText(path.resolve(abs, downloadCaName), null);
+  const downloadCaFile = downloadCaName === undefined ? undefined : path.resolve(abs, downloadCaName);
+  const downloadCa = downloadCaFile === undefined ? undefined : readText(downloadCaFile, null);
+  if (downloadCa !== undefined) checkCertificates(downloadCaFile!, downloadCa);
 
   const fw = o.firmware;
   if (typeof fw !== 'object' || fw === null || Array.isArray(fw)) bad('firmware', 'must be an object {name, version}');

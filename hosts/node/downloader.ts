@@ -4,8 +4,16 @@
  *   non-2xx answer                                      -> http_error (status)
  *   DNS, connect, TLS, reset or timeout before an answer -> unreachable
  *   body cut off, Content-Length shortfall, idle timeout
- *   during the body, or the sink throwing                -> file
+ *   during the body, the sink throwing, or a body larger
+ *   than maxBytes (declared or as it streams)            -> file
+ *   a redirect from https to plain http                  -> http_error (the redirect's status)
  *   abort() while running                                -> aborted
+ *
+ * maxDurationMs bounds the whole download (a slow drip never ends it otherwise): past it, 'unreachable' before an
+ * answer, 'file' during the body.
+ * maxBytes bounds what a server can make the device write: a body without Content-Length that never ends
+ * would otherwise fill the disk (on a board, the OTA slot bounds it; here nothing else does). The default,
+ * 64 MiB, is far above any firmware image this host runs; the download stops at the first chunk past it.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -18,7 +26,21 @@ export interface HttpDownloaderOptions {
   idleTimeoutMs?: number;
   /** Redirects followed (default 5). */
   maxRedirects?: number;
+  /** The largest body accepted (default DEFAULT_MAX_BYTES); anything longer fails with error 'file'. */
+  maxBytes?: number;
+  /**
+   * The longest a whole download may take, redirects included (default DEFAULT_MAX_DURATION_MS). The idle
+   * timeout alone lets a server that drips a byte now and then hold the download, and with it every later
+   * update, for ever.
+   */
+  maxDurationMs?: number;
 }
+
+/** One hour. */
+export const DEFAULT_MAX_DURATION_MS = 60 * 60 * 1000;
+
+/** 64 MiB. */
+export const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
@@ -37,16 +59,22 @@ export class HttpDownloader implements Downloader {
 
   async download(url: string, onChunk: (chunk: Uint8Array) => void): Promise<DownloadResult> {
     const max = this.options.maxRedirects ?? 5;
+    const deadline = Date.now() + (this.options.maxDurationMs ?? DEFAULT_MAX_DURATION_MS);
     let current = url;
     for (let hop = 0; ; hop++) {
-      const r = await this.once(current, onChunk);
+      const r = await this.once(current, onChunk, deadline);
       if (!('redirect' in r)) return r;
       if (hop >= max) return { ok: false, error: 'http_error', status: r.status };
+      // An https URL was chosen for a reason: never let the file server move the download to plain http.
+      if (current.startsWith('https:') && !r.redirect.startsWith('https:')) {
+        return { ok: false, error: 'http_error', status: r.status };
+      }
       current = r.redirect;
     }
   }
 
-  private once(url: string, onChunk: (chunk: Uint8Array) => void): Promise<DownloadResult | { redirect: string; status: number }> {
+  private once(url: string, onChunk: (chunk: Uint8Array) => void, deadline: number,
+  ): Promise<DownloadResult | { redirect: string; status: number }> {
     let u: URL;
     try {
       u = new URL(url);
@@ -61,9 +89,11 @@ export class HttpDownloader implements Downloader {
     return new Promise((resolve) => {
       let settled = false;
       let answered = false;
+      let overall: ReturnType<typeof setTimeout> | null = null;
       const finish = (r: DownloadResult | { redirect: string; status: number }) => {
         if (settled) return;
         settled = true;
+        if (overall !== null) clearTimeout(overall);
         this.running.delete(stop);
         resolve(r);
       };
@@ -99,10 +129,22 @@ export class HttpDownloader implements Downloader {
           return;
         }
         const declared = res.headers['content-length'] !== undefined ? Number(res.headers['content-length']) : null;
+        const limit = this.options.maxBytes ?? DEFAULT_MAX_BYTES;
+        if (declared !== null && declared > limit) {
+          res.resume();
+          req.destroy();
+          finish({ ok: false, error: 'file', message: `the image is ${declared} bytes; at most ${limit} are accepted` });
+          return;
+        }
         let received = 0;
         res.on('data', (chunk: Buffer) => {
           if (settled) return;
           received += chunk.byteLength;
+          if (received > limit) {
+            finish({ ok: false, error: 'file', message: `the body exceeds ${limit} bytes` });
+            req.destroy();
+            return;
+          }
           try {
             // A plain Uint8Array view of the chunk: no Buffer reaches the agent.
             onChunk(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
@@ -130,6 +172,11 @@ export class HttpDownloader implements Downloader {
         if (answered) finish({ ok: false, error: 'file', message: e.message });
         else finish({ ok: false, error: 'unreachable', message: e.message });
       });
+      overall = setTimeout(() => {
+        const message = `the download took longer than ${this.options.maxDurationMs ?? DEFAULT_MAX_DURATION_MS} ms`;
+        finish(answered ? { ok: false, error: 'file', message } : { ok: false, error: 'unreachable', message });
+        req.destroy();
+      }, Math.max(0, deadline - Date.now()));
       this.running.add(stop);
       req.end();
     });

@@ -1,24 +1,35 @@
 /**
  * Durable, atomic file replacement: after `writeFileDurable` returns, the file holds the new contents and
  * survives power loss; if the process dies at any point before, the file holds the old contents, complete.
- * (Write a temp file in the same directory, fsync it, rename it over the old one, fsync the directory.)
+ * (Write a temp file in the same directory, fsync it, rename it over the old one, fsync the directory.) `mode` is
+ * the file's permissions (default 0o600, owner only). A write that fails removes its temp file.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 
-export function writeFileDurable(file: string, data: string | Uint8Array): void {
+export function writeFileDurable(file: string, data: string | Uint8Array, mode = 0o600): void {
   const dir = path.dirname(file);
   const tmp = path.join(dir, `.${path.basename(file)}.tmp`);
-  const fd = fs.openSync(tmp, 'w', 0o600);
   try {
-    const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-    let off = 0;
-    while (off < bytes.byteLength) off += fs.writeSync(fd, bytes, off, bytes.byteLength - off);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
+    const fd = fs.openSync(tmp, 'w', mode);
+    try {
+      fs.fchmodSync(fd, mode); // a temp file left by an earlier crash keeps its old mode otherwise
+      const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+      let off = 0;
+      while (off < bytes.byteLength) off += fs.writeSync(fd, bytes, off, bytes.byteLength - off);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    try {
+      fs.rmSync(tmp, { force: true }); // e.g. a full disk: leave no half-written temp file behind
+    } catch {
+      // the original error is the one to report
+    }
+    throw e;
   }
-  fs.renameSync(tmp, file);
   fsyncDir(dir);
 }
 

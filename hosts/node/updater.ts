@@ -161,7 +161,15 @@ export class FileUpdater implements Updater {
     }
     this.state = { ...this.state, next: target };
     this.save();
-    this.restart();
+    try {
+      this.restart();
+    } catch (e) {
+      // No restart after all: undo the switch, or the next start would boot an image the agent was told did not
+      // activate (it answers 0x1F and keeps the update staged), unconfirmed, to be rolled back a start later.
+      this.state = { ...this.state, next: this.state.active };
+      this.save();
+      throw e;
+    }
   }
 
   bootState(): BootState {

@@ -151,8 +151,8 @@ export class Agent {
   async deregister(): Promise<void> {
     const server = this.requireServer();
     const sent = this.send('deregister_request', server, this.ctx.newToken(), {});
+    this.host.keys.setServerId(null); // first, as for deregister_command (commands.ts)
     this.host.keys.setPeerKey(server, null);
-    this.host.keys.setServerId(null);
     this.emit({ type: 'deregistered', server, by: 'device' });
     if (!(await sent)) throw new AgentError('publish_failed', 'the broker did not take the deregister request');
   }
@@ -182,7 +182,15 @@ export class Agent {
 
   private onMessage(topic: string, payload: Uint8Array): void {
     if (this.state !== 'started') return;
-    const m = receive(this.pipeline, topic, payload);
+    let m: Message | null;
+    try {
+      m = receive(this.pipeline, topic, payload);
+    } catch (e) {
+      // Not bad input (that is rejected above) but a host failure, e.g. the sequence store could not persist the
+      // counter: the message is not acted on, and the throw must not reach the MQTT client that called us.
+      this.host.log('error', 'receive_failed', { topic, why: String(e) });
+      return;
+    }
     if (m !== null) this.track(() => this.dispatch(m));
   }
 
@@ -240,6 +248,8 @@ export class Agent {
 
   private send<T extends TypeName>(type: T, peer: bigint, token: Uint8Array, fields: FieldsOf<T>): Promise<boolean> {
     const { sequences, keys, crypto, transport } = this.host;
+    // After close() a handler still finishing must not use up sequence IDs on a message that cannot leave.
+    if (this.state === 'closed') return Promise.resolve(false);
     let bytes: Uint8Array;
     try {
       const sequenceId = nextSequenceId(sequences.lastSent(peer), sequences.lastAccepted(peer));

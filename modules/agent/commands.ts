@@ -72,7 +72,9 @@ export function onTerminate(ctx: AgentContext, m: MessageOf<'terminate_command'>
 
 export function onDeregisterCommand(ctx: AgentContext, m: MessageOf<'deregister_command'>): void {
   // The replay counters stay: were the key trusted again later, old messages must still count as replays.
-  ctx.host.keys.setPeerKey(m.senderId, null);
+  // The server first: should dropping the key then fail, the device is left as after a terminate (no server,
+  // key kept), never obeying a server whose key it no longer has.
   ctx.host.keys.setServerId(null);
+  ctx.host.keys.setPeerKey(m.senderId, null);
   ctx.emit({ type: 'deregistered', server: m.senderId, by: 'server' });
 }

@@ -35,6 +35,9 @@ const DEFAULT_OBSERVE_TIMEOUT = 60_000;
 
 export class JoinFlows {
   private pending: PendingJoin | null = null;
+  /** Observe hooks still running (observation_request), each ended early by close(). */
+  private readonly observing = new Set<(v: Uint8Array | null, why?: string) => void>();
+  private closed = false;
 
   constructor(private readonly ctx: AgentContext) {}
 
@@ -89,8 +92,13 @@ export class JoinFlows {
     }
     p.tokens.push(m.token);
     p.challengeShown = true;
-    host.presenter.showChallenge(secret);
-    secret.fill(0);
+    try {
+      host.presenter.showChallenge(secret);
+    } catch (e) {
+      host.log('warn', 'show_challenge_failed', { why: String(e) });
+    } finally {
+      secret.fill(0); // the one-time value does not outlive its display, whatever the presenter did
+    }
     this.ctx.emit({ type: 'challenge_shown', server: p.server, kind: p.kind === 'human' ? 'human' : 'observed' });
   }
 
@@ -126,6 +134,10 @@ export class JoinFlows {
     }
     if (expected !== null && options.observe !== undefined) {
       const seen = await this.observeWithTimeout(options.observe, joining);
+      if (this.closed) {
+        expected.fill(0);
+        return; // the agent was closed while the hook ran: nothing more is sent
+      }
       if (seen !== null) status = constantTimeEqual(seen, expected) ? Status.OBSERVED_JOIN_VALID : Status.OBSERVED_JOIN_INVALID;
       expected.fill(0);
     } else if (options.observe === undefined) {
@@ -135,8 +147,10 @@ export class JoinFlows {
     await this.ctx.send('response', m.senderId, m.token, { status });
   }
 
-  /** Ends a waiting join (close()). */
+  /** Ends a waiting join and any running observe hook, with their timers (close()). */
   close(): void {
+    this.closed = true;
+    for (const settle of [...this.observing]) settle(null, 'closed');
     if (this.pending !== null) this.finish('failed', 'closed');
   }
 
@@ -150,11 +164,13 @@ export class JoinFlows {
       const settle = (v: Uint8Array | null, why?: string) => {
         if (done) return;
         done = true;
+        this.observing.delete(settle);
         host.clock.clearTimeout(timer);
         if (why !== undefined) host.log('warn', 'observe_failed', { why, joining: idHex16(joining) });
         resolve(v);
       };
       const timer = host.clock.setTimeout(() => settle(null, 'timeout'), options.observeTimeoutMs ?? DEFAULT_OBSERVE_TIMEOUT);
+      this.observing.add(settle);
       Promise.resolve()
         .then(() => hook(joining))
         .then(
@@ -169,19 +185,35 @@ export class JoinFlows {
     if (p === null) return;
     this.pending = null;
     const { host } = this.ctx;
-    host.clock.clearTimeout(p.timer);
-    if (p.challengeShown) {
-      host.presenter.clearChallenge();
-      this.ctx.emit({ type: 'challenge_cleared', server: p.server });
+    // join() resolves whatever the host throws below: a throw must not leave its caller waiting for ever.
+    try {
+      host.clock.clearTimeout(p.timer);
+      if (p.challengeShown) {
+        try {
+          host.presenter.clearChallenge();
+        } catch (e) {
+          host.log('warn', 'clear_challenge_failed', { why: String(e) });
+        }
+        this.ctx.emit({ type: 'challenge_cleared', server: p.server });
+      }
+      if (outcome === 'joined') {
+        try {
+          host.keys.setServerId(p.server);
+        } catch (e) {
+          // Not joined if the key store cannot keep it: the device would forget its server at the next start.
+          host.log('error', 'join_not_saved', { server: idHex16(p.server), why: String(e) });
+          outcome = 'failed';
+        }
+      }
+      if (outcome === 'joined') {
+        this.ctx.emit({ type: 'joined', server: p.server, via: p.kind });
+      } else if (outcome === 'refused') {
+        this.ctx.emit({ type: 'join_refused', server: p.server, kind: p.kind });
+      } else {
+        this.ctx.emit({ type: 'join_failed', server: p.server, kind: p.kind, reason: why ?? (outcome === 'timeout' ? 'timeout' : 'failed') });
+      }
+    } finally {
+      p.resolve(outcome);
     }
-    if (outcome === 'joined') {
-      host.keys.setServerId(p.server);
-      this.ctx.emit({ type: 'joined', server: p.server, via: p.kind });
-    } else if (outcome === 'refused') {
-      this.ctx.emit({ type: 'join_refused', server: p.server, kind: p.kind });
-    } else {
-      this.ctx.emit({ type: 'join_failed', server: p.server, kind: p.kind, reason: why ?? (outcome === 'timeout' ? 'timeout' : 'failed') });
-    }
-    p.resolve(outcome);
   }
 }

@@ -4,6 +4,7 @@
  *   initiate (url, digest) -> updater.begin(); downloader streams chunks into a SHA-256 stream and
  *       updater.write(); the whole image is never held in memory
  *     -> digest matches:  updater.finish(); pending update {server, token, 'staged'} persisted; response 0x00
+ *        (a store that cannot persist it: updater.abort(), response 0xFE; the image could never be activated)
  *     -> digest differs:  updater.abort(); response 0xFF (the image can never be activated)
  *     -> HTTP error 0xFC, unreachable 0xFD, cut off / local I/O / anything else 0xFE (updater.abort())
  *   activate with the staged token from that server -> pending 'activating' persisted -> updater.activate()
@@ -13,6 +14,8 @@
  *
  * Rules of this implementation:
  *   - One download at a time: an initiate while one is downloading is answered 0xFE (the running one goes on).
+ *   - A download that ends after its server stopped being this device's server (terminate, deregister,
+ *     join_command) is discarded and answered 0xFE: nothing is staged for a server the device no longer obeys.
  *   - A new initiate replaces a staged update (begin() erases the inactive slot), so the old token stops working.
  *   - url and digest may carry the reference's trailing 00 (stripped); the digest is compared as hex text,
  *     case-insensitively. A digest that is not 64 hex digits can match nothing: 0xFF without downloading.
@@ -86,13 +89,25 @@ export class UpdateFlow {
         this.abort();
         return answer(Status.UPDATE_FAIL_DIGEST, 'digest_mismatch');
       }
+      if (host.keys.serverId() !== server) {
+        // Terminated, deregistered or moved to another server while downloading: nothing of the old server's is
+        // kept (its token could otherwise activate the image should it ever be the server again).
+        this.abort();
+        return answer(Status.UPDATE_FAIL_FILE, 'server_changed');
+      }
       try {
         host.updater.finish();
       } catch (e) {
         this.abort();
         return answer(Status.UPDATE_FAIL_FILE, `finish: ${String(e)}`);
       }
-      host.sequences.setPendingUpdate({ server, token: m.token, state: 'staged' });
+      try {
+        host.sequences.setPendingUpdate({ server, token: m.token, state: 'staged' });
+      } catch (e) {
+        // Without the durable token the image could never be activated: discard it and say so.
+        this.abort();
+        return answer(Status.UPDATE_FAIL_FILE, `persist: ${String(e)}`);
+      }
       this.ctx.emit({ type: 'update_staged', server, token: m.token });
       return answer(Status.UPDATE_SUCCESS, 'staged');
     } finally {

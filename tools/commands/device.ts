@@ -13,7 +13,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import { parsePublicKeyPem, publicKeyToPem } from '../../crypto/keys.js';
@@ -23,11 +23,11 @@ import type { Log, LogLevel } from '../../modules/agent/host.js';
 import { idHex16, parseIdHex, toHex, utf8DecodeOrNull } from '../../modules/srup/bytes.js';
 import { loadDeviceConfig, type DeviceConfig } from '../../hosts/node/config.js';
 import { generateRsaKeyPair } from '../../hosts/node/crypto.js';
-import { HostFileError } from '../../hosts/node/durable.js';
+import { HostFileError, writeFileDurable } from '../../hosts/node/durable.js';
 import { consoleLog, createNodeHost } from '../../hosts/node/host.js';
 import { EXIT_RESTART } from '../../hosts/node/updater.js';
 import { CliError, UsageError, optBoolean, optString, requireString, type Command, type CommandContext, type ParsedArgs } from '../lib/cli.js';
-import { readText } from '../lib/files.js';
+import { readBytes, readText } from '../lib/files.js';
 import { deviceIdFromRandom } from '../lib/provision.js';
 
 export { EXIT_RESTART };
@@ -88,14 +88,11 @@ export interface InitResult {
 
 export const DEVICE_PUBLIC_KEY_FILE = 'device-public.pem';
 
+/** Replaces `path` atomically and durably (hosts/node/durable.ts: temp file, fsync, rename, fsync dir). */
 function writeFileAtomic(path: string, data: string | Uint8Array, mode: number): void {
-  const tmp = `${path}.${process.pid}.tmp`;
   try {
-    writeFileSync(tmp, data, { mode });
-    chmodSync(tmp, mode);
-    renameSync(tmp, path);
+    writeFileDurable(path, data, mode);
   } catch (e) {
-    rmSync(tmp, { force: true });
     throw new CliError(`cannot write ${path}: ${e instanceof Error ? e.message : String(e)}`, 2);
   }
 }
@@ -121,8 +118,6 @@ export function initDeviceDir(o: InitOptions): InitResult {
   } catch (e) {
     throw new CliError(`cannot create ${dir}: ${e instanceof Error ? e.message : String(e)}`, 2);
   }
-  // A new identity gets a new state: keys, counters and image slots of an old one must not carry over.
-  if (o.force === true) rmSync(join(dir, 'state'), { recursive: true, force: true });
 
   const pair = o.keyPair ?? generateRsaKeyPair(2048);
   const random16 = o.random16 ?? new Uint8Array(randomBytes(16));
@@ -131,13 +126,7 @@ export function initDeviceDir(o: InitOptions): InitResult {
   const tls: Record<string, string> = {};
   const copy = (from: string | undefined, name: string, field: 'ca' | 'cert' | 'key', mode: number) => {
     if (from === undefined) return;
-    readText(from, `--${field} file`); // a clear error if it is missing
-    try {
-      copyFileSync(from, join(dir, name));
-      chmodSync(join(dir, name), mode);
-    } catch (e) {
-      throw new CliError(`cannot copy ${from} to ${dir}: ${e instanceof Error ? e.message : String(e)}`, 2);
-    }
+    writeFileAtomic(join(dir, name), readBytes(from, `--${field} file`), mode); // a clear error if it is missing
     tls[field] = name;
   };
   copy(o.caFile, 'ca.crt', 'ca', 0o644);
@@ -155,6 +144,17 @@ export function initDeviceDir(o: InitOptions): InitResult {
   writeFileAtomic(join(dir, 'server.pem'), publicKeyToPem(serverKey), 0o644);
   writeFileAtomic(join(dir, DEVICE_PUBLIC_KEY_FILE), pair.publicPem, 0o644);
   writeFileAtomic(deviceJson, JSON.stringify(config, null, 2) + '\n', 0o644);
+  // A new identity gets a new state: keys, counters and image slots of an old one must not carry over. Only now,
+  // once the new identity is complete: had init failed earlier (a missing --ca file, a full disk), the old
+  // identity would otherwise start again with fresh counters, reusing sequence IDs and taking old messages anew.
+  // (Killed between the line above and this one, the old state names another device and is refused at start.)
+  if (o.force === true) {
+    try {
+      rmSync(join(dir, 'state'), { recursive: true, force: true });
+    } catch (e) {
+      throw new CliError(`cannot remove the old state ${join(dir, 'state')}: ${e instanceof Error ? e.message : String(e)}`, 2);
+    }
+  }
   return { dir, deviceId, publicKey: pair.privateKey.publicKey, publicPem: pair.publicPem };
 }
 
