@@ -37,17 +37,16 @@ export type ParsedTopic =
 /** Classifies a topic. Accepts ids with leading zeros too (lenient on input, exact on output). */
 export function parseTopic(topic: string): ParsedTopic {
   const parts = topic.split('/');
+  const id = (s: string): bigint | null => (/^[0-9a-fA-F]{1,16}$/.test(s) ? parseIdHex(s) : null);
   if (parts[0] !== TOPIC_ROOT) return { kind: 'other' };
   if (parts.length === 2) {
-    const device = parseIdHex(parts[1]);
-    return device === null || parts[1].startsWith('0x') ? { kind: 'other' } : { kind: 'device', device };
+    const device = id(parts[1]);
+    return device === null ? { kind: 'other' } : { kind: 'device', device };
   }
   if (parts.length === 4 && parts[1] === 'servers') {
-    const server = parseIdHex(parts[2]);
-    const device = parseIdHex(parts[3]);
-    if (server === null || device === null || parts[2].startsWith('0x') || parts[3].startsWith('0x')) {
-      return { kind: 'other' };
-    }
+    const server = id(parts[2]);
+    const device = id(parts[3]);
+    if (server === null || device === null) return { kind: 'other' };
     return { kind: 'join', server, device };
   }
   return { kind: 'other' };
