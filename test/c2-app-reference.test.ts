@@ -6,11 +6,11 @@
  * a simple join, the ID response text the reference really sends, an initiate answered after fetching and
  * hashing the file, and no answer at all to an action or an activate.
  */
+import { c2Cli as cli } from './support/cli.js';
 import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { parsePrivateKeyPem, parsePublicKeyPem } from '../crypto/keys.js';
 import { nodeCrypto } from '../hosts/node/crypto.js';
 import { idToHex } from '../hosts/node/durable.js';
@@ -23,7 +23,6 @@ import { Status } from '../modules/srup/schema.js';
 import { sealMessage } from '../modules/srup/session.js';
 import { verify } from '../modules/srup/sign.js';
 import { deviceTopic, joinTopic } from '../modules/srup/topics.js';
-import { main } from '../tools/srup.js';
 import { findMosquitto } from './support/mosquitto.js';
 import { browserAvailable, login, openBrowser, request, startStack, until, type Stack } from './support/browser.js';
 
@@ -126,23 +125,6 @@ class PySrupDevice {
   }
 }
 
-function capture(): { stream: Writable; text: () => string } {
-  let s = '';
-  const stream = new Writable({
-    write(chunk, _enc, cb) {
-      s += chunk.toString();
-      cb();
-    },
-  });
-  return { stream, text: () => s };
-}
-
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out = capture();
-  const err = capture();
-  const code = await main(['c2', ...args], { stdout: out.stream as never, stderr: err.stream as never });
-  return { code, out: out.text(), err: err.text() };
-}
 
 describeIf('C2 server with a reference (pySRUP) device', () => {
   let stack: Stack;

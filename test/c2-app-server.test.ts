@@ -9,34 +9,16 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { challengeGrid } from '../modules/challenge/index.js';
 import { idToHex } from '../hosts/node/durable.js';
-import { main } from '../tools/srup.js';
 import { demoImage } from '../tools/c2/virtual.js';
 import { findMosquitto } from './support/mosquitto.js';
+import { c2Cli as cli } from './support/cli.js';
 import { login, request, startStack, until, type Stack } from './support/browser.js';
 
 const describeIf = findMosquitto() ? describe : describe.skip;
 if (!findMosquitto()) process.stderr.write('c2 app tests skipped: no mosquitto binary (apt-get install -y mosquitto)\n');
 
-function capture(): { stream: Writable; text: () => string } {
-  let s = '';
-  const stream = new Writable({
-    write(chunk, _enc, cb) {
-      s += chunk.toString();
-      cb();
-    },
-  });
-  return { stream, text: () => s };
-}
-
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out = capture();
-  const err = capture();
-  const code = await main(['c2', ...args], { stdout: out.stream as never, stderr: err.stream as never });
-  return { code, out: out.text(), err: err.text() };
-}
 
 describeIf('C2 server', () => {
   let stack: Stack;

@@ -401,9 +401,10 @@ async function replay(conv: Conversation, oursNames: Set<string>, w: Replay): Pr
 
 // ------------------------------------------------------------------------------------------------ our C2 engine
 
-test('our C2 engine, replayed against the recorded pySRUP devices, sends exactly what they accepted', async () => {
+/** Our C2 engine as it ran in a recorded conversation: same id, key, random stream and options. */
+function recordedEngine(conv: ConversationA) {
   const broker = new MemoryBroker();
-  const server = idOf(A, 'c2');
+  const server = idOf(conv, 'c2');
   const clientId = srupClientId(server);
   const registry = new MemoryRegistry();
   const log = new CollectingLog();
@@ -413,7 +414,7 @@ test('our C2 engine, replayed against the recorded pySRUP devices, sends exactly
       transport: broker.client(clientId),
       registry,
       crypto: nodeCrypto,
-      random: seededRandom(A.engine.random.seededRandom),
+      random: seededRandom(conv.engine.random.seededRandom),
       clock: new ManualClock(1_000_000),
       log: log.log,
       serverId: server,
@@ -421,6 +422,11 @@ test('our C2 engine, replayed against the recorded pySRUP devices, sends exactly
     },
     { autoActivate: true, onEvent: (e) => events.push(e) },
   );
+  return { broker, clientId, registry, log, events, engine };
+}
+
+test('our C2 engine, replayed against the recorded pySRUP devices, sends exactly what they accepted', async () => {
+  const { broker, clientId, registry, log, events, engine } = recordedEngine(A);
   await engine.start();
   for (const d of ['pydev', 'pyhdev', 'pyodev']) engine.provision(idOf(A, d), pub(d));
 
@@ -624,25 +630,7 @@ test('our device agents, replayed against the recorded pySRUP server, send exact
 // ------------------------------------------------------------------------------------------------ join command, leaving
 
 test('our C2 engine, replayed against recorded pySRUP devices: join command, terminate, resign, deregister', async () => {
-  const broker = new MemoryBroker();
-  const server = idOf(C, 'c2');
-  const clientId = srupClientId(server);
-  const registry = new MemoryRegistry();
-  const log = new CollectingLog();
-  const events: C2Event[] = [];
-  const engine = new C2Engine(
-    {
-      transport: broker.client(clientId),
-      registry,
-      crypto: nodeCrypto,
-      random: seededRandom(C.engine.random.seededRandom),
-      clock: new ManualClock(1_000_000),
-      log: log.log,
-      serverId: server,
-      privateKey: priv('c2'),
-    },
-    { autoActivate: true, onEvent: (e) => events.push(e) },
-  );
+  const { broker, clientId, registry, log, events, engine } = recordedEngine(C);
   await engine.start();
   for (const d of C.engine.provisioned) engine.provision(idOf(C, d), pub(d));
   const ids: Promise<string>[] = [];
