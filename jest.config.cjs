@@ -11,7 +11,11 @@ module.exports = {
   },
   // The noble packages ship ES modules only: let SWC turn them into CommonJS too.
   transformIgnorePatterns: ['/node_modules/(?!(@noble)/)'],
-  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  moduleNameMapper: {
+    '^(\\.{1,2}/.*)\\.js$': '$1',
+    // The Moddable SDK's native crypto, for the device's Crypto (hosts/moddable/crypto.ts) under test.
+    '^crypt$': '<rootDir>/test/support/moddable/crypt.ts',
+  },
   moduleFileExtensions: ['ts', 'js', 'mjs', 'json'],
   testTimeout: 60000,
 };

@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import { parsePrivateKeyDer, parsePrivateKeyPem, parsePublicKeyDer, parsePublicKeyPem, pureCrypto, rsaPublicKey } from '../crypto/index.js';
 import type { Crypto } from '../crypto/index.js';
 import { nodeCrypto } from '../hosts/node/crypto.js';
+import { moddableCrypto } from '../hosts/moddable/crypto.js';
 
 const ROOT = path.resolve(__dirname, '..');
 const DIR = path.resolve(ROOT, '..', 'shared', 'wycheproof');
@@ -29,6 +30,8 @@ if (!available) {
 const IMPLS: [string, Crypto][] = [
   ['pure', pureCrypto],
   ['node', nodeCrypto],
+  // The device's: SHA-256 and AES from the SDK's `crypt` (here a stand-in over node:crypto), padding ours.
+  ['moddable', moddableCrypto],
 ];
 
 const unhex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'hex'));

@@ -1,31 +1,37 @@
-/** The agent's crypto on Moddable: SHA-256 from the SDK's native `crypt` Digest, RSA and AES from crypto/pure.ts. */
-import { Digest } from 'crypt';
-import { pureCrypto } from '../../crypto/pure.js';
-import type { Crypto, Sha256Stream } from '../../crypto/types.js';
+/**
+ * The agent's crypto on the device: SHA-256 and AES-CBC from the SDK's native `crypt` (C, no JavaScript
+ * tables in the XS heap), RSA and PKCS#7 padding from crypto/ (assemble.ts). The SDK's CBC mode is used
+ * without its padding (it does not check pad bytes on decrypt, and its padded encrypt writes past its
+ * allocation): assemble.ts pads and checks.
+ */
+import { BlockCipher, Digest, Mode } from 'crypt';
+import { assembleCrypto } from '../../crypto/assemble.js';
+import type { Crypto } from '../../crypto/types.js';
 
+/** The bytes of `b` as an ArrayBuffer of exactly its length (the SDK's natives take ArrayBuffers). */
 function bufferOf(b: Uint8Array): ArrayBuffer {
   return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? (b.buffer as ArrayBuffer) : (b.slice().buffer as ArrayBuffer);
 }
 
-function sha256Stream(): Sha256Stream {
-  const d = new Digest('SHA256');
-  return {
-    update(chunk: Uint8Array): void {
-      d.write(bufferOf(chunk));
-    },
-    digest(): Uint8Array {
-      return new Uint8Array(d.close());
-    },
-  };
+function cbcMode(key: Uint8Array, iv: Uint8Array): Mode {
+  return new Mode('CBC', new BlockCipher('AES', bufferOf(key)), bufferOf(iv), false);
 }
 
-export const moddableCrypto: Crypto = Object.freeze({
-  ...pureCrypto,
-  name: 'moddable-crypt+pure',
-  sha256(data: Uint8Array): Uint8Array {
-    const s = sha256Stream();
-    s.update(data);
-    return s.digest();
+export const moddableCrypto: Crypto = assembleCrypto({
+  name: 'moddable-crypt',
+  sha256Stream() {
+    const d = new Digest('SHA256');
+    return {
+      update(chunk: Uint8Array): void {
+        d.write(bufferOf(chunk));
+      },
+      digest(): Uint8Array {
+        return new Uint8Array(d.close());
+      },
+    };
   },
-  sha256Stream,
+  aesCbc: {
+    encrypt: (key, iv, blocks) => new Uint8Array(cbcMode(key, iv).encrypt(bufferOf(blocks))),
+    decrypt: (key, iv, blocks) => new Uint8Array(cbcMode(key, iv).decrypt(bufferOf(blocks))),
+  },
 });
