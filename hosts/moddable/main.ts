@@ -43,7 +43,7 @@ async function main(): Promise<void> {
   }
   const rec = keys.record;
   line(`${PLATFORM} device ${idHex16(keys.deviceId)} broker ${rec.brokerUrl} heap ${heapUsed() ?? 'n/a'}`);
-  await startNetwork(rec.wifi, line);
+  await startNetwork(rec.wifi, line, rec.brokerUrl.startsWith('mqtts:'));
   configureNetwork(rec.ca);
   const host: AgentHost = {
     transport: new MqttTransport({ url: rec.brokerUrl, clientId: idHex16(keys.deviceId) }),

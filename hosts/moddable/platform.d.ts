@@ -9,8 +9,15 @@ import type { PresenterSettings } from '../../modules/store/record.js';
 export declare const PLATFORM: 'esp32' | 'sim';
 /** The `srup` partition. */
 export declare function openFlash(): Flash;
-/** Resolves once the network is up. */
-export declare function startNetwork(wifi: { ssid: string; password: string } | null, log: (msg: string) => void): Promise<void>;
+/**
+ * Resolves once the network is up, and the wall clock is set when `clockRequired` (TLS checks certificate dates);
+ * keeps retrying what failed, with a log line each time.
+ */
+export declare function startNetwork(
+  wifi: { ssid: string; password: string } | null,
+  log: (msg: string) => void,
+  clockRequired?: boolean,
+): Promise<void>;
 export declare function makePresenter(settings: PresenterSettings, log: (line: string) => void): Presenter;
 export declare function randomBytes(n: number): Uint8Array;
 export declare function makeUpdater(): Updater;

@@ -3,8 +3,6 @@
  * 0xFFFFFFFF, final XOR 0xFFFFFFFF. crc32(ascii "123456789") = 0xCBF43926.
  */
 
-let table: Uint32Array | null = null;
-
 function makeTable(): Uint32Array {
   const t = new Uint32Array(256);
   for (let n = 0; n < 256; n++) {
@@ -15,9 +13,12 @@ function makeTable(): Uint32Array {
   return t;
 }
 
+/** Built when the module loads: in the firmware that is at link time, so the 1 KiB table lives in flash (read only). */
+const table = makeTable();
+
 /** CRC-32 of bytes[start, end). Pass a previous result as `crc` to continue a running checksum. */
 export function crc32(bytes: Uint8Array, start = 0, end = bytes.length, crc = 0): number {
-  const t = table ?? (table = makeTable());
+  const t = table;
   let c = (crc ^ 0xffffffff) >>> 0;
   for (let i = start; i < end; i++) c = t[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;

@@ -20,35 +20,42 @@ export function parseStoredPrivateKey(der: Uint8Array): RsaPrivateKey {
   }
 }
 
+/**
+ * The key store keeps in RAM only what every message needs: the device id, the parsed private key, the server
+ * id and the parsed peer keys. The rest of the record (broker URL, CA, Wi-Fi, presenter settings, the key's
+ * DER) stays in flash and is read when asked for (`record`) or rewritten (a change reads the newest record,
+ * changes it and writes it as the next generation).
+ */
 export class FlashKeyStore implements KeyStore {
   readonly deviceId: bigint;
   readonly privateKey: RsaPrivateKey;
   private readonly slots: RecordSlots;
-  private rec: DeviceRecord;
+  private server: bigint | null;
   private readonly keys = new Map<bigint, RsaPublicKey>();
 
   constructor(flash: Flash, layout: StoreLayout = DEFAULT_LAYOUT) {
     this.slots = new RecordSlots(flash, layoutFor(flash, layout));
     const rec = this.slots.load();
     if (rec === null) throw new StoreError('not_provisioned', 'no valid key-store record in the srup partition');
-    this.rec = rec;
     this.deviceId = rec.deviceId;
+    this.server = rec.serverId;
     this.privateKey = parseStoredPrivateKey(rec.privateKey);
     for (const p of rec.peers) this.keys.set(p.id, parsePublicKeyDer(p.der));
   }
 
-  /** The whole record (broker URL, CA, Wi-Fi, presenter settings) as last written. */
+  /** The whole record (broker URL, CA, Wi-Fi, presenter settings) as last written, read from flash. */
   get record(): DeviceRecord {
-    return this.rec;
+    return this.load();
   }
 
   serverId(): bigint | null {
-    return this.rec.serverId;
+    return this.server;
   }
 
   setServerId(id: bigint | null): void {
-    if (id === this.rec.serverId) return;
-    this.save({ ...this.rec, serverId: id });
+    if (id === this.server) return;
+    this.slots.save({ ...this.load(), serverId: id });
+    this.server = id;
   }
 
   peerKey(id: bigint): RsaPublicKey | null {
@@ -56,17 +63,19 @@ export class FlashKeyStore implements KeyStore {
   }
 
   setPeerKey(id: bigint, key: RsaPublicKey | null): void {
-    const peers = this.rec.peers.filter((p) => p.id !== id);
+    if (key === null && !this.keys.has(id)) return;
+    const rec = this.load();
+    const peers = rec.peers.filter((p) => p.id !== id);
     if (key !== null) peers.push({ id, der: publicKeyToDer(key) });
-    else if (peers.length === this.rec.peers.length) return;
-    this.save({ ...this.rec, peers });
+    this.slots.save({ ...rec, peers });
     if (key === null) this.keys.delete(id);
     else this.keys.set(id, key);
   }
 
-  private save(r: DeviceRecord): void {
-    this.slots.save(r);
-    this.rec = r;
+  private load(): DeviceRecord {
+    const rec = this.slots.load();
+    if (rec === null) throw new StoreError('not_provisioned', 'the key-store record is no longer readable');
+    return rec;
   }
 }
 

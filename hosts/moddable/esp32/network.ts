@@ -1,51 +1,84 @@
 /**
- * Wi-Fi on the ESP32 with the credentials from the key-store record, then the wall clock from SNTP (TLS
- * checks certificate dates); resolves once both are done (or SNTP gave up: the agent still starts).
+ * The ESP32's network: Wi-Fi with the credentials from the key-store record through the ECMA-419 interface
+ * (`embedded:network/interface/wifi`, the one the SDK builds for ESP32), reconnecting whenever it drops, then
+ * the wall clock from SNTP. TLS checks certificate dates against the clock, so SNTP is retried (with a log line
+ * each time) until it answers; with `clockRequired` (an mqtts broker) start-up waits for it, otherwise the
+ * agent starts after the first failure and the retries go on behind it.
  */
+import config from 'mc/config';
+import WiFi from 'embedded:network/interface/wifi';
 import SNTP from 'sntp';
 import Time from 'time';
-import WiFi from 'wifi';
+import Timer from 'timer';
 
-function setClock(log: (msg: string) => void): Promise<void> {
-  return new Promise((resolve) => {
-    // eslint-disable-next-line no-new
-    new SNTP({ host: 'pool.ntp.org' }, (message, value) => {
-      if (message === SNTP.time && value !== undefined) {
-        Time.set(value);
-        resolve();
-      } else if (message === SNTP.error) {
-        log('sntp failed: certificate dates cannot be checked until the clock is set');
-        resolve();
-      }
-    });
-  });
+const SNTP_RETRY_MS = [2000, 5000, 10000, 30000, 60000];
+const WIFI_RETRY_MS = 5000;
+/** Connection states of the ECMA-419 Wi-Fi interface: 500 and over once it has an address. */
+const HAS_ADDRESS = 500;
+const DISCONNECTED = 200;
+
+function sntpHost(): string {
+  const host = (config as { sntp?: unknown }).sntp;
+  return typeof host === 'string' && host !== '' ? host : 'pool.ntp.org';
 }
 
-export async function startNetwork(wifi: { ssid: string; password: string } | null, log: (msg: string) => void): Promise<void> {
-  await connectWifi(wifi, log);
-  await setClock(log);
-}
-
-function connectWifi(wifi: { ssid: string; password: string } | null, log: (msg: string) => void): Promise<void> {
+/** Resolves once the clock is set (clockRequired) or after the first try (otherwise); retries until it is set. */
+function setClock(clockRequired: boolean, log: (msg: string) => void): Promise<void> {
   return new Promise((resolve) => {
-    if (wifi === null) {
-      log('no Wi-Fi in the record: assuming a wired or preconfigured network');
-      return resolve();
-    }
-    let resolved = false;
-    const connect = (): void => {
+    let attempt = 0;
+    const host = sntpHost();
+    const ask = (): void => {
       // eslint-disable-next-line no-new
-      new WiFi({ ssid: wifi.ssid, password: wifi.password }, (msg: string) => {
-        if (msg === WiFi.gotIP && !resolved) {
-          resolved = true;
+      new SNTP({ host }, (message, value) => {
+        if (message === SNTP.time && value !== undefined) {
+          Time.set(value);
+          log(`sntp: clock set from ${host}`);
           resolve();
-        } else if (msg === WiFi.disconnected) {
-          log('wifi disconnected, reconnecting');
-          WiFi.connect({ ssid: wifi.ssid, password: wifi.password });
+        } else if (message === SNTP.error) {
+          const delay = SNTP_RETRY_MS[Math.min(attempt++, SNTP_RETRY_MS.length - 1)];
+          log(`sntp: no time from ${host} (attempt ${attempt}), retrying in ${delay / 1000} s; TLS cannot check certificate dates until the clock is set`);
+          if (!clockRequired) resolve();
+          Timer.set(ask, delay);
         }
       });
     };
-    WiFi.mode = 1;
-    connect();
+    ask();
   });
+}
+
+function connectWifi(wifi: { ssid: string; password: string }, log: (msg: string) => void): Promise<void> {
+  return new Promise((resolve) => {
+    let up = false;
+    let retry: Timer | undefined;
+    const options = wifi.password !== '' ? { SSID: wifi.ssid, password: wifi.password } : { SSID: wifi.ssid };
+    const w = new WiFi({
+      onChanged() {
+        const c = this.connection;
+        if (c >= HAS_ADDRESS) {
+          if (!up) log(`wifi: connected to "${wifi.ssid}", address ${this.address ?? '?'}`);
+          up = true;
+          resolve();
+        } else if (c <= DISCONNECTED) {
+          if (up) log('wifi: disconnected, reconnecting');
+          up = false;
+          if (retry === undefined)
+            retry = Timer.set(() => {
+              retry = undefined;
+              w.connect(options);
+            }, WIFI_RETRY_MS);
+        }
+      },
+    });
+    w.connect(options);
+  });
+}
+
+export async function startNetwork(
+  wifi: { ssid: string; password: string } | null,
+  log: (msg: string) => void,
+  clockRequired = true,
+): Promise<void> {
+  if (wifi === null) log('wifi: none in the record, assuming a network that is already up');
+  else await connectWifi(wifi, log);
+  await setClock(clockRequired, log);
 }

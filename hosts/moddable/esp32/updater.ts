@@ -13,18 +13,24 @@ import OTA from 'ota';
 import Preference from 'preference';
 import type { BootState, Updater } from '../../../modules/agent/host.js';
 
-const natives = new FFI() as unknown as {
+type Natives = {
   esp_restart(): void;
   esp_ota_mark_app_valid_cancel_rollback(): number;
   esp_app_get_elf_sha256(dst: ArrayBuffer, size: number): number;
 };
+// Made on first use, not at module load: this module is preloaded (its body runs at link time, on the build host).
+let ffi: Natives | null = null;
+function natives(): Natives {
+  ffi ??= new FFI() as unknown as Natives;
+  return ffi;
+}
 
 const DOMAIN = 'srup';
 const KEY = 'activatedFrom';
 
 function runningImage(): string {
   const b = new ArrayBuffer(65);
-  const n = natives.esp_app_get_elf_sha256(b, 65);
+  const n = natives().esp_app_get_elf_sha256(b, 65);
   let s = '';
   const u = new Uint8Array(b);
   for (let i = 0; i < n && u[i] !== 0; i++) s += String.fromCharCode(u[i]);
@@ -78,7 +84,7 @@ export class OtaUpdater implements Updater {
       throw e;
     }
     this.ota = null;
-    natives.esp_restart();
+    natives().esp_restart();
   }
 
   bootState(): BootState {
@@ -86,7 +92,7 @@ export class OtaUpdater implements Updater {
   }
 
   confirm(): boolean {
-    const ok = natives.esp_ota_mark_app_valid_cancel_rollback() === 0;
+    const ok = natives().esp_ota_mark_app_valid_cancel_rollback() === 0;
     if (ok) Preference.delete(DOMAIN, KEY);
     return ok;
   }

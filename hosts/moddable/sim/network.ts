@@ -1,4 +1,8 @@
-/** The simulator uses the host's network directly. */
-export function startNetwork(_wifi: { ssid: string; password: string } | null, _log: (msg: string) => void): Promise<void> {
+/** The simulator uses the host's network and clock directly. */
+export function startNetwork(
+  _wifi: { ssid: string; password: string } | null,
+  _log: (msg: string) => void,
+  _clockRequired?: boolean,
+): Promise<void> {
   return Promise.resolve();
 }

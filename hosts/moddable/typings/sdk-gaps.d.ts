@@ -1,17 +1,21 @@
 /**
- * SDK modules that ship without typings (SDK 8.2): declared here as ambient modules, so that both this
- * project's type-check and the mcconfig build (manifest.json adds this file to `typescript.tsconfig.types`)
- * know them.
+ * SDK modules the firmware imports that no typings declare: neither the SDK's own `typings/` (8.2.3) nor the
+ * npm package `@moddable/typings`. Used by both type checks: `npm run typecheck` (hosts/moddable/tsconfig.json)
+ * and the mcconfig build (manifest.json adds this file to `typescript.tsconfig.compilerOptions.types`).
+ *
+ * Only names nobody else declares belong here: a second declaration of a class that a typings file already
+ * has fails the build (TS2300 Duplicate identifier). `crypt` is declared by the SDK with `Digest` only; the
+ * block below adds the two classes it lacks (ambient module declarations merge).
  */
 declare module 'rng' {
-  /** The SDK's generator (crypt): seeded from esp_random() on ESP32, unseeded rand() on Linux. */
+  /** The SDK's generator (modules/crypt/etc/rng): seeded from esp_random() on ESP32, unseeded rand() on Linux. */
   export default class RNG {
     static get(count: number): ArrayBuffer;
   }
 }
 
 declare module 'ota' {
-  /** ESP32 OTA: writes the next OTA partition; complete() makes it the boot partition. */
+  /** ESP32 OTA (build/devices/esp32/modules/ota): writes the next OTA partition; complete() makes it the boot partition. */
   export default class OTA {
     constructor();
     write(data: ArrayBuffer): void;
@@ -20,17 +24,25 @@ declare module 'ota' {
   }
 }
 
-declare module 'pins/digital' {
-  export default class Digital {
-    static write(pin: number, value: number): void;
-    static read(pin: number): number;
+declare module 'crypt' {
+  /** A block cipher with its key: 'AES' takes 16, 24 or 32 bytes. */
+  export class BlockCipher {
+    constructor(cipher: 'AES' | 'DES' | 'TDES', key: ArrayBuffer);
+    get keySize(): number;
+    get blockSize(): number;
+  }
+  /** A mode over a block cipher. The fourth argument turns on the SDK's own padding: never used here. */
+  export class Mode {
+    constructor(mode: 'ECB' | 'CBC' | 'CTR', cipher: BlockCipher, iv?: ArrayBuffer, padding?: boolean);
+    encrypt(data: ArrayBuffer, result?: ArrayBuffer): ArrayBuffer;
+    decrypt(data: ArrayBuffer, result?: ArrayBuffer): ArrayBuffer;
   }
 }
 
-declare module 'embedded:io/socket/tcp/tls' {
-  /** ECMA-419 TLS socket; the host only passes the class into `device.network` configuration. */
-  export default class TLSSocket {
-    constructor(options: Record<string, unknown>);
-    close(): void;
-  }
-}
+/**
+ * The SDK 8.2.3 declares this module, but its build maps the name to the JavaScript source
+ * (examples/io/tcp/tlssocket) and its typings' own path entry is misspelt (`embedded:io/socket/tls`), so an
+ * mcconfig build finds no declaration (TS7016). The shorthand form merges with the full declaration the npm
+ * package has, where that one is present.
+ */
+declare module 'embedded:io/socket/tcp/tls';

@@ -1,2 +1,0 @@
-declare const config: Readonly<Record<string, unknown>>;
-export default config;
