@@ -7,7 +7,7 @@
  * from `modules` or from an included SDK manifest.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, posix, relative } from 'node:path';
+import { join, posix } from 'node:path';
 
 export type Platform = 'esp32' | 'lin';
 
@@ -69,13 +69,22 @@ export interface FirmwareGraph {
   readonly unmapped: string[];
 }
 
-function sourceFile(root: string, path: string): string | null {
-  for (const ext of ['.ts', '.js', '.mjs']) if (existsSync(join(root, path + ext))) return path + ext;
+/** How the graph reads sources: from disk by default; tests hand in changed sources. */
+export interface SourceReader {
+  exists(path: string): boolean;
+  read(path: string): string;
+}
+
+export function diskReader(root: string): SourceReader {
+  return { exists: (p) => existsSync(join(root, p)), read: (p) => readFileSync(join(root, p), 'utf8') };
+}
+
+function sourceFile(reader: SourceReader, path: string): string | null {
+  for (const ext of ['.ts', '.js', '.mjs']) if (reader.exists(path + ext)) return path + ext;
   return null;
 }
 
-/** Resolves a bare specifier from node_modules the way the manifest names it (e.g. "@noble/hashes/sha2"). */
-export function firmwareGraph(root: string, manifest: PlatformManifest): FirmwareGraph {
+export function firmwareGraph(root: string, manifest: PlatformManifest, reader: SourceReader = diskReader(root)): FirmwareGraph {
   const nodes = new Map<string, GraphNode>();
   const unmapped: string[] = [];
   const queue: string[] = [];
@@ -86,7 +95,7 @@ export function firmwareGraph(root: string, manifest: PlatformManifest): Firmwar
       return;
     }
     const mapped = manifest.modules.get(name);
-    const file = mapped !== undefined ? sourceFile(root, mapped) : null;
+    const file = mapped !== undefined ? sourceFile(reader, mapped) : null;
     nodes.set(name, { name, file, importedBy: by === null ? [] : [by] });
     if (file !== null) queue.push(name);
   };
@@ -94,10 +103,9 @@ export function firmwareGraph(root: string, manifest: PlatformManifest): Firmwar
   while (queue.length > 0) {
     const name = queue.shift() as string;
     const file = (nodes.get(name) as GraphNode).file as string;
-    for (const spec of runtimeImports(readFileSync(join(root, file), 'utf8'))) {
+    for (const spec of runtimeImports(reader.read(file))) {
       if (spec.startsWith('.')) {
-        const target = posix.normalize(posix.join(posix.dirname(file), spec)).replace(/\.(js|ts|mjs)$/, '');
-        const moduleName = relative(root, join(root, target)).split('\\').join('/');
+        const moduleName = posix.normalize(posix.join(posix.dirname(file), spec)).replace(/\.(js|ts|mjs)$/, '');
         if (!manifest.modules.has(moduleName)) unmapped.push(`${name} -> ${moduleName}`);
         visit(moduleName, name);
       } else {
@@ -107,5 +115,3 @@ export function firmwareGraph(root: string, manifest: PlatformManifest): Firmwar
   }
   return { nodes, unmapped };
 }
-
-export const projectRoot = join(dirname(__filename), '..', '..');
