@@ -1,12 +1,18 @@
 #!/usr/bin/env node
 // npm run sim: the firmware in the Moddable simulator, end to end.
 //
-// Builds manifest.json for the Linux simulator (mcconfig -d -m -p lin -t build), provisions a device, starts a
-// private Mosquitto and the C2 engine, runs mcsim headless (xvfb-run), and drives:
-//   a human-moderated join (the C2 side approves only when the grid and blink code the device presents, read
-//   from its trace output, match the challenge the engine generated), an ID request, an action, and an update
-//   with activate: the simulated restart is a second simulator run, which confirms the new image.
-// Prints one line per check, `N passed, N failed`, and the XS heap use from the SDK's instrumentation.
+// Builds manifest.json for the Linux simulator (mcconfig -d -m -p lin -t build), provisions a device for an
+// mqtts broker (RSA certificates, the record's CA, host name checked), and runs mcsim headless (xvfb-run):
+//   - first against an impostor broker whose certificate another CA signed: the device must log the TLS failure
+//     and retry with backoff, never abort; then the real broker appears on the same port and it connects;
+//   - a human-moderated join (the C2 side approves only when the grid and blink code the device presents, read
+//     from its trace output, match the challenge the engine generated), an ID request, 20 actions, a 1 MiB
+//     update over http, activate: the simulated restart is a second simulator run, which confirms the new image
+//     and then downloads another 1 MiB image over https (TLS max_fragment_length 4096).
+// The simulator build runs in a fixed XS heap sized for the ESP32 (manifest.json, platforms.lin.creation: no
+// growth, so running out aborts the run and fails it); a probe forces a collection every 100 ms and reports the
+// live heap, printed at the end in 64-bit bytes and as the ESP32's 32-bit figure.
+// Prints one line per check and `N passed, N failed`.
 //
 // Needs an installed Moddable SDK ($MODDABLE, mcconfig on PATH) and xvfb-run; without them it says so in one
 // line and exits 0. Exit status 1 when a check failed.
@@ -14,6 +20,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes as nodeRandomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -22,6 +29,11 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const APP = 'srup-agent';
 const STEP_TIMEOUT_MS = 60_000;
+const IMAGE_BYTES = 1024 * 1024;
+const COMMANDS = 20;
+/** The goals of the memory budget, 32-bit bytes (docs/firmware.md): TLS MQTT and an http update; an https update. */
+const GOAL_HTTP = 64 * 1024;
+const GOAL_HTTPS = 96 * 1024;
 
 function onPath(cmd) {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).status === 0;
@@ -53,7 +65,7 @@ async function loadHarness() {
         "export { MqttTransport, srupClientId } from './hosts/node/mqtt.ts';",
         "export { nodeCrypto, randomBytes, generateRsaKeyPair } from './hosts/node/crypto.ts';",
         "export { systemClock, consoleLog } from './hosts/node/host.ts';",
-        "export { startMosquitto } from './test/support/mosquitto.ts';",
+        "export { startMosquitto, makeTestPki, freePort } from './test/support/mosquitto.ts';",
         "export { provisionCommand } from './tools/commands/provision.ts';",
         "export { parseCommandArgs } from './tools/lib/cli.ts';",
         "export { parsePublicKeyPem } from './crypto/keys.ts';",
@@ -111,21 +123,18 @@ function startSimulator(so, label) {
   const child = spawn('xvfb-run', ['-a', 'stdbuf', '-oL', '-eL', mcsim, so], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const waiters = [];
   const lines = [];
-  const heap = { chunk: 0, slot: 0, columns: null };
+  const heap = { chunks: 0, slots: 0, stack: 0, aborted: null };
   const rl = createInterface({ input: child.stdout });
   rl.on('line', (text) => {
-    if (text.startsWith('instruments key:')) {
-      heap.columns = text.slice('instruments key:'.length).trim().split(',');
-      return;
+    if (text.startsWith('instruments')) return;
+    const probe = /^srup: heap live chunks=(\d+) slots=(\d+) peak chunks=(\d+) slots=(\d+) stack=(\d+)/.exec(text);
+    if (probe) {
+      heap.chunks = Math.max(heap.chunks, Number(probe[3]));
+      heap.slots = Math.max(heap.slots, Number(probe[4]));
+      heap.stack = Math.max(heap.stack, Number(probe[5]));
+      if (!process.env.SRUP_SIM_VERBOSE) return;
     }
-    if (text.startsWith('instruments:')) {
-      if (heap.columns) {
-        const v = text.slice('instruments:'.length).trim().split(',').map(Number);
-        heap.chunk = Math.max(heap.chunk, v[heap.columns.indexOf('Chunk used')] ?? 0);
-        heap.slot = Math.max(heap.slot, v[heap.columns.indexOf('Slot used')] ?? 0);
-      }
-      return;
-    }
+    if (/fixed size heap|XS abort|memory full|stack overflow/i.test(text)) heap.aborted ??= text;
     if (process.env.SRUP_SIM_VERBOSE || text.startsWith('srup: ')) console.log(`  [${label}] ${text}`);
     lines.push(text);
     for (const w of [...waiters]) {
@@ -137,7 +146,9 @@ function startSimulator(so, label) {
     }
   });
   child.stderr.on('data', (d) => {
-    if (process.env.SRUP_SIM_VERBOSE) process.stderr.write(`  [${label} stderr] ${d}`);
+    const text = String(d);
+    if (/fixed size heap|XS abort|memory full|stack overflow/i.test(text)) heap.aborted ??= text.trim();
+    if (process.env.SRUP_SIM_VERBOSE) process.stderr.write(`  [${label} stderr] ${text}`);
   });
   return {
     heap,
@@ -175,17 +186,40 @@ function startSimulator(so, label) {
 
 // ---------------------------------------------------------------------------------------------- the run
 
+/** A file server on loopback: http, or https with the test PKI's RSA server certificate and chain. */
+async function serveFile(body, pki) {
+  const handler = (req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length });
+    res.end(body);
+  };
+  const server = pki
+    ? https.createServer({ cert: readFileSync(pki.serverChainFile), key: readFileSync(pki.serverKeyFile) }, handler)
+    : http.createServer(handler);
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `${pki ? 'https' : 'http'}://127.0.0.1:${server.address().port}/firmware.bin`, close: () => new Promise((r) => server.close(r)) };
+}
+
+const KiB = (n) => `${(n / 1024).toFixed(1)} KiB`;
+
+/** The live peak of one run in 64-bit bytes and as the ESP32's 32-bit figure (slots 16 bytes; chunk bytes as measured here, an upper bound). */
+function heapFigures(h) {
+  return { bytes64: h.chunks + h.slots * 32, bytes32: h.chunks + h.slots * 16 };
+}
+
 async function main() {
   const h = await loadHarness();
   const work = mkdtempSync(join(tmpdir(), 'srup-sim-'));
   const cleanups = [];
   let sim = null;
-  const heaps = [];
+  const runs = [];
   try {
-    const broker = await h.startMosquitto();
-    cleanups.push(() => broker.dispose());
+    // Two PKIs, both RSA: the broker's real one, and another CA's for an impostor on the same address.
+    const pki = h.makeTestPki(join(work, 'pki'));
+    const otherPki = h.makeTestPki(join(work, 'other-pki'), { caName: 'Another CA' });
+    const port = await h.freePort();
+    const brokerUrl = `mqtts://127.0.0.1:${port}`;
 
-    // The C2 server's identity, and a device provisioned for it.
+    // The C2 server's identity, and a device provisioned for it, trusting the real CA.
     const server = h.generateRsaKeyPair(2048);
     const serverId = BigInt('0x' + nodeRandomBytes(8).toString('hex')) | 1n;
     writeFileSync(join(work, 'server-public.pem'), server.publicPem);
@@ -195,7 +229,8 @@ async function main() {
       '--out', devDir,
       '--server-id', serverId.toString(16),
       '--server-key', join(work, 'server-public.pem'),
-      '--broker', broker.url,
+      '--broker', brokerUrl,
+      '--ca', pki.caFile,
       '--partitions', join(root, 'partitions.csv'),
     ]);
     await h.provisionCommand.run(args, { stdout: out, stderr: out, stdin: process.stdin });
@@ -203,9 +238,9 @@ async function main() {
     const deviceId = BigInt('0x' + registryEntry.id);
     const image = join(devDir, 'srup-sim.bin');
 
-    // Build for the simulator, with the image path and a human-moderated join in mc/config.
+    // Build for the simulator, with the image path, a human-moderated join and the heap probe in mc/config.
     const t0 = Date.now();
-    const build = spawnSync('mcconfig', ['-d', '-m', '-p', 'lin', '-t', 'build', `srupImage=${image}`, 'srupJoin=human'], {
+    const build = spawnSync('mcconfig', ['-d', '-m', '-p', 'lin', '-t', 'build', `srupImage=${image}`, 'srupJoin=human', 'srupHeapProbe=1'], {
       cwd: root,
       encoding: 'utf8',
     });
@@ -215,7 +250,31 @@ async function main() {
     }
     const so = findBuild();
 
-    // The C2 engine on the same broker.
+    // ---- run 1, part 1: an impostor broker (certificate from another CA) on the device's broker address
+    const impostor = await h.startMosquitto({ tls: { pki: otherPki }, port });
+    cleanups.push(() => impostor.dispose());
+    sim = startSimulator(so, 'sim');
+    runs.push({ label: 'run 1: mqtts, join, 20 commands, 1 MiB update over http', heap: sim.heap, goal: GOAL_HTTP });
+    const [, reason] = await sim.waitFor(/^srup: network: connection failed: (.*)$/, 'the TLS failure with the impostor');
+    check('a broker certificate from another CA is refused and logged, without an abort', true, reason);
+    await sim.waitFor(/^srup: event disconnected|^srup: network: connection failed: .*$/, 'the transport to notice');
+    const failures = await withTimeout(
+      (async () => {
+        for (;;) {
+          const n = sim.lines.filter((l) => l.startsWith('srup: network: connection failed')).length;
+          if (n >= 2) return n;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      })(),
+      STEP_TIMEOUT_MS,
+      'a second attempt',
+    );
+    check('the device retries with backoff and keeps running', sim.heap.aborted === null, `${failures} attempts so far`);
+    await impostor.dispose();
+
+    // ---- the real broker appears on the same address; the C2 engine connects to it
+    const broker = await h.startMosquitto({ tls: { pki }, port });
+    cleanups.push(() => broker.dispose());
     const events = [];
     const eventWaiters = [];
     const onEvent = (e) => {
@@ -231,7 +290,7 @@ async function main() {
       if (seen) return Promise.resolve(seen);
       return withTimeout(new Promise((resolve) => eventWaiters.push({ test, resolve })), STEP_TIMEOUT_MS, what);
     };
-    const transport = new h.MqttTransport({ url: broker.url, clientId: h.srupClientId(serverId) });
+    const transport = new h.MqttTransport({ url: brokerUrl, ca: pki.ca, clientId: h.srupClientId(serverId) });
     const engine = new h.C2Engine(
       {
         transport,
@@ -249,22 +308,8 @@ async function main() {
     await engine.start();
     cleanups.push(() => engine.stop());
 
-    // The update file, served over HTTP on loopback.
-    const firmware = nodeRandomBytes(64 * 1024);
-    const digest = createHash('sha256').update(firmware).digest('hex');
-    const httpServer = http.createServer((req, res) => {
-      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': firmware.length });
-      res.end(firmware);
-    });
-    await new Promise((r) => httpServer.listen(0, '127.0.0.1', r));
-    cleanups.push(() => new Promise((r) => httpServer.close(r)));
-    const url = `http://127.0.0.1:${httpServer.address().port}/firmware.bin`;
-
-    // ---- run 1: join, ID request, action, update, activate
-    sim = startSimulator(so, 'sim');
-    heaps.push(sim.heap);
-    await sim.waitFor(/^srup: event connected/, 'the device to connect');
-    check('device connects to the broker (QoS 1, persistent session)', true);
+    await sim.waitFor(/^srup: event connected/, 'the device to connect to the real broker');
+    check('with the right broker it connects over TLS (RSA certificate, the record\'s CA, host name checked)', true);
 
     const [, grid, blink] = await sim.waitFor(/^srup: challenge grid=([0-3]{64}) blink=([1-4]{10})/, 'the device to show a challenge');
     const challengeEvent = await waitEvent((e) => e.type === 'challenge' && e.device === deviceId, 'the C2 challenge');
@@ -279,11 +324,16 @@ async function main() {
     const ident = await withTimeout(engine.requestId(deviceId), STEP_TIMEOUT_MS, 'the ID response');
     check('ID request answered', /^srup-agent /.test(ident), JSON.stringify(ident));
 
-    const status = await withTimeout(engine.sendAction(deviceId, 0), STEP_TIMEOUT_MS, 'the action response');
-    check('action 0 performed', status === 0x20, `status 0x${status.toString(16)}`);
+    const statuses = [];
+    for (let i = 0; i < COMMANDS; i++) statuses.push(await withTimeout(engine.sendAction(deviceId, 0), STEP_TIMEOUT_MS, `action ${i + 1}`));
+    const done = statuses.filter((s) => s === 0x20).length;
+    check(`${COMMANDS} actions performed`, done === COMMANDS, `${done} answered 0x20`);
 
-    const staged = await withTimeout(engine.initiateUpdate(deviceId, url, digest), STEP_TIMEOUT_MS * 2, 'the update download');
-    check('update downloaded and its SHA-256 verified', staged.state === 'staged', `state ${staged.state}, status ${staged.status}`);
+    const firmware = nodeRandomBytes(IMAGE_BYTES);
+    const httpFile = await serveFile(firmware, null);
+    cleanups.push(httpFile.close);
+    const staged = await withTimeout(engine.initiateUpdate(deviceId, httpFile.url, createHash('sha256').update(firmware).digest('hex')), STEP_TIMEOUT_MS * 3, 'the http download');
+    check('1 MiB update over http downloaded and its SHA-256 verified', staged.state === 'staged', `state ${staged.state}, status ${staged.status}`);
     const written = existsSync(`${image}.ota`) ? readFileSync(`${image}.ota`) : Buffer.alloc(0);
     check('the image written by the updater is the served file', written.equals(firmware), `${written.length} bytes`);
 
@@ -291,17 +341,24 @@ async function main() {
     const activated = engine.activateUpdate(staged.token);
     activated.catch(() => {});
     await sim.waitFor(/^srup: restart requested/, 'the simulated restart');
+    await new Promise((r) => setTimeout(r, 1200)); // one more probe line
     await sim.stop();
     sim = null;
 
-    // ---- run 2: the "new image" boots, reconnects and confirms
+    // ---- run 2: the "new image" boots, reconnects, confirms; then an update over https
     sim = startSimulator(so, 'sim after restart');
-    heaps.push(sim.heap);
+    runs.push({ label: 'run 2: restart, confirm, 1 MiB update over https', heap: sim.heap, goal: GOAL_HTTPS });
     const confirmed = await withTimeout(activated, STEP_TIMEOUT_MS, 'the update confirmation');
     check('after the restart the device confirms the update', confirmed.state === 'confirmed', `state ${confirmed.state}`);
     const again = await withTimeout(engine.sendAction(deviceId, 0), STEP_TIMEOUT_MS, 'an action after the restart');
     check('counters survive the restart (a new command is accepted)', again === 0x20);
-    await new Promise((r) => setTimeout(r, 1500)); // one more instrumentation sample
+
+    const secondImage = nodeRandomBytes(IMAGE_BYTES);
+    const httpsFile = await serveFile(secondImage, pki);
+    cleanups.push(httpsFile.close);
+    const staged2 = await withTimeout(engine.initiateUpdate(deviceId, httpsFile.url, createHash('sha256').update(secondImage).digest('hex')), STEP_TIMEOUT_MS * 3, 'the https download');
+    check('1 MiB update over https downloaded and verified', staged2.state === 'staged', `state ${staged2.state}, status ${staged2.status}`);
+    await new Promise((r) => setTimeout(r, 1200)); // one more probe line
   } catch (e) {
     check('run', false, e instanceof Error ? e.message : String(e));
   } finally {
@@ -315,9 +372,23 @@ async function main() {
     }
     rmSync(work, { recursive: true, force: true });
   }
+  for (const r of runs) {
+    check(`${r.label}: no XS abort, the fixed heap was enough`, r.heap.aborted === null, r.heap.aborted ?? '');
+    const f = heapFigures(r.heap);
+    check(`${r.label}: live heap peak within ${KiB(r.goal)} (32-bit)`, r.heap.slots > 0 && f.bytes32 <= r.goal, `${KiB(f.bytes32)}`);
+  }
   console.log(`${passed} passed, ${failed} failed`);
-  for (const [i, hp] of heaps.entries())
-    console.log(`XS heap (run ${i + 1}, peak from instrumentation): chunk ${hp.chunk} bytes, slots ${hp.slot} bytes, total ${hp.chunk + hp.slot} bytes`);
+  const creation = JSON.parse(readFileSync(join(root, 'manifest.json'), 'utf8')).platforms.lin.creation;
+  console.log(
+    `XS heap limits (fixed, no growth): chunks ${creation.chunk.initial} bytes, ${creation.heap.initial} slots, stack ${creation.stack} slots`,
+  );
+  for (const r of runs) {
+    const f = heapFigures(r.heap);
+    console.log(
+      `XS heap peak, ${r.label}: chunks ${r.heap.chunks} bytes + ${r.heap.slots} slots = ${f.bytes64} bytes (64-bit), ` +
+        `${KiB(f.bytes32)} on the ESP32 (32-bit: slots x 16, chunks as measured); stack ${r.heap.stack} bytes`,
+    );
+  }
   process.exitCode = failed > 0 ? 1 : 0;
 }
 

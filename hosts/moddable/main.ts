@@ -10,7 +10,7 @@ import { FlashKeyStore, FlashSequenceStore } from '../../modules/store/flash-sto
 import { moddableClock, traceLog } from './clock.js';
 import { moddableCrypto } from './crypto.js';
 import { HttpDownloader } from './downloader.js';
-import { heapUsed, makePresenter, makeUpdater, openFlash, PLATFORM, randomBytes, startNetwork } from './platform.js';
+import { heapUsed, makePresenter, makeUpdater, openFlash, PLATFORM, randomBytes, startHeapProbe, startNetwork } from './platform.js';
 import { configureNetwork } from './network-config.js';
 import { MqttTransport } from './transport.js';
 
@@ -28,6 +28,7 @@ function line(s: string): void {
 }
 
 async function main(): Promise<void> {
+  startHeapProbe(line);
   const flash = openFlash();
   let keys: FlashKeyStore;
   let sequences: FlashSequenceStore;
@@ -44,7 +45,7 @@ async function main(): Promise<void> {
   const rec = keys.record;
   line(`${PLATFORM} device ${idHex16(keys.deviceId)} broker ${rec.brokerUrl} heap ${heapUsed() ?? 'n/a'}`);
   await startNetwork(rec.wifi, line, rec.brokerUrl.startsWith('mqtts:'));
-  configureNetwork(rec.ca);
+  configureNetwork(rec.ca, line);
   const host: AgentHost = {
     transport: new MqttTransport({ url: rec.brokerUrl, clientId: idHex16(keys.deviceId) }),
     keys,

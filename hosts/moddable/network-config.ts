@@ -2,6 +2,8 @@
  * The ECMA-419 network stack the host uses, as `device.network.{mqtt,mqtts,http,https}` (the shape the SDK's
  * `mqtt/js` client and its examples read): DNS over UDP, TCP, and TLS 1.2 trusting only the CA from the
  * key-store record. The MQTT entries ask for a persistent session (clean: false, read by the MQTT client).
+ * Every TCP socket, under TLS or not, is the guarded one (socket-guard.ts): a failure inside the SDK's socket
+ * callbacks (a TLS handshake that throws) closes that connection and is reported, instead of aborting the VM.
  */
 import TCP from 'embedded:io/socket/tcp';
 import TLSSocket from 'embedded:io/socket/tcp/tls';
@@ -9,20 +11,29 @@ import UDP from 'embedded:io/socket/udp';
 import Resolver from 'embedded:network/dns/resolver/udp';
 import HTTPClient from 'embedded:network/http/client';
 import MQTTClient from 'embedded:network/mqtt/client';
+import { guardSocket, type SocketClass } from './socket-guard.js';
 
-export function configureNetwork(ca: Uint8Array | null): void {
+/** The message of a socket failure, for one log line. */
+function reasonOf(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+export function configureNetwork(ca: Uint8Array | null, log: (msg: string) => void = (m) => trace(`${m}\n`)): void {
+  const guarded = guardSocket(TCP as unknown as SocketClass, (e) => log(`network: connection failed: ${reasonOf(e)}`));
   const dns = { io: Resolver, servers: ['1.1.1.1', '8.8.8.8'], socket: { io: UDP } };
-  const secure: Record<string, unknown> = { protocolVersion: 0x303 };
+  // TLS 1.2; records of at most 4 KiB asked for (max_fragment_length), so that a server that honours it never
+  // makes the device buffer a 16 KiB record; one that does not still works, at the cost of that buffer.
+  const secure: Record<string, unknown> = { protocolVersion: 0x303, tls_max_fragment_length: 4096 };
   if (ca !== null) secure.certificate = ca.slice().buffer;
-  const tls = { io: TLSSocket, TCP: { io: TCP }, secure };
+  const tls = { io: TLSSocket, TCP: { io: guarded }, secure };
   const g = globalThis as unknown as { device?: { network?: Record<string, unknown> } };
   g.device = Object.freeze({
     ...g.device,
     network: {
       ...g.device?.network,
-      mqtt: { io: MQTTClient, dns, clean: false, socket: { io: TCP } },
+      mqtt: { io: MQTTClient, dns, clean: false, socket: { io: guarded } },
       mqtts: { io: MQTTClient, dns, clean: false, socket: tls },
-      http: { io: HTTPClient, dns, socket: { io: TCP } },
+      http: { io: HTTPClient, dns, socket: { io: guarded } },
       https: { io: HTTPClient, dns, port: 443, socket: tls },
     },
   });

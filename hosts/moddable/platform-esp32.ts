@@ -6,3 +6,5 @@ export { makePresenter } from './esp32/presenter.js';
 export { randomBytes } from './esp32/random.js';
 export { makeUpdater } from './esp32/updater.js';
 export { heapUsed } from './heap.js';
+/** The simulator's measuring probe forces collections; a device never runs it. */
+export function startHeapProbe(_log: (line: string) => void): void {}

@@ -6,3 +6,4 @@ export { makePresenter } from './sim/presenter.js';
 export { randomBytes } from './sim/random.js';
 export { makeUpdater } from './sim/updater.js';
 export { heapUsed } from './heap.js';
+export { startHeapProbe } from './sim/heap-probe.js';

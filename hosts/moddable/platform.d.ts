@@ -23,3 +23,5 @@ export declare function randomBytes(n: number): Uint8Array;
 export declare function makeUpdater(): Updater;
 /** XS heap in use, when the instrumentation module is in the build; else null. */
 export declare function heapUsed(): number | null;
+/** Simulator only (with the build config `srupHeapProbe=1`): prints the live XS heap once a second. */
+export declare function startHeapProbe(log: (line: string) => void): void;

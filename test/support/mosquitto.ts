@@ -17,8 +17,13 @@ import path from 'node:path';
 const CANDIDATES = ['/usr/sbin/mosquitto', '/usr/local/sbin/mosquitto', '/usr/bin/mosquitto', '/usr/local/bin/mosquitto'];
 
 export interface MosquittoOptions {
-  /** TLS listener with a generated CA; `requireCertificate` makes the broker demand a client certificate. */
-  tls?: boolean | { requireCertificate?: boolean };
+  /**
+   * TLS listener with a generated CA (or the given `pki`); `requireCertificate` makes the broker demand a client
+   * certificate.
+   */
+  tls?: boolean | { requireCertificate?: boolean; pki?: TlsFiles };
+  /** Listen on this port (default: a free one). */
+  port?: number;
   /** Per-client queue limit for offline persistent sessions (default 10000). */
   maxQueuedMessages?: number;
 }
@@ -34,6 +39,8 @@ export interface TlsFiles {
   clientKeyFile: string;
   serverCertFile: string;
   serverKeyFile: string;
+  /** The server certificate followed by the CA's: what a server should send (see makeTestPki). */
+  serverChainFile: string;
 }
 
 export interface Mosquitto {
@@ -98,11 +105,17 @@ function openssl(args: string[], cwd: string): void {
   }
 }
 
-/** A CA, a server certificate for 127.0.0.1/localhost and a client certificate, all P-256, valid 2 days. */
-export function makeTestPki(dir: string): TlsFiles {
+/**
+ * A CA, a server certificate for 127.0.0.1/localhost and a client certificate, valid 2 days. RSA-2048, because
+ * a device may be the one connecting: the Moddable SDK's TLS client has RSA, DHE_RSA and ECDHE_RSA suites only,
+ * so a broker or download server a device talks to needs an RSA certificate. `serverChainFile` holds the
+ * server certificate and then the CA's: servers send that chain, because the SDK checks the host name only
+ * on chain entries before the last one (a server that sends its leaf alone fails the check).
+ */
+export function makeTestPki(dir: string, options: { caName?: string } = {}): TlsFiles {
   fs.mkdirSync(dir, { recursive: true });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  openssl(['req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=SRUP test CA',
+  const ec = ['-newkey', 'rsa:2048', '-nodes'];
+  openssl(['req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', `/CN=${options.caName ?? 'SRUP test CA'}`,
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], dir);
   fs.writeFileSync(path.join(dir, 'server.ext'),
     'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n');
@@ -113,6 +126,7 @@ export function makeTestPki(dir: string): TlsFiles {
       '-out', `${name}.crt`, '-days', '2', '-extfile', `${name}.ext`], dir);
   }
   const f = (n: string) => path.join(dir, n);
+  fs.writeFileSync(f('server-chain.crt'), fs.readFileSync(f('server.crt'), 'utf8') + fs.readFileSync(f('ca.crt'), 'utf8'));
   return {
     ca: fs.readFileSync(f('ca.crt'), 'utf8'),
     clientCert: fs.readFileSync(f('client.crt'), 'utf8'),
@@ -122,6 +136,7 @@ export function makeTestPki(dir: string): TlsFiles {
     clientKeyFile: f('client.key'),
     serverCertFile: f('server.crt'),
     serverKeyFile: f('server.key'),
+    serverChainFile: f('server-chain.crt'),
   };
 }
 
@@ -145,8 +160,8 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
   const host = '127.0.0.1';
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'srup-mosquitto-'));
   const tlsOpt = options.tls === true ? {} : options.tls || null;
-  const tls = tlsOpt ? makeTestPki(path.join(dir, 'pki')) : null;
-  const port = await freePort();
+  const tls = tlsOpt ? (tlsOpt.pki ?? makeTestPki(path.join(dir, 'pki'))) : null;
+  const port = options.port ?? (await freePort());
   const logFile = path.join(dir, 'mosquitto.log');
   const lines = [
     `listener ${port} ${host}`,
@@ -165,7 +180,7 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
   // Started as root, mosquitto switches to the user `mosquitto`, who cannot write our temp dir: stay as we are.
   if (process.getuid?.() === 0) lines.push('user root');
   if (tls && tlsOpt) {
-    lines.push(`cafile ${tls.caFile}`, `certfile ${tls.serverCertFile}`, `keyfile ${tls.serverKeyFile}`,
+    lines.push(`cafile ${tls.caFile}`, `certfile ${tls.serverChainFile}`, `keyfile ${tls.serverKeyFile}`,
       `require_certificate ${tlsOpt.requireCertificate ? 'true' : 'false'}`);
   }
   const confFile = path.join(dir, 'mosquitto.conf');
