@@ -144,6 +144,22 @@ describe('FlashKeyStore', () => {
   test('an erased partition is not provisioned', () => {
     expect(() => new FlashKeyStore(new MemoryFlash(SRUP_PARTITION_SIZE))).toThrow(expect.objectContaining({ reason: 'not_provisioned' }));
   });
+
+  test('keeps no copy of the record: the rest of it is read from flash when asked for, and a change keeps every other field', () => {
+    const f = new MemoryFlash(SRUP_PARTITION_SIZE, 4096, partitionImage(sampleRecord(), SRUP_PARTITION_SIZE));
+    const ks = new FlashKeyStore(f);
+    expect(Object.values(ks).some((v) => v !== null && typeof v === 'object' && 'brokerUrl' in (v as object))).toBe(false);
+    // Another writer of the partition (a newer generation): what `record` reports is what flash holds now.
+    new RecordSlots(f, DEFAULT_LAYOUT).save(sampleRecord({ brokerUrl: 'mqtts://other.example:8883' }));
+    expect(ks.record.brokerUrl).toBe('mqtts://other.example:8883');
+    ks.setServerId(0x77n);
+    const rec = new FlashKeyStore(f).record;
+    expect(rec.serverId).toBe(0x77n);
+    expect(rec.brokerUrl).toBe('mqtts://other.example:8883');
+    expect(rec.ca).toEqual(sampleRecord().ca);
+    expect(rec.wifi).toEqual({ ssid: 'lab', password: 'pässwörd' });
+    expect(rec.privateKey).toEqual(privateKeyToDer(devicePrivate));
+  });
 });
 
 describe('counter log', () => {

@@ -52,10 +52,11 @@ function connectWifi(wifi: { ssid: string; password: string }, log: (msg: string
     let retry: Timer | undefined;
     const options = wifi.password !== '' ? { SSID: wifi.ssid, password: wifi.password } : { SSID: wifi.ssid };
     const w = new WiFi({
+      // The SDK types the callback without `this`: the interface object is read through `w`.
       onChanged() {
-        const c = this.connection;
+        const c = w.connection;
         if (c >= HAS_ADDRESS) {
-          if (!up) log(`wifi: connected to "${wifi.ssid}", address ${this.address ?? '?'}`);
+          if (!up) log(`wifi: connected to "${wifi.ssid}", address ${w.address ?? '?'}`);
           up = true;
           resolve();
         } else if (c <= DISCONNECTED) {

@@ -45,7 +45,7 @@ declare module 'mc/ffi' {
 declare module 'embedded:network/interface/wifi' {
   export type WiFiChangedProperty = 'connection' | 'address';
   export interface WiFiConstructorOptions {
-    onChanged?: (this: WiFi, property: WiFiChangedProperty) => void;
+    onChanged?: (property: WiFiChangedProperty) => void;
   }
   export interface WiFiConnectOptions {
     SSID: string;
