@@ -10,7 +10,7 @@
  *     exact name (mcconfig 8.2.3 matches wildcard preload entries against JavaScript files only), except the
  *     short list below.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { diskReader, firmwareGraph, readManifest, type FirmwareGraph, type Platform, type PlatformManifest, type SourceReader } from './support/firmware-graph.js';
 
@@ -127,5 +127,18 @@ describe('the check fails where the firmware would', () => {
     expect(manifestProblems('esp32', manifest, graph)).toEqual(['esp32: relative import not mapped by manifest.json: modules/agent/commands -> test/portable/harness']);
     const unpreloaded = { ...manifest, preload: manifest.preload.filter((p) => p !== 'modules/srup/codec') };
     expect(preloadProblems('esp32', unpreloaded, firmwareGraph(ROOT, unpreloaded))).toEqual(['esp32: modules/srup/codec is not preloaded']);
+  });
+});
+
+describe('project typings fill gaps only', () => {
+  const declared = (text: string): string[] => [...text.matchAll(/declare\s+module\s+['"]([^'"]+)['"]/g)].map((m) => m[1]);
+  const walk = (dir: string): string[] =>
+    readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : e.name.endsWith('.d.ts') ? [join(dir, e.name)] : []));
+  const npmTypings = new Set(walk(join(ROOT, 'node_modules', '@moddable', 'typings')).flatMap((f) => declared(readFileSync(f, 'utf8'))));
+
+  test.each(['sdk-gaps.d.ts', 'npm-gaps.d.ts'])('%s declares no module that @moddable/typings declares', (file) => {
+    const mine = declared(readFileSync(join(ROOT, 'hosts', 'moddable', 'typings', file), 'utf8'));
+    expect(mine.length).toBeGreaterThan(0);
+    expect(mine.filter((m) => npmTypings.has(m))).toEqual([]);
   });
 });

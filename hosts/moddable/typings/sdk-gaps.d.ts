@@ -39,10 +39,3 @@ declare module 'crypt' {
   }
 }
 
-/**
- * The SDK 8.2.3 declares this module, but its build maps the name to the JavaScript source
- * (examples/io/tcp/tlssocket) and its typings' own path entry is misspelt (`embedded:io/socket/tls`), so an
- * mcconfig build finds no declaration (TS7016). The shorthand form merges with the full declaration the npm
- * package has, where that one is present.
- */
-declare module 'embedded:io/socket/tcp/tls';
