@@ -14,13 +14,13 @@
  * not the device's RAM is in place: the bundle's code and module-level objects (on the device the project's
  * modules are preloaded into flash, so their code and frozen module objects cost no RAM), the C2 engine with
  * its key, the broker, and the `srup` partition's bytes (flash on the device). Then heapMark() paints the XS
- * stack and arms the growth cap, and the device boots. The machine runs as a tight growable heap (small
- * initial sizes, small increments: XS grows only when a collection leaves too little free), so its final
- * reservation bounds the peak of live data within one growth step. The device's share is reservation minus
- * baseline, for chunks (bytes) and slots (a count, the same at either word size); scripts/xs-heap.mjs turns it
- * into 32-bit bytes. It is an upper bound of the agent's own share: the C2 engine and the broker run in the
- * same heap, and their per-message work (signing with the server's key, routing) is counted with it. The C2's
- * audit log is not kept (on Node it is in SQLite), nor are logs or events.
+ * stack, holds it to the ESP32's size and arms the growth cap, and the device boots. The machine runs as a
+ * tight growable heap (small initial sizes, small increments: XS grows only when a collection leaves too
+ * little free), so its final reservation bounds the peak of live data within one growth step. The device's
+ * share is reservation minus baseline, for chunks (bytes) and slots (a count, the same at either word size);
+ * scripts/xs-heap.mjs turns it into 32-bit bytes. It is an upper bound of the agent's own share: the C2 engine
+ * and the broker run in the same heap, and their per-message work (signing with the server's key, routing)
+ * is counted with it. The C2's audit log is not kept (on Node it is in SQLite), nor are logs or events.
  *
  * Prints progress lines and, last, one line `HEAP {json}` with the counters; or `HEAP-FAIL reason`.
  */
@@ -59,6 +59,8 @@ interface HeapStats {
   slotBytes: number;
   stackSlots: number;
   stackPeak: number;
+  stackRest: number;
+  stackMark: number;
   allocated: number;
   limit: number;
 }
@@ -371,7 +373,7 @@ async function main(): Promise<void> {
       reserved: { chunks: end.chunksReserved, slots: end.slotsReserved },
       rest: { chunks: rest.chunks, slots: rest.slots },
       slotBytes: end.slotBytes,
-      stack: { slots: end.stackSlots, peak: end.stackPeak },
+      stack: { slots: end.stackSlots, peak: end.stackPeak, rest: end.stackRest, mark: end.stackMark },
       flows: { boots, commands, updateBytes: updater.written },
     })}`,
   );

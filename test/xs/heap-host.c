@@ -5,21 +5,27 @@
  * package's platform glue (timers, promise jobs, the run loop, fxAbort and the capped allocator).
  *
  *   heap-host [-c initialChunkBytes] [-C incrementalChunkBytes] [-h initialSlots] [-H incrementalSlots]
- *             [-k stackSlots] [-g growthCapBytes] script.js
+ *             [-k stackSlots] [-K markStackSlots] [-g growthCapBytes] script.js
  *
  * Globals for the script:
  *   print(...values)      one line on stdout
  *   gc()                  a full (compacting) collection
  *   setImmediate(fn)      runs fn from the loop after the pending promise jobs
  *   performance.now()     milliseconds
- *   heapMark()            starts the measured part of the run: paints the unused XS stack (for the stack peak)
- *                         and, with -g, caps the machine's allocations at what it holds now + growthCapBytes:
- *                         beyond that the next chunk or slot growth aborts the run with "memory full"
+ *   heapMark()            starts the measured part of the run. With -K: from now on the stack holds at most
+ *                         what a device's stack of markStackSlots slots leaves above XS's own resting use
+ *                         (its intrinsics live on the XS stack), counted above the caller's frame; deeper is
+ *                         "stack overflow". (A bundle's top level needs more stack than a device's preloaded
+ *                         modules, so the load itself runs with -k.) Paints the unused stack for the peak and,
+ *                         with -g, caps the machine's allocations at what it holds now + growthCapBytes:
+ *                         beyond that the next chunk or slot growth aborts the run with "memory full".
  *   heapStats()           { chunks, chunksReserved, slots, slotsReserved, slotBytes, stackSlots, stackPeak,
- *                           allocated, limit }: live chunk bytes and slots as of the last collection (plus what
- *                         was allocated since), the heap's reservation (XS grows it only when a collection
- *                         leaves too little free), the size of one slot here, the stack size and its deepest use
- *                         since heapMark() in slots, and the platform allocator's running total and cap in bytes
+ *                           stackRest, stackMark, allocated, limit }: live chunk bytes and slots as of the last
+ *                         collection (plus what was allocated since), the heap's reservation (XS grows it only
+ *                         when a collection leaves too little free), the size of one slot here; the stack's
+ *                         size, its deepest use since heapMark() as a device would see it (XS's resting use plus
+ *                         what was used above the caller of heapMark()), XS's resting use and the depth at
+ *                         heapMark(), in slots; the platform allocator's running total and cap in bytes
  *
  * Exit status: 0 when the script and its jobs ran to the end; 2 for a usage or file error; otherwise the XS
  * abort status (memory full, stack overflow, unhandled exception), with a line "heap-host: XS abort: ..." on
@@ -39,6 +45,11 @@ extern void fxSetTimer(txMachine* the, txNumber interval, txBoolean repeat);
 
 static size_t gGrowthCap = 0;
 static txSlot* gPaintedTop = NULL;
+static txSize gFlowStack = 0;
+static txSlot* gOriginalBottom = NULL;
+/* Stack depths in slots: XS's own when the machine is idle, and the script's when it called heapMark(). */
+static txSize gRestDepth = 0;
+static txSize gMarkDepth = 0;
 
 static void host_print(txMachine* the)
 {
@@ -72,7 +83,22 @@ static void host_now(txMachine* the)
 /* Paints the stack below the current top; the deepest slot written since then is the stack peak. */
 static void host_heapMark(txMachine* the)
 {
-	txSlot* top = the->stack - 8;
+	txSlot* top;
+	gMarkDepth = (txSize)(the->stackTop - the->stack);
+	if (gFlowStack && gOriginalBottom == NULL) {
+		/*
+		 * From here on the flows get what a device's stack leaves above XS's own resting use (its intrinsics):
+		 * gFlowStack - gRestDepth slots above the caller's frame. A deeper use aborts with "stack overflow".
+		 */
+		txSlot* bottom = the->stack - (gFlowStack - gRestDepth);
+		if (gFlowStack > gRestDepth && bottom > the->stackBottom) {
+			gOriginalBottom = the->stackBottom;
+			the->stackBottom = bottom;
+		}
+		else
+			xsRangeError("heapMark: the stack cannot give %d slots here", (int)gFlowStack);
+	}
+	top = the->stack - 8;
 	if (top > the->stackBottom) {
 		c_memset(the->stackBottom, STACK_PAINT, (size_t)((txByte*)top - (txByte*)the->stackBottom));
 		gPaintedTop = top;
@@ -108,7 +134,8 @@ static txSize stackPeakSlots(txMachine* the)
 	/* Never less than what is in use right now. */
 	if (the->stackTop - the->stack > deepest)
 		deepest = (txSize)(the->stackTop - the->stack);
-	return deepest;
+	/* Not counted: the frames of the script that called heapMark(), above XS's resting use. */
+	return deepest - (gMarkDepth - gRestDepth);
 }
 
 static void setNumber(txMachine* the, const char* name, double value)
@@ -124,8 +151,10 @@ static void host_heapStats(txMachine* the)
 	setNumber(the, "slots", (double)the->currentHeapCount);
 	setNumber(the, "slotsReserved", (double)the->maximumHeapCount);
 	setNumber(the, "slotBytes", (double)sizeof(txSlot));
-	setNumber(the, "stackSlots", (double)(the->stackTop - the->stackBottom));
+	setNumber(the, "stackSlots", (double)(gOriginalBottom ? gFlowStack : (txSize)(the->stackTop - the->stackBottom)));
 	setNumber(the, "stackPeak", (double)stackPeakSlots(the));
+	setNumber(the, "stackRest", (double)gRestDepth);
+	setNumber(the, "stackMark", (double)gMarkDepth);
 	setNumber(the, "allocated", (double)the->allocatedSpace);
 	setNumber(the, "limit", (double)the->allocationLimit);
 }
@@ -145,7 +174,7 @@ static int usage(const char* why)
 {
 	fprintf(stderr, "heap-host: %s\n", why);
 	fprintf(stderr, "usage: heap-host [-c initialChunkBytes] [-C incrementalChunkBytes] [-h initialSlots] "
-		"[-H incrementalSlots] [-k stackSlots] [-g growthCapBytes] script.js\n");
+		"[-H incrementalSlots] [-k stackSlots] [-K markStackSlots] [-g growthCapBytes] script.js\n");
 	return 2;
 }
 
@@ -207,6 +236,7 @@ int main(int argc, char* argv[])
 			case 'H': creation.incrementalHeapCount = (txInteger)v; break;
 			case 'k': creation.stackCount = (txInteger)v; break;
 			case 'g': gGrowthCap = (size_t)v; break;
+			case 'K': gFlowStack = (txSize)v; break;
 			default: return usage("unknown option");
 			}
 		}
@@ -231,6 +261,7 @@ int main(int argc, char* argv[])
 	 * fxAbort (memory full, stack overflow, an unhandled exception) jumps to the outermost jump: the one
 	 * xsBeginMetering sets up here (no metering: interval 0), as xsnap does.
 	 */
+	gRestDepth = (txSize)(machine->stackTop - machine->stack);
 	xsBeginMetering(machine, meterCallback, 0);
 	{
 		txMachine* the = machine;
@@ -266,6 +297,8 @@ int main(int argc, char* argv[])
 		fprintf(stderr, "heap-host: XS abort: %s (status %d)\n", abortReason(status), status);
 		return status;
 	}
+	if (gOriginalBottom)
+		machine->stackBottom = gOriginalBottom;
 	xsDeleteMachine(machine);
 	return status;
 }
