@@ -45,9 +45,9 @@ async function main(): Promise<void> {
   const rec = keys.record;
   line(`${PLATFORM} device ${idHex16(keys.deviceId)} broker ${rec.brokerUrl} heap ${heapUsed() ?? 'n/a'}`);
   await startNetwork(rec.wifi, line, rec.brokerUrl.startsWith('mqtts:'));
-  configureNetwork(rec.ca, line);
+  configureNetwork(rec.ca, line, rec.dns ?? null);
   const host: AgentHost = {
-    transport: new MqttTransport({ url: rec.brokerUrl, clientId: idHex16(keys.deviceId) }),
+    transport: new MqttTransport({ url: rec.brokerUrl, deviceId: keys.deviceId }),
     keys,
     sequences,
     clock: moddableClock,

@@ -41,10 +41,8 @@ export interface MqttTransportOptions {
   log?: Log;
 }
 
-/** The client id pySRUP uses: "SRUP Client: " and the id in lowercase hex. */
-export function srupClientId(id: bigint): string {
-  return 'SRUP Client: ' + id.toString(16);
-}
+/** The client id rule of both hosts (modules/srup/topics.ts), here for the callers of this module. */
+export { srupClientId } from '../../modules/srup/topics.js';
 
 /** The delay before reconnect attempt number `failures` (0-based): doubling, capped, with ±25 % jitter. */
 export function backoffDelay(failures: number, initialMs: number, maxMs: number, random: number): number {

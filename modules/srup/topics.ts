@@ -4,10 +4,23 @@
  *
  *   SRUP/<device>                     device <-> its server, both directions (each side drops its own messages)
  *   SRUP/servers/<server>/<device>    join requests (simple, human, observed) from a device to a server
+ *
+ * The MQTT client id follows the same rule (`srupClientId`), on every host.
  */
 import { idTopicHex, parseIdHex } from './bytes.js';
 
 export const TOPIC_ROOT = 'SRUP';
+
+/**
+ * The MQTT client id of a SRUP peer (device or server): "SRUP Client: " and its id in lowercase hex without
+ * leading zeros, as pySRUP builds it. Both hosts (hosts/node, hosts/moddable) use this one rule, so the broker
+ * keeps a device's persistent session, and applies any ACL written for pySRUP peers, whichever host runs it.
+ * It can be longer than the 23 characters MQTT 3.1.1 obliges every broker to accept: the broker must allow
+ * longer client ids (Mosquitto does), as it must for pySRUP.
+ */
+export function srupClientId(id: bigint): string {
+  return 'SRUP Client: ' + idTopicHex(id);
+}
 
 /** The topic a device listens on and publishes everything but join requests to. */
 export function deviceTopic(device: bigint): string {
