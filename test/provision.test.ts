@@ -99,6 +99,19 @@ describe('srup provision', () => {
     expect(image.subarray(used).every((b) => b === 0xff)).toBe(true);
   });
 
+  test('--dns puts DNS servers in the record (none without it: the network\'s own are used)', async () => {
+    const base = ['--server-id', '1', '--server-key', join(KEYS, 'signer-2.public.pem'), '--broker', 'mqtt://broker.lan:1883', '--partitions', join(ROOT, 'partitions.csv')];
+    const read = (d: string) => {
+      const image = new Uint8Array(readFileSync(join(d, 'srup-partition.bin')));
+      return new FlashKeyStore(new MemoryFlash(image.length, 4096, image)).record;
+    };
+    expect((await provision(['--out', join(dir, 'a'), ...base, '--dns', '192.168.1.1, 10.0.0.53'])).code).toBe(0);
+    expect(read(join(dir, 'a')).dns).toEqual(['192.168.1.1', '10.0.0.53']);
+    expect((await provision(['--out', join(dir, 'b'), ...base])).code).toBe(0);
+    expect(read(join(dir, 'b')).dns).toBeUndefined();
+    await expect(provision(['--out', join(dir, 'c'), ...base, '--dns', 'dns.lan'])).rejects.toThrow('--dns: DNS server "dns.lan" is not an IPv4 address');
+  });
+
   test('refuses to overwrite without --force, and checks its arguments', async () => {
     const base = ['--out', dir, '--server-id', '1', '--server-key', join(KEYS, 'signer-2.public.pem'), '--broker', 'mqtt://127.0.0.1:1883', '--partitions', join(ROOT, 'partitions.csv')];
     expect((await provision(base)).code).toBe(0);

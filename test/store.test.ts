@@ -9,6 +9,7 @@ import { DEFAULT_LAYOUT, MemoryFlash, SRUP_PARTITION_SIZE } from '../modules/sto
 import {
   decodeRecordBody,
   DEFAULT_PRESENTER,
+  encodeDns,
   encodeRecordBody,
   encodeRecordSlot,
   RecordSlots,
@@ -66,6 +67,31 @@ describe('key-store record', () => {
     expect(decodeRecordBody(encodeRecordBody(r))).toEqual(r);
     const bare = sampleRecord({ serverId: null, peers: [], ca: null, wifi: null, presenter: DEFAULT_PRESENTER });
     expect(decodeRecordBody(encodeRecordBody(bare))).toEqual(bare);
+  });
+
+  test('DNS servers: tag 0x0A, 4 bytes each, round-trip; absent when not given, so older records read the same', () => {
+    const r = sampleRecord({ dns: ['192.168.1.1', '10.0.0.53'] });
+    const body = encodeRecordBody(r);
+    const plain = encodeRecordBody(sampleRecord());
+    // The field is appended after the others; without it the body is byte for byte what it was.
+    expect(Array.from(body.subarray(plain.length))).toEqual([0x0a, 8, 0, 192, 168, 1, 1, 10, 0, 0, 53]);
+    expect(Array.from(body.subarray(0, plain.length))).toEqual(Array.from(plain));
+    expect(decodeRecordBody(body)).toEqual(r);
+    expect('dns' in decodeRecordBody(plain)).toBe(false);
+    expect(encodeRecordBody(sampleRecord({ dns: [] }))).toEqual(plain);
+    // Still format version 1: firmware that does not know the tag skips it.
+    expect(encodeRecordSlot(r, 1, 4096)[4]).toBe(1);
+  });
+
+  test('DNS servers: only 1-4 IPv4 addresses are accepted, in either direction', () => {
+    for (const bad of [['8.8.8'], ['256.1.1.1'], ['dns.example'], ['fe80::1'], ['1.1.1.1', '1.1.1.1', '1.1.1.1', '1.1.1.1', '1.1.1.1']]) {
+      expect(() => encodeDns(bad)).toThrow(StoreError);
+    }
+    const plain = encodeRecordBody(sampleRecord());
+    for (const value of [[], [1, 2, 3], [1, 2, 3, 4, 5]]) {
+      const body = Uint8Array.from([...plain, 0x0a, value.length, 0, ...value]);
+      expect(() => decodeRecordBody(body)).toThrow('bad DNS field length');
+    }
   });
 
   test('the header is laid out as documented', () => {

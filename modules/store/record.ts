@@ -28,6 +28,11 @@
  *   0x09 presenter        8 bytes: LED pin (0xFF none) | flags (bit 0 LED active-low, bit 1 matrix
  *                         serpentine) | matrix pin (0xFF none) | rotation in quarter turns clockwise (0-3) |
  *                         brightness cap (0-255) | 3 reserved (0)
+ *   0x0A DNS servers      1-4 IPv4 addresses, 4 bytes each in network order (absent: the network's own, from
+ *                         DHCP). Added after format version 1 shipped; the version stays 1: firmware that
+ *                         does not know the tag skips it (and drops it when it rewrites the record, leaving
+ *                         the device on the network's DNS), and a version bump would make such firmware
+ *                         refuse the whole partition after a rollback.
  *
  * Writing: the new record goes into the slot that does NOT hold the newest valid record: erase that slot,
  * write the body, then the header (the header's CRCs are the commit). Power lost anywhere in between leaves
@@ -52,6 +57,9 @@ export const TAG_CA = 0x06;
 export const TAG_WIFI_SSID = 0x07;
 export const TAG_WIFI_PASSWORD = 0x08;
 export const TAG_PRESENTER = 0x09;
+export const TAG_DNS = 0x0a;
+/** At most this many DNS servers in a record. */
+export const MAX_DNS_SERVERS = 4;
 
 export type MatrixLayoutKind = 'progressive' | 'serpentine';
 export type Rotation = 0 | 90 | 180 | 270;
@@ -93,6 +101,8 @@ export interface DeviceRecord {
   readonly ca: Uint8Array | null;
   readonly wifi: { readonly ssid: string; readonly password: string } | null;
   readonly presenter: PresenterSettings;
+  /** DNS servers (IPv4 dotted) that replace the network's; absent or empty: the network's own. */
+  readonly dns?: readonly string[];
 }
 
 function fail(message: string): never {
@@ -141,6 +151,29 @@ export function decodePresenter(b: Uint8Array): PresenterSettings {
   };
 }
 
+/** A list of IPv4 addresses as the DNS field: 4 bytes each. Throws StoreError('bad_record') on anything else. */
+export function encodeDns(servers: readonly string[]): Uint8Array {
+  if (servers.length < 1 || servers.length > MAX_DNS_SERVERS) fail(`1-${MAX_DNS_SERVERS} DNS servers, not ${servers.length}`);
+  const out = new Uint8Array(4 * servers.length);
+  servers.forEach((a, i) => {
+    const parts = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(a);
+    if (parts === null) fail(`DNS server "${a}" is not an IPv4 address`);
+    for (let k = 0; k < 4; k++) {
+      const n = Number(parts[k + 1]);
+      if (n > 255) fail(`DNS server "${a}" is not an IPv4 address`);
+      out[4 * i + k] = n;
+    }
+  });
+  return out;
+}
+
+export function decodeDns(b: Uint8Array): string[] {
+  if (b.length === 0 || b.length % 4 !== 0 || b.length > 4 * MAX_DNS_SERVERS) fail('bad DNS field length');
+  const out: string[] = [];
+  for (let o = 0; o < b.length; o += 4) out.push(`${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`);
+  return out;
+}
+
 /** The TLV body of a record. */
 export function encodeRecordBody(r: DeviceRecord): Uint8Array {
   const fields: [number, Uint8Array][] = [];
@@ -161,6 +194,7 @@ export function encodeRecordBody(r: DeviceRecord): Uint8Array {
     fields.push([TAG_WIFI_PASSWORD, utf8(r.wifi.password)]);
   }
   fields.push([TAG_PRESENTER, encodePresenter(r.presenter)]);
+  if (r.dns !== undefined && r.dns.length > 0) fields.push([TAG_DNS, encodeDns(r.dns)]);
   let n = 0;
   for (const [, v] of fields) {
     if (v.length > 0xffff) fail('field longer than 65535 bytes');
@@ -187,6 +221,7 @@ export function decodeRecordBody(body: Uint8Array): DeviceRecord {
   let ssid: string | null = null;
   let password: string | null = null;
   let presenter: PresenterSettings = DEFAULT_PRESENTER;
+  let dns: string[] | null = null;
   const text = (v: Uint8Array): string => utf8DecodeOrNull(v) ?? fail('field is not UTF-8');
   const id = (v: Uint8Array): bigint => (v.length === 8 ? getU64(v, 0) : fail('id field is not 8 bytes'));
   for (let o = 0; o < body.length; ) {
@@ -209,6 +244,7 @@ export function decodeRecordBody(body: Uint8Array): DeviceRecord {
       case TAG_WIFI_SSID: ssid = text(v); break;
       case TAG_WIFI_PASSWORD: password = text(v); break;
       case TAG_PRESENTER: presenter = decodePresenter(v); break;
+      case TAG_DNS: dns = decodeDns(v); break;
       default: break; // a field of a later version
     }
   }
@@ -224,6 +260,7 @@ export function decodeRecordBody(body: Uint8Array): DeviceRecord {
     ca,
     wifi: ssid === null ? null : { ssid, password: password ?? '' },
     presenter,
+    ...(dns === null ? {} : { dns }),
   };
 }
 

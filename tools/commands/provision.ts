@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { generateRsaKeyPair } from '../../hosts/node/crypto.js';
 import { idHex16, parseIdHex } from '../../modules/srup/bytes.js';
 import { SRUP_PARTITION_SIZE } from '../../modules/store/flash.js';
-import { DEFAULT_PRESENTER, type PresenterSettings, type Rotation } from '../../modules/store/record.js';
+import { DEFAULT_PRESENTER, MAX_DNS_SERVERS, encodeDns, type PresenterSettings, type Rotation } from '../../modules/store/record.js';
 import { CliError, UsageError, optBoolean, optString, requireString, type Command } from '../lib/cli.js';
 import { loadPublicKey, readBytes, readText } from '../lib/files.js';
 import { caBytes, deviceIdFromRandom, esptoolLine, findPartition, provisionImage } from '../lib/provision.js';
@@ -56,6 +56,7 @@ export const provisionCommand: Command = {
     ca: { type: 'string', value: 'FILE', description: 'the broker\'s CA certificate (PEM or DER)' },
     'wifi-ssid': { type: 'string', value: 'SSID', description: 'Wi-Fi network' },
     'wifi-password': { type: 'string', value: 'TEXT', description: 'Wi-Fi password' },
+    dns: { type: 'string', value: 'IP,IP', description: `DNS servers (1-${MAX_DNS_SERVERS} IPv4) instead of the network's (DHCP)` },
     'led-pin': { type: 'string', value: 'GPIO', description: 'GPIO of the challenge LED' },
     'led-active-low': { type: 'boolean', description: 'the LED lights when the pin is low' },
     'matrix-pin': { type: 'string', value: 'GPIO', description: 'data GPIO of an 8x8 WS2812 matrix' },
@@ -89,6 +90,16 @@ Exit status: 0 written, 1 files exist and --force was not given, 2 usage error o
     }
     const ssid = optString(values, 'wifi-ssid');
     const wifi = ssid === undefined ? null : { ssid, password: optString(values, 'wifi-password') ?? '' };
+    const dnsText = optString(values, 'dns');
+    let dns: string[] | undefined;
+    if (dnsText !== undefined) {
+      dns = dnsText.split(',').map((a) => a.trim());
+      try {
+        encodeDns(dns);
+      } catch (e) {
+        throw new UsageError(`--dns: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
     const layout = optString(values, 'matrix-layout') ?? DEFAULT_PRESENTER.matrixLayout;
     if (layout !== 'serpentine' && layout !== 'progressive') throw new UsageError('--matrix-layout must be serpentine or progressive');
     const rotation = Number(optString(values, 'matrix-rotation') ?? '0');
@@ -129,7 +140,7 @@ Exit status: 0 written, 1 files exist and --force was not given, 2 usage error o
     const pair = generateRsaKeyPair(2048);
     let image: Uint8Array;
     try {
-      image = provisionImage({ deviceId, privateKey: pair.privateKey, serverId, serverKey, brokerUrl, ca, wifi, presenter }, size);
+      image = provisionImage({ deviceId, privateKey: pair.privateKey, serverId, serverKey, brokerUrl, ca, wifi, presenter, dns }, size);
     } catch (e) {
       throw new CliError(`cannot build the record: ${e instanceof Error ? e.message : String(e)}`, 2);
     }

@@ -75,6 +75,8 @@ export interface ProvisionInput {
   readonly ca: Uint8Array | null;
   readonly wifi: { ssid: string; password: string } | null;
   readonly presenter: PresenterSettings;
+  /** DNS servers that replace the network's (absent: the network's own). */
+  readonly dns?: readonly string[];
 }
 
 export function provisionRecord(p: ProvisionInput): DeviceRecord {
@@ -87,6 +89,7 @@ export function provisionRecord(p: ProvisionInput): DeviceRecord {
     ca: p.ca,
     wifi: p.wifi,
     presenter: p.presenter,
+    ...(p.dns === undefined || p.dns.length === 0 ? {} : { dns: p.dns }),
   };
 }
 
