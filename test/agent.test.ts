@@ -944,7 +944,7 @@ describe('update', () => {
     await staged(r);
     expect(r.downloader.requests).toEqual([URL]);
     expect(r.downloader.largestChunk).toBe(1000);
-    expect(r.updater.calls).toEqual(['begin', 'write:1000', 'write:1000', 'write:1000', 'write:1000', 'write:1000', 'finish']);
+    expect(r.updater.calls).toEqual(['bootState', 'begin', 'write:1000', 'write:1000', 'write:1000', 'write:1000', 'write:1000', 'finish']);
     expect(r.updater.inactive).toEqual(IMAGE);
     expect(r.seqs.pendingUpdate()).toEqual({ server: SERVER, token: te('upd-1'), state: 'staged' });
     expect(lastFromDevice(r).bytes).toEqual(expected('response', 3n, te('upd-1'), { status: Status.UPDATE_SUCCESS }));
@@ -1010,6 +1010,56 @@ describe('update', () => {
     expect(r.seqs.pendingUpdate()).toBeNull();
     expect(r.updater.running).toEqual(running);
     expect(r.events.filter((e) => e.type === 'update_not_confirmed')).toHaveLength(1);
+  });
+
+  describe('an initiate while the running image is still unconfirmed (pending verify)', () => {
+    const NEXT = Uint8Array.from({ length: 3000 }, (_, i) => (i * 13 + 1) & 0xff);
+    const NEXT_URL = 'http://updates.test/fw-1.6.0.bin';
+
+    /** Activated, restarted into IMAGE, and its confirmation after the restart failed (0x1F): still unconfirmed. */
+    async function unconfirmed(): Promise<Rig> {
+      const r = await rig();
+      await staged(r);
+      await send(r, 'activate', {}, { token: 'upd-1' });
+      await r.agent.close();
+      r.updater.confirmResult = false;
+      r.updater.reboot();
+      await boot(r);
+      await r.agent.idle();
+      await r.broker.settle();
+      expect([status(lastFromDevice(r).m), r.updater.running]).toEqual([Status.ACTIVATE_FAIL, IMAGE]);
+      expect(r.updater.bootState()).toBe('unconfirmed');
+      r.updater.calls.length = 0;
+      r.events.length = 0;
+      r.downloader.serve(NEXT_URL, NEXT);
+      return r;
+    }
+
+    test('it confirms the running image first, then downloads and stages as usual', async () => {
+      const r = await unconfirmed();
+      r.updater.confirmResult = true;
+      await send(r, 'initiate', initiateFields(NEXT_URL, sha256hex(NEXT)), { token: 'upd-2' });
+      expect(r.updater.calls.slice(0, 3)).toEqual(['bootState', 'confirm', 'begin']);
+      expect(r.updater.calls.at(-1)).toBe('finish');
+      expect([status(lastFromDevice(r).m), text(lastFromDevice(r).m.token)]).toEqual([Status.UPDATE_SUCCESS, 'upd-2']);
+      expect(r.updater.inactive).toEqual(NEXT);
+      expect(r.logs.events('running_image_confirmed')).toHaveLength(1);
+      // A restart before the next activation keeps the confirmed image: no rollback.
+      r.updater.reboot();
+      expect([r.updater.bootState(), r.updater.running]).toEqual(['normal', IMAGE]);
+    });
+
+    test('one that cannot be confirmed: 0xFE, nothing written, and the rollback target is still there', async () => {
+      const r = await unconfirmed();
+      await send(r, 'initiate', initiateFields(NEXT_URL, sha256hex(NEXT)), { token: 'upd-2' });
+      expect(r.updater.calls).toEqual(['bootState', 'confirm']);
+      expect(r.downloader.requests).toEqual([URL]); // the first update's only
+      expect([status(lastFromDevice(r).m), text(lastFromDevice(r).m.token)]).toEqual([Status.UPDATE_FAIL_FILE, 'upd-2']);
+      expect(r.events).toEqual([{ type: 'update_failed', server: SERVER, status: Status.UPDATE_FAIL_FILE }]);
+      expect(r.logs.events('update_failed').map((e) => e.detail.why)).toEqual(['running_image_unconfirmed']);
+      r.updater.reboot(); // the bootloader rolls the unconfirmed image back to the untouched previous one
+      expect([r.updater.bootState(), r.updater.running]).toEqual(['rolled_back', Uint8Array.of(0xaa, 0xbb)]);
+    });
   });
 
   test('an activation the updater knows nothing of (boot state normal) -> 0x1F, pending cleared', async () => {
@@ -1123,7 +1173,7 @@ describe('update', () => {
     const r = await rig();
     r.downloader.serve(URL, IMAGE, { chunkSize: 1000, cutOffAt: 2500 });
     await send(r, 'initiate', initiateFields());
-    expect(r.updater.calls).toEqual(['begin', 'write:1000', 'write:1000', 'write:500', 'abort']);
+    expect(r.updater.calls).toEqual(['bootState', 'begin', 'write:1000', 'write:1000', 'write:500', 'abort']);
   });
 
   test('a writer that throws -> 0xFE', async () => {

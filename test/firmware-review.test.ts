@@ -123,6 +123,24 @@ describe('ESP32 updater (hosts/moddable/esp32/updater.ts)', () => {
     expect(loadUpdater(esp).makeUpdater().bootState()).toBe('unconfirmed');
   });
 
+  test('no OTA begins while the running image is pending verify; once confirmed it is normal and one can', () => {
+    const esp: FakeEsp = { prefs: new Map(), running: 'aaaa', restarts: 0, completeFails: false };
+    const u = loadUpdater(esp).makeUpdater();
+    u.begin();
+    u.write(Uint8Array.of(1));
+    u.finish();
+    u.activate();
+    esp.running = 'bbbb';
+    const booted = loadUpdater(esp).makeUpdater();
+    expect(booted.bootState()).toBe('unconfirmed');
+    expect(() => booted.begin()).toThrow('the running image is pending verify: confirm it before a new update');
+    expect(esp.prefs.get('srup/activatedFrom')).toBe('aaaa');
+    expect(booted.confirm()).toBe(true);
+    expect(booted.bootState()).toBe('normal');
+    expect(esp.prefs.has('srup/activatedFrom')).toBe(false);
+    expect(() => booted.begin()).not.toThrow();
+  });
+
   test('an image the bootloader refuses (OTA complete fails) does not make the next boot report a rollback', () => {
     const esp: FakeEsp = { prefs: new Map(), running: 'aaaa', restarts: 0, completeFails: true };
     const u = loadUpdater(esp).makeUpdater();

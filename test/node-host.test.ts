@@ -593,6 +593,23 @@ describe('FileUpdater', () => {
     expect(boot().bootState()).toBe('normal');
   });
 
+  test('no new update begins while the running image is unconfirmed (its rollback target is in the other slot)', () => {
+    const dir = tmp('upd6');
+    const boot = () => new FileUpdater({ dir, restart: () => {} });
+    const old = img(100, 7);
+    const u0 = boot();
+    fs.writeFileSync(path.join(dir, 'slot-a.bin'), old); // the image running now
+    stage(u0, img(100, 1));
+    u0.activate();
+    const u = boot();
+    expect(u.bootState()).toBe('unconfirmed');
+    expect(() => u.begin()).toThrow('the running image is pending verify');
+    expect(fs.readFileSync(path.join(dir, 'slot-a.bin'))).toEqual(Buffer.from(old)); // the rollback target, untouched
+    expect(u.confirm()).toBe(true);
+    stage(u, img(50, 2));
+    expect(u.otadata().ready).toBe('a');
+  });
+
   test('maxUnconfirmedBoots allows more starts before the rollback', () => {
     const dir = tmp('upd3');
     const boot = () => new FileUpdater({ dir, restart: () => {}, maxUnconfirmedBoots: 2 });

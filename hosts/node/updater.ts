@@ -113,6 +113,8 @@ export class FileUpdater implements Updater {
   }
 
   begin(): void {
+    // As ESP-IDF with app rollback: the other slot holds the rollback target until the running image is confirmed.
+    if (this.state.pendingVerify) throw new Error('updater: the running image is pending verify: confirm it before a new update');
     this.closeWriting();
     const slot = other(this.state.active);
     // The slot is about to be overwritten: it no longer holds a finished image.

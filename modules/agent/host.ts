@@ -128,7 +128,10 @@ export type BootState =
 
 /** Two image slots, like ESP32 OTA partitions. */
 export interface Updater {
-  /** Starts writing a new image into the inactive slot (erasing what was there). */
+  /**
+   * Starts writing a new image into the inactive slot (erasing what was there). Throws while bootState() is
+   * 'unconfirmed': the inactive slot then holds the image a rollback returns to (ESP-IDF refuses the same).
+   */
   begin(): void;
   write(chunk: Uint8Array): void;
   /** The image is complete and may be activated later. */
@@ -137,6 +140,7 @@ export interface Updater {
   abort(): void;
   /** Makes the finished image boot next and restarts the device. On a device this does not return. */
   activate(): void;
+  /** The state at boot; 'unconfirmed' becomes 'normal' once confirm() succeeded. */
   bootState(): BootState;
   /** Marks the running image good (cancels rollback). Returns false if it cannot. */
   confirm(): boolean;

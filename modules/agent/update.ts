@@ -14,6 +14,10 @@
  *
  * Rules of this implementation:
  *   - One download at a time: an initiate while one is downloading is answered 0xFE (the running one goes on).
+ *   - An initiate while the running image is still unconfirmed (bootState 'unconfirmed': the confirmation after
+ *     the restart failed, or there was no pending update to confirm) confirms it first; if it cannot be
+ *     confirmed, the initiate is answered 0xFE (log `update_failed` why=running_image_unconfirmed) and the
+ *     inactive slot, which holds the image a rollback returns to, is not touched. See confirmBeforeUpdate().
  *   - A download that ends after its server stopped being this device's server (terminate, deregister,
  *     join_command) is discarded and answered 0xFE: nothing is staged for a server the device no longer obeys.
  *   - A new initiate replaces a staged update (begin() erases the inactive slot), so the old token stops working.
@@ -63,6 +67,8 @@ export class UpdateFlow {
     const digest = cString(m.fields.digest);
     if (url === null || url.length === 0) return answer(Status.UPDATE_FAIL_FILE, 'bad_url');
     if (digest === null || !/^[0-9a-fA-F]{64}$/.test(digest)) return answer(Status.UPDATE_FAIL_DIGEST, 'bad_digest');
+
+    if (!this.confirmBeforeUpdate()) return answer(Status.UPDATE_FAIL_FILE, 'running_image_unconfirmed');
 
     const { host } = this.ctx;
     this.downloading = true;
@@ -158,6 +164,29 @@ export class UpdateFlow {
     await this.ctx.send('response', p.server, p.token, {
       status: confirmed ? Status.ACTIVATE_SUCCESS : Status.ACTIVATE_FAIL,
     });
+  }
+
+  /**
+   * Before a new download: a running image that is still unconfirmed ("pending verify" with ESP-IDF app
+   * rollback) is confirmed first. ESP-IDF refuses to begin an OTA in that state, and with reason: the inactive
+   * slot then holds the image a rollback returns to. Refusing every update until the next restart would be no
+   * better, since that restart rolls the running image back. The initiate being handled is a signed command from
+   * this device's server, verified and received over the broker: the running image has booted, connected and
+   * heard its server, which is what the confirmation after the restart waits for, so it has proven itself.
+   * Returns false (and leaves both slots alone) only when the updater cannot confirm it.
+   */
+  private confirmBeforeUpdate(): boolean {
+    const { host } = this.ctx;
+    const state = host.updater.bootState();
+    if (state !== 'unconfirmed') return true;
+    let ok = false;
+    try {
+      ok = host.updater.confirm() === true;
+    } catch (e) {
+      host.log('error', 'confirm_failed', { why: String(e) });
+    }
+    if (ok) host.log('info', 'running_image_confirmed', { before: 'update' });
+    return ok;
   }
 
   private abort(): void {

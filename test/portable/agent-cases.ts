@@ -150,7 +150,7 @@ async function updateWithRestart(w: FlowWorld, d: FlowDevice): Promise<void> {
   deepEqual(d.downloader.requests, [URL], 'downloads');
   deepEqual(
     d.updater.calls,
-    ['begin', 'write:512', 'write:512', 'write:512', 'write:512', 'write:512', 'write:440', 'finish'],
+    ['bootState', 'begin', 'write:512', 'write:512', 'write:512', 'write:512', 'write:512', 'write:440', 'finish'],
     'updater calls while staging',
   );
   const pending = d.seqs.pendingUpdate();
@@ -312,7 +312,7 @@ export function agentCases(keys: () => FlowKeys, label: string): AsyncCase[] {
         other[700] ^= 1;
         const rec = await w.during(w.engine.initiateUpdate(DEVICE, URL, toHex(pureCrypto.sha256(other))));
         deepEqual([rec.state, rec.status], ['failed', Status.UPDATE_FAIL_DIGEST], 'update record');
-        deepEqual(d.updater.calls, ['begin', 'write:1024', 'write:476', 'abort'], 'updater calls');
+        deepEqual(d.updater.calls, ['bootState', 'begin', 'write:1024', 'write:476', 'abort'], 'updater calls');
         equal(d.updater.inactive, null, 'inactive slot');
         equal(d.seqs.pendingUpdate(), null, 'pending update');
         deepEqual(statuses(d), [Status.UPDATE_FAIL_DIGEST], 'device responses');

@@ -127,6 +127,8 @@ export class FakeUpdater implements Updater {
 
   begin(): void {
     this.calls.push('begin');
+    // As ESP-IDF with app rollback: no new OTA while the running image is pending verify.
+    if (this.boot === 'unconfirmed') throw new Error('the running image is pending verify');
     this.parts = [];
     this.inactive = new Uint8Array(0);
     this.slotState = 'writing';

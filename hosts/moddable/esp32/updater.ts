@@ -40,7 +40,7 @@ function runningImage(): string {
 export class OtaUpdater implements Updater {
   private ota: OTA | null = null;
   private finished = false;
-  private readonly state: BootState;
+  private state: BootState;
 
   constructor() {
     const from = Preference.get(DOMAIN, KEY);
@@ -49,6 +49,8 @@ export class OtaUpdater implements Updater {
   }
 
   begin(): void {
+    // esp_ota_begin would refuse too (ESP_ERR_OTA_ROLLBACK_INVALID_STATE); say why, and touch nothing.
+    if (this.state === 'unconfirmed') throw new Error('the running image is pending verify: confirm it before a new update');
     this.abort();
     this.ota = new OTA();
     this.finished = false;
@@ -93,7 +95,10 @@ export class OtaUpdater implements Updater {
 
   confirm(): boolean {
     const ok = natives().esp_ota_mark_app_valid_cancel_rollback() === 0;
-    if (ok) Preference.delete(DOMAIN, KEY);
+    if (ok) {
+      Preference.delete(DOMAIN, KEY);
+      if (this.state === 'unconfirmed') this.state = 'normal';
+    }
     return ok;
   }
 }

@@ -35,7 +35,7 @@ function writeState(s: string): void {
 export class SimUpdater implements Updater {
   private file: File | null = null;
   private finished = false;
-  private readonly state: BootState;
+  private state: BootState;
   /** Called by activate(): the simulator's stand-in for a restart. */
   onRestart: () => void = () => {
     trace('srup: restart requested (simulated)\n');
@@ -48,6 +48,8 @@ export class SimUpdater implements Updater {
   }
 
   begin(): void {
+    // As on the ESP32 (ESP-IDF refuses an OTA while the running image is pending verify).
+    if (this.state === 'unconfirmed') throw new Error('the running image is pending verify: confirm it before a new update');
     this.abort();
     if (File.exists(imageFile())) File.delete(imageFile());
     this.file = new File(imageFile(), true);
@@ -84,6 +86,7 @@ export class SimUpdater implements Updater {
 
   confirm(): boolean {
     writeState('');
+    if (this.state === 'unconfirmed') this.state = 'normal';
     return true;
   }
 }
