@@ -25,7 +25,11 @@ export interface Transport {
   listen(handlers: TransportHandlers): void;
   /** Starts connecting (and keeps reconnecting until close()). */
   start(): void;
-  /** Publishes with QoS 1; resolves when the broker acknowledged it (PUBACK), rejects if closed. */
+  /**
+   * Publishes with QoS 1; resolves when the broker acknowledged it (PUBACK). Made while offline, or in flight
+   * when the connection dropped, it is published after the next connect (a host may bound how many wait and
+   * reject beyond that). Rejects on close().
+   */
   publish(topic: string, payload: Uint8Array): Promise<void>;
   /** Subscribes with QoS 1; resolves on SUBACK. Subscriptions survive reconnects. */
   subscribe(topic: string): Promise<void>;
