@@ -94,3 +94,58 @@ describe('heap figure (hosts/moddable/heap.ts)', () => {
     })).toBeNull();
   });
 });
+
+describe('simulator updater (hosts/moddable/sim/updater.ts)', () => {
+  /** The updater over an in-memory stand-in for the SDK's `file` module; `files` survives "restarts". */
+  function boot(files: Map<string, string>): import('../modules/agent/host.js').Updater {
+    class FakeFile {
+      private data = '';
+      constructor(private readonly path: string, write?: boolean) {
+        if (!write && !files.has(path)) throw new Error('no such file');
+        this.data = write ? '' : files.get(path)!;
+        if (write) files.set(path, '');
+      }
+      read(): string {
+        return this.data;
+      }
+      write(...items: (ArrayBuffer | string)[]): void {
+        for (const i of items) this.data += typeof i === 'string' ? i : `[${i.byteLength} bytes]`;
+        files.set(this.path, this.data);
+      }
+      close(): void {}
+      static exists(path: string): boolean {
+        return files.has(path);
+      }
+      static delete(path: string): boolean {
+        return files.delete(path);
+      }
+    }
+    let mod: unknown;
+    jest.isolateModules(() => {
+      jest.doMock('file', () => ({ __esModule: true, File: FakeFile }), { virtual: true });
+      jest.doMock('../hosts/moddable/sim/flash', () => ({ __esModule: true, imagePath: () => '/sim/srup.bin' }));
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      mod = require('../hosts/moddable/sim/updater');
+    });
+    const u = (mod as { makeUpdater(): import('../modules/agent/host.js').Updater & { onRestart: () => void } }).makeUpdater();
+    u.onRestart = () => undefined;
+    return u;
+  }
+
+  test('no new image begins while the running one is unconfirmed; after confirm() it is normal and one can', () => {
+    const files = new Map<string, string>();
+    const u = boot(files);
+    u.begin();
+    u.write(Uint8Array.of(1, 2));
+    u.finish();
+    u.activate();
+    const after = boot(files); // the harness's second run
+    expect(after.bootState()).toBe('unconfirmed');
+    expect(() => after.begin()).toThrow('the running image is pending verify: confirm it before a new update');
+    expect(files.get('/sim/srup.bin.ota')).toBe('[2 bytes]'); // the activated image, untouched
+    expect(after.confirm()).toBe(true);
+    expect(after.bootState()).toBe('normal');
+    after.begin();
+    expect(files.get('/sim/srup.bin.ota')).toBe('');
+  });
+});
