@@ -11,6 +11,8 @@ import Database from 'better-sqlite3';
 import { buildSync } from 'esbuild';
 import { parsePublicKeyPem } from '../crypto/keys.js';
 import { SCHEMA_VERSION, SqliteRegistry } from '../hosts/node/sqlite-registry.js';
+import type { SqliteDb } from '../hosts/node/sqlite-db.js';
+import { C2Store } from '../tools/c2/store.js';
 
 const KEY1 = parsePublicKeyPem(fs.readFileSync(path.join(__dirname, 'data/srup-vectors/keys/signer-1.public.pem'), 'utf8'));
 const KEY2 = parsePublicKeyPem(fs.readFileSync(path.join(__dirname, 'data/srup-vectors/keys/signer-2.public.pem'), 'utf8'));
@@ -63,7 +65,7 @@ describe('SqliteRegistry durability and schema', () => {
     db.close();
     const r = sqlite(file);
     // synchronous is per connection: check the registry's own.
-    expect((r as unknown as { db: Database.Database }).db.pragma('synchronous', { simple: true })).toBe(2);
+    expect((r.db as SqliteDb).pragma('synchronous')).toBe(2);
   });
 
   test('a database written by a newer schema version is refused, not altered', () => {
@@ -134,9 +136,9 @@ describe('SqliteRegistry durability and schema', () => {
   }, 30000);
 });
 
-describe('SqliteRegistry application tables', () => {
+describe('C2Store: the application tables beside the registry', () => {
   test('campaigns keep their targets, tokens, errors and activation marks; lookups by token and file', () => {
-    const r = sqlite();
+    const r = new C2Store(sqlite().db);
     const c = r.addCampaign({ name: 'fw 2', url: 'http://h/images/x.bin', digest: 'ab'.repeat(32), size: 10, file: 'x.bin', autoActivate: false, devices: [BIG, SMALL] }, 5);
     expect(c).toEqual({ id: 1, name: 'fw 2', url: 'http://h/images/x.bin', digest: 'ab'.repeat(32), size: 10, file: 'x.bin', autoActivate: false, createdAt: 5, updatedAt: 5 });
     expect(r.targets(1).map((t) => [t.device, t.token, t.error, t.activate])).toEqual([[SMALL, null, null, false], [BIG, null, null, false]]);
@@ -155,7 +157,8 @@ describe('SqliteRegistry application tables', () => {
   });
 
   test('sessions expire and are purged; settings and meta values are kept', () => {
-    const r = sqlite();
+    const reg = sqlite();
+    const r = new C2Store(reg.db);
     r.addSession({ id: 'a', csrf: 'x', createdAt: 1, expiresAt: 100 });
     r.addSession({ id: 'b', csrf: 'y', createdAt: 1, expiresAt: 200 });
     expect(r.session('a')).toEqual({ id: 'a', csrf: 'x', createdAt: 1, expiresAt: 100 });
@@ -171,9 +174,9 @@ describe('SqliteRegistry application tables', () => {
     r.setMeta('k', 'v1');
     r.setMeta('k', 'v2');
     expect(r.meta('k')).toBe('v2');
-    r.addDevice(BIG, KEY1, 1);
-    r.addDevice(SMALL, KEY1, 1);
-    r.updateDevice(SMALL, { state: 'joined' }, 2);
-    expect(r.deviceCounts()).toEqual({ provisioned: 1, pending: 0, joined: 1, refused: 0, failed: 0, terminated: 0, deregistered: 0, resigned: 0 });
+    reg.addDevice(BIG, KEY1, 1);
+    reg.addDevice(SMALL, KEY1, 1);
+    reg.updateDevice(SMALL, { state: 'joined' }, 2);
+    expect(reg.deviceCounts()).toEqual({ provisioned: 1, pending: 0, joined: 1, refused: 0, failed: 0, terminated: 0, deregistered: 0, resigned: 0 });
   });
 });

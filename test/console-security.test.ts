@@ -33,9 +33,9 @@ describeIf('console escapes device and operator text', () => {
     const { app } = stack;
     const [pending, joined] = stack.devices.map((d) => d.id);
     const now = Date.now();
-    app.registry.setDeviceSettings(pending, { palette: 'default', label: EVIL });
+    app.store.setDeviceSettings(pending, { palette: 'default', label: EVIL });
     app.registry.updateDevice(pending, { state: 'pending', joinKind: 'observed', observerId: joined }, now);
-    app.registry.setDeviceSettings(joined, { palette: 'default', label: EVIL });
+    app.store.setDeviceSettings(joined, { palette: 'default', label: EVIL });
     app.registry.updateDevice(joined, { state: 'joined', joinKind: 'simple', identification: EVIL + ' 1.0', firmwareName: EVIL, firmwareVersion: '1.0' }, now);
     const s = await login(app.url, app.operatorToken as string);
     const c = await request(app.url, 'POST', '/api/campaigns', {

@@ -389,25 +389,37 @@ export class C2Engine {
 
   private onMessage(topic: string, payload: Uint8Array): void {
     if (this.state !== 'started') return;
-    const r = receive({ self: this.serverId, registry: this.host.registry, crypto: this.host.crypto, log: this.host.log }, topic, payload);
-    if (!r.ok) {
-      if (r.rejection !== null) this.emit({ type: 'rejected', reason: r.rejection.reason, topic, sender: r.rejection.sender });
-      return;
-    }
-    const m = r.message;
-    const now = this.now();
-    this.host.registry.updateDevice(m.senderId, { lastSeen: now }, now);
-    this.host.registry.appendAudit({
-      at: now,
-      direction: 'in',
-      device: m.senderId,
-      type: m.type,
-      sequenceId: m.sequenceId,
-      token: m.token,
-      status: m.type === 'response' ? m.fields.status : null,
-      bytes: payload,
+    const { registry } = this.host;
+    // One group: the accepted sequence ID, last seen / last response and the audit line are durable (with those
+    // of the other messages that arrived at the same moment: one commit) before the message is acted on.
+    const accepted = registry.group(() => {
+      const r = receive({ self: this.serverId, registry, crypto: this.host.crypto, log: this.host.log }, topic, payload);
+      if (!r.ok) return r;
+      const m = r.message;
+      const now = this.now();
+      const lastResponse = m.type === 'response' ? { lastResponse: { status: m.fields.status, token: m.token, at: now } } : {};
+      registry.updateDevice(m.senderId, { lastSeen: now, ...lastResponse }, now);
+      registry.appendAudit({
+        at: now,
+        direction: 'in',
+        device: m.senderId,
+        type: m.type,
+        sequenceId: m.sequenceId,
+        token: m.token,
+        status: m.type === 'response' ? m.fields.status : null,
+        bytes: payload,
+      });
+      return r;
     });
-    this.run(() => this.dispatch(m));
+    this.run(() =>
+      accepted.then((r) => {
+        if (!r.ok) {
+          if (r.rejection !== null) this.emit({ type: 'rejected', reason: r.rejection.reason, topic, sender: r.rejection.sender });
+          return;
+        }
+        if (this.state === 'started') return this.dispatch(r.message);
+      }),
+    );
   }
 
   private dispatch(m: Message): Promise<void> | void {
@@ -435,8 +447,7 @@ export class C2Engine {
   private onResponse(m: MessageOf<'response'>): Promise<void> | void {
     const device = m.senderId;
     const status = m.fields.status;
-    const now = this.now();
-    this.host.registry.updateDevice(device, { lastResponse: { status, token: m.token, at: now } }, now);
+    // lastResponse was stored with the message (onMessage).
     this.emit({ type: 'response', device, status, token: m.token });
 
     if (OBSERVATION_STATUSES.has(status)) return this.joins.onObservation(m);
@@ -536,32 +547,35 @@ export class C2Engine {
   private send<T extends TypeName>(type: T, device: bigint, token: Uint8Array, fields: FieldsOf<T>): Promise<void> {
     const { registry, crypto, transport } = this.host;
     if (this.state !== 'started') return Promise.reject(new C2Error('stopped', 'the engine is not running'));
-    let bytes: Uint8Array;
-    let sequenceId: bigint;
-    try {
-      const seq = registry.sequence(device);
-      sequenceId = nextSequenceId(seq.lastSent, seq.lastAccepted);
-      bytes = sealMessage(crypto, this.host.privateKey, { type, sequenceId, senderId: this.serverId, token, fields });
-    } catch (e) {
-      if (e instanceof SrupError) return Promise.reject(new C2Error('bad_argument', e.message));
-      throw e;
-    }
-    registry.setLastSent(device, sequenceId);
-    registry.appendAudit({
-      at: this.now(),
-      direction: 'out',
-      device,
-      type,
-      sequenceId,
-      token,
-      status: type === 'response' ? (fields as FieldsOf<'response'>).status : null,
-      bytes,
+    // One group: the sequence ID and the audit line are durable (with those of other messages sent at the same
+    // moment: one commit) before the message is published. A value that does not fit undoes the allocation.
+    const sealed = registry.group(() => {
+      const sequenceId = registry.allocateSequence(device);
+      const bytes = sealMessage(crypto, this.host.privateKey, { type, sequenceId, senderId: this.serverId, token, fields });
+      registry.appendAudit({
+        at: this.now(),
+        direction: 'out',
+        device,
+        type,
+        sequenceId,
+        token,
+        status: type === 'response' ? (fields as FieldsOf<'response'>).status : null,
+        bytes,
+      });
+      return bytes;
     });
-    return transport.publish(deviceTopic(device), bytes).then(
-      () => undefined,
+    return sealed.then(
+      (bytes) =>
+        transport.publish(deviceTopic(device), bytes).then(
+          () => undefined,
+          (e: unknown) => {
+            this.host.log('warn', 'publish_failed', { type, device: idHex16(device), why: String(e) });
+            throw new C2Error('publish_failed', `the broker did not take the ${type}: ${String(e)}`);
+          },
+        ),
       (e: unknown) => {
-        this.host.log('warn', 'publish_failed', { type, device: idHex16(device), why: String(e) });
-        throw new C2Error('publish_failed', `the broker did not take the ${type}: ${String(e)}`);
+        if (e instanceof SrupError) throw new C2Error('bad_argument', e.message);
+        throw e;
       },
     );
   }

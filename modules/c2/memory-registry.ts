@@ -18,6 +18,7 @@ import type {
 } from './registry.js';
 import { provisionedRecord } from './registry.js';
 import { C2Error } from './errors.js';
+import { nextSequenceId } from '../srup/topics.js';
 
 function copyBytes(b: Uint8Array | null): Uint8Array | null {
   return b === null ? null : b.slice();
@@ -86,6 +87,21 @@ export class MemoryRegistry implements Registry {
 
   setLastAccepted(peer: bigint, seq: bigint): void {
     this.seqs.set(peer, { ...this.sequence(peer), lastAccepted: seq });
+  }
+
+  allocateSequence(peer: bigint): bigint {
+    const s = this.sequence(peer);
+    const next = nextSequenceId(s.lastSent, s.lastAccepted);
+    this.seqs.set(peer, { ...s, lastSent: next });
+    return next;
+  }
+
+  group<T>(fn: () => T): Promise<T> {
+    try {
+      return Promise.resolve(fn());
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   forgetSequence(peer: bigint): void {

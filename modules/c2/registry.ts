@@ -1,8 +1,10 @@
 /**
  * What the C2 engine remembers, behind one synchronous interface: devices, replay counters, update
- * conversations and an audit log. Shaped for a SQLite implementation (one table each, synchronous calls as with
- * better-sqlite3): every read is synchronous, and every write is durable when it returns — the engine persists
- * an outgoing sequence ID before it publishes the message, and an accepted one before it acts on the message.
+ * conversations and an audit log. Implementations: in memory (memory-registry.ts), SQLite (the embedded
+ * default) and PostgreSQL (several server nodes on one fleet), both in hosts/node. Every read is synchronous, and
+ * every write is durable when it returns — except inside group(), whose writes are durable when its promise
+ * resolves: the engine persists an outgoing sequence ID before it publishes the message, and an accepted one
+ * before it acts on the message, and lets the writes of commands that arrive together share one commit.
  *
  * Values are plain data: ids are bigint (u64), tokens the engine creates are 36-character uuid4 text, tokens
  * received from devices are raw bytes, times are the host clock's milliseconds. Implementations return copies
@@ -176,6 +178,12 @@ export interface Registry {
   sequence(peer: bigint): SequenceState;
   setLastSent(peer: bigint, seq: bigint): void;
   setLastAccepted(peer: bigint, seq: bigint): void;
+  /**
+   * The next sequence ID to send to `peer`, nextSequenceId(lastSent, lastAccepted) (modules/srup/topics.ts),
+   * stored as lastSent in the same step: two callers (two server nodes on one database included) never get the
+   * same value.
+   */
+  allocateSequence(peer: bigint): bigint;
   /** Resets both counters of a peer to 0n. */
   forgetSequence(peer: bigint): void;
 
@@ -189,6 +197,14 @@ export interface Registry {
   // ------------------------------------------------------------------------------------------ audit log
   appendAudit(entry: AuditInput): AuditEntry;
   audit(query?: AuditQuery): AuditEntry[];
+
+  // ------------------------------------------------------------------------------------------ group commit
+  /**
+   * Runs `fn` now and resolves with its value once every write it made is durable. Writes of the groups begun
+   * in the same turn of the event loop may share one commit. If `fn` throws, the promise rejects with what it
+   * threw, and a durable registry undoes the writes `fn` made (the memory registry keeps them).
+   */
+  group<T>(fn: () => T): Promise<T>;
 }
 
 /**

@@ -132,6 +132,35 @@ export function registryContract(name: string, make: () => Registry, cleanup: (r
       expect(reg.sequence(A)).toEqual({ lastSent: 0n, lastAccepted: 0n });
     });
 
+    test('allocateSequence: max(lastSent, lastAccepted) + 1, stored as lastSent at once', () => {
+      expect(reg.allocateSequence(A)).toBe(1n);
+      expect(reg.allocateSequence(A)).toBe(2n);
+      expect(reg.sequence(A)).toEqual({ lastSent: 2n, lastAccepted: 0n });
+      reg.setLastAccepted(A, 10n);
+      expect(reg.allocateSequence(A)).toBe(11n);
+      expect(reg.sequence(A)).toEqual({ lastSent: 11n, lastAccepted: 10n });
+      reg.setLastSent(B, U64_MAX - 1n);
+      expect(reg.allocateSequence(B)).toBe(U64_MAX);
+      expect(reg.sequence(C)).toEqual({ lastSent: 0n, lastAccepted: 0n });
+    });
+
+    test('group: runs now, its writes are read back at once, resolves with its value; a throw rejects', async () => {
+      let ran = false;
+      const p = reg.group(() => {
+        ran = true;
+        reg.addDevice(A, keyA, 1);
+        return reg.allocateSequence(A);
+      });
+      expect(ran).toBe(true);
+      expect(reg.device(A)?.state).toBe('provisioned');
+      expect(reg.sequence(A).lastSent).toBe(1n);
+      await expect(p).resolves.toBe(1n);
+      const q = [reg.group(() => reg.allocateSequence(A)), reg.group(() => reg.allocateSequence(A)), reg.group(() => reg.allocateSequence(B))];
+      await expect(Promise.all(q)).resolves.toEqual([2n, 3n, 1n]);
+      await expect(reg.group(() => { throw new RangeError('refused'); })).rejects.toThrow('refused');
+      expect(reg.sequence(A)).toEqual({ lastSent: 3n, lastAccepted: 0n });
+    });
+
     test('updates: added as initiated, listed oldest first, patched, unknown tokens refused', () => {
       reg.addDevice(A, keyA, 1);
       reg.addDevice(B, keyB, 1);

@@ -25,7 +25,10 @@ import { nodeCrypto, randomBytes } from '../../hosts/node/crypto.js';
 import { hexToId, idToHex } from '../../hosts/node/durable.js';
 import { consoleLog, systemClock } from '../../hosts/node/host.js';
 import { MqttTransport, srupClientId } from '../../hosts/node/mqtt.js';
-import { SqliteRegistry, type DeviceSettings } from '../../hosts/node/sqlite-registry.js';
+import { SqliteRegistry } from '../../hosts/node/sqlite-registry.js';
+import { PgRegistry } from '../../hosts/node/pg-registry.js';
+import type { SqlRegistry } from '../../hosts/node/sql-registry.js';
+import { C2Store, type DeviceSettings } from './store.js';
 import { Auth } from './auth.js';
 import { CampaignError, Campaigns } from './campaigns.js';
 import { ConsoleHttp } from './http.js';
@@ -58,6 +61,11 @@ export interface C2AppOptions {
   initiateTimeoutMs?: number;
   activateTimeoutMs?: number;
   sessionTtlMs?: number;
+  /**
+   * The registry on PostgreSQL (postgres://user:pass@host/db) instead of SQLite in dataDir. Several servers with
+   * the same identity, database and broker serve one fleet together (docs/c2.md).
+   */
+  databaseUrl?: string;
   /** Make a new operator token (printed once) and CLI token. */
   resetToken?: boolean;
   log?: Log;
@@ -136,7 +144,9 @@ export function parseDeviceId(s: unknown): bigint {
 export class C2App {
   readonly dataDir: string;
   readonly identity: ServerIdentity;
-  readonly registry: SqliteRegistry;
+  readonly registry: SqlRegistry;
+  /** The application's tables (campaigns, sessions, console settings), in the registry's database. */
+  readonly store: C2Store;
   readonly engine: C2Engine;
   readonly campaigns: Campaigns;
   readonly auth: Auth;
@@ -160,12 +170,17 @@ export class C2App {
     const { identity, created } = loadOrCreateIdentity(this.dataDir);
     this.identity = identity;
     this.identityCreated = created;
-    // SQLite gives its -wal and -shm files the database file's mode: make it private before it opens.
-    const dbFile = path.join(this.dataDir, DB_FILE);
-    fs.closeSync(fs.openSync(dbFile, 'a', 0o600));
-    fs.chmodSync(dbFile, 0o600);
-    this.registry = new SqliteRegistry(dbFile);
-    this.auth = new Auth(this.registry, this.dataDir, { sessionTtlMs: o.sessionTtlMs });
+    if (o.databaseUrl !== undefined) {
+      this.registry = new PgRegistry(o.databaseUrl);
+    } else {
+      // SQLite gives its -wal and -shm files the database file's mode: make it private before it opens.
+      const dbFile = path.join(this.dataDir, DB_FILE);
+      fs.closeSync(fs.openSync(dbFile, 'a', 0o600));
+      fs.chmodSync(dbFile, 0o600);
+      this.registry = new SqliteRegistry(dbFile);
+    }
+    this.store = new C2Store(this.registry.db);
+    this.auth = new Auth(this.store, this.dataDir, { sessionTtlMs: o.sessionTtlMs });
     this.operatorToken = this.auth.setup(o.resetToken === true).operatorToken;
     this.transport = new MqttTransport({
       url: o.brokerUrl,
@@ -202,6 +217,7 @@ export class C2App {
     this.http = new ConsoleHttp(this, { port: o.httpPort ?? DEFAULT_HTTP_PORT });
     this.campaigns = new Campaigns({
       registry: this.registry,
+      store: this.store,
       engine: this.engine,
       log: this.log,
       imagesDir: path.join(this.dataDir, IMAGES_DIR),
@@ -351,7 +367,7 @@ export class C2App {
 
   // ============================================================================================ views
 
-  deviceView(d: DeviceRecord, s: DeviceSettings = this.registry.deviceSettings(d.id)): DeviceView {
+  deviceView(d: DeviceRecord, s: DeviceSettings = this.store.deviceSettings(d.id)): DeviceView {
     return {
       id: idToHex(d.id),
       state: d.state,
@@ -371,7 +387,7 @@ export class C2App {
   }
 
   devices(): DeviceView[] {
-    const settings = this.registry.allDeviceSettings();
+    const settings = this.store.allDeviceSettings();
     return this.registry.devices().map((d) => this.deviceView(d, settings.get(d.id) ?? { palette: 'default', label: null }));
   }
 
@@ -453,12 +469,12 @@ export class C2App {
     } catch (e) {
       throw new AppError(400, `not a usable RSA public key: ${(e as Error).message}`);
     }
-    const palette = opts.palette ?? this.registry.deviceSettings(id).palette;
+    const palette = opts.palette ?? this.store.deviceSettings(id).palette;
     if (!(palette in PALETTES)) throw new AppError(400, `palette must be one of ${Object.keys(PALETTES).join(', ')}`);
     if (opts.profile !== undefined && !isDeviceProfile(opts.profile)) throw new AppError(400, `profile must be srup or reference`);
     const rec = this.engine.provision(id, publicKey, { profile: opts.profile });
-    const label = opts.label === undefined ? this.registry.deviceSettings(id).label : opts.label;
-    this.registry.setDeviceSettings(id, { palette, label: label === null ? null : String(label).slice(0, 100) || null });
+    const label = opts.label === undefined ? this.store.deviceSettings(id).label : opts.label;
+    this.store.setDeviceSettings(id, { palette, label: label === null ? null : String(label).slice(0, 100) || null });
     this.log('info', 'device_added', { device: idToHex(id), profile: rec.profile });
     this.emit({ kind: 'devices' });
     return this.deviceView(rec);

@@ -11,7 +11,7 @@
 import { createHash, randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { SqliteRegistry, SessionRecord } from '../../hosts/node/sqlite-registry.js';
+import type { C2Store, SessionRecord } from './store.js';
 import { writeFileDurable } from '../../hosts/node/durable.js';
 
 export const CLI_TOKEN_FILE = 'cli-token';
@@ -57,14 +57,14 @@ export interface AuthOptions {
 }
 
 export class Auth {
-  private readonly registry: SqliteRegistry;
+  private readonly registry: C2Store;
   private readonly dir: string;
   private readonly ttl: number;
   private readonly now: () => number;
   /** SHA-256 of bearer tokens already verified with scrypt (scrypt is deliberately slow). */
   private readonly verifiedBearer = new Set<string>();
 
-  constructor(registry: SqliteRegistry, dir: string, options: AuthOptions = {}) {
+  constructor(registry: C2Store, dir: string, options: AuthOptions = {}) {
     this.registry = registry;
     this.dir = dir;
     this.ttl = options.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS;

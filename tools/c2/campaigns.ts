@@ -18,7 +18,8 @@ import type { C2Event } from '../../modules/c2/events.js';
 import type { Log } from '../../modules/c2/host.js';
 import type { UpdateRecord } from '../../modules/c2/registry.js';
 import { idToHex } from '../../hosts/node/durable.js';
-import type { CampaignRecord, CampaignTarget, SqliteRegistry } from '../../hosts/node/sqlite-registry.js';
+import type { SqlRegistry } from '../../hosts/node/sql-registry.js';
+import type { C2Store, CampaignRecord, CampaignTarget } from './store.js';
 
 export const MAX_IMAGE_BYTES = 256 * 1024 * 1024;
 
@@ -69,7 +70,9 @@ export class CampaignError extends Error {
 }
 
 export interface CampaignDeps {
-  readonly registry: SqliteRegistry;
+  readonly registry: SqlRegistry;
+  /** The campaigns and their targets. */
+  readonly store: C2Store;
   readonly engine: C2Engine;
   readonly log: Log;
   readonly imagesDir: string;
@@ -196,9 +199,9 @@ export class Campaigns {
   /** Listens to the engine and finishes what a previous run left undone. Call after engine.start(). */
   start(): void {
     this.off = this.d.engine.on((e) => this.onEvent(e));
-    const { registry } = this.d;
-    for (const c of registry.campaigns()) {
-      for (const t of registry.targets(c.id)) {
+    const { registry, store } = this.d;
+    for (const c of store.campaigns()) {
+      for (const t of store.targets(c.id)) {
         if (t.token === null && t.error === null) this.initiate(c, t.device);
         else if (t.token !== null && t.activate) {
           const u = registry.update(t.token);
@@ -215,7 +218,7 @@ export class Campaigns {
 
   /** Creates a campaign and sends the initiates. Exactly one of `file` (an uploaded image) or `url` is given. */
   async create(req: { name?: string; file?: string; url?: string; digest?: string; devices: bigint[]; autoActivate?: boolean }): Promise<CampaignView> {
-    const { registry } = this.d;
+    const { registry, store } = this.d;
     if (req.devices.length === 0) throw new CampaignError(400, 'choose at least one device');
     if (new Set(req.devices).size !== req.devices.length) throw new CampaignError(400, 'a device is listed twice');
     for (const id of req.devices) {
@@ -251,7 +254,7 @@ export class Campaigns {
       throw new CampaignError(400, 'give either an uploaded image or a URL');
     }
     const name = (req.name ?? '').trim() || (file !== null ? `image ${digest.slice(0, 12)}` : url);
-    const c = registry.addCampaign(
+    const c = store.addCampaign(
       { name: name.slice(0, 200), url, digest, size, file, autoActivate: req.autoActivate === true, devices: req.devices },
       this.d.now(),
     );
@@ -267,10 +270,10 @@ export class Campaigns {
    * were sent now.
    */
   activate(campaign: number, devices?: bigint[]): number {
-    const { registry } = this.d;
-    const c = registry.campaign(campaign);
+    const { registry, store } = this.d;
+    const c = store.campaign(campaign);
     if (c === null) throw new CampaignError(404, `no campaign ${campaign}`);
-    const targets = registry.targets(campaign);
+    const targets = store.targets(campaign);
     const chosen = devices === undefined ? targets : devices.map((id) => {
       const t = targets.find((x) => x.device === id);
       if (t === undefined) throw new CampaignError(404, `device ${idToHex(id)} is not in campaign ${campaign}`);
@@ -279,7 +282,7 @@ export class Campaigns {
     let sent = 0;
     for (const t of chosen) {
       const now = this.d.now();
-      if (!t.activate) registry.setTarget(campaign, t.device, { activate: true }, now);
+      if (!t.activate) store.setTarget(campaign, t.device, { activate: true }, now);
       if (t.token !== null && registry.update(t.token)?.state === 'staged') {
         this.sendActivate(campaign, t.token);
         sent++;
@@ -294,10 +297,10 @@ export class Campaigns {
    * not be sent — all such devices when `devices` is omitted. Returns how many initiates were sent.
    */
   retry(campaign: number, devices?: bigint[]): number {
-    const { registry } = this.d;
-    const c = registry.campaign(campaign);
+    const { registry, store } = this.d;
+    const c = store.campaign(campaign);
     if (c === null) throw new CampaignError(404, `no campaign ${campaign}`);
-    const views = new Map(registry.targets(campaign).map((t) => [t.device, this.targetView(t)]));
+    const views = new Map(store.targets(campaign).map((t) => [t.device, this.targetView(t)]));
     const chosen = devices ?? [...views.keys()].filter((id) => {
       const v = views.get(id)!;
       return v.state === 'failed' || v.state === 'error';
@@ -313,17 +316,17 @@ export class Campaigns {
   }
 
   view(id: number): CampaignView | null {
-    const c = this.d.registry.campaign(id);
+    const c = this.d.store.campaign(id);
     return c === null ? null : this.toView(c);
   }
 
   list(): CampaignView[] {
-    return this.d.registry.campaigns().reverse().map((c) => this.toView(c));
+    return this.d.store.campaigns().reverse().map((c) => this.toView(c));
   }
 
   private toView(c: CampaignRecord): CampaignView {
-    const { registry } = this.d;
-    const targets = registry.targets(c.id).map((t) => this.targetView(t));
+    const { registry, store } = this.d;
+    const targets = store.targets(c.id).map((t) => this.targetView(t));
     const counts: Record<string, number> = {};
     for (const t of targets) counts[t.state] = (counts[t.state] ?? 0) + 1;
     return { ...c, targets, counts, done: targets.filter((t) => targetDone(t.state)).length };
@@ -344,14 +347,14 @@ export class Campaigns {
   }
 
   private initiate(c: CampaignRecord, device: bigint): void {
-    const { registry, engine } = this.d;
+    const { registry, store, engine } = this.d;
     try {
       const { token, response } = engine.startUpdate(device, c.url, c.digest);
       // Outcomes arrive as engine events (also after a restart); the promise itself is not needed.
       response.catch(() => undefined);
-      registry.setTarget(c.id, device, { token, error: null }, this.d.now());
+      store.setTarget(c.id, device, { token, error: null }, this.d.now());
     } catch (e) {
-      registry.setTarget(c.id, device, { error: e instanceof Error ? e.message : String(e) }, this.d.now());
+      store.setTarget(c.id, device, { error: e instanceof Error ? e.message : String(e) }, this.d.now());
     }
   }
 
@@ -364,7 +367,7 @@ export class Campaigns {
 
   private onEvent(e: C2Event): void {
     if (e.type !== 'update') return;
-    const t = this.d.registry.targetByToken(e.update.token);
+    const t = this.d.store.targetByToken(e.update.token);
     if (t === null) return;
     if (e.update.state === 'staged' && t.activate) this.sendActivate(t.campaign, t.token as string);
     this.d.changed(t.campaign);

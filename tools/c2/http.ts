@@ -337,7 +337,7 @@ export class ConsoleHttp {
       res.writeHead(404, { 'Content-Type': 'text/plain' });
       res.end('not found\n');
     };
-    if (!/^[0-9a-f]{64}\.bin$/.test(name) || this.app.registry.campaignByFile(name) === null) return notFound();
+    if (!/^[0-9a-f]{64}\.bin$/.test(name) || this.app.store.campaignByFile(name) === null) return notFound();
     const file = path.join(this.app.dataDir, 'images', name);
     let size: number;
     try {

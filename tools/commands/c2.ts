@@ -10,6 +10,7 @@ import { renderGridAnsi, renderGridText, DEFAULT_PALETTE, type Palette } from '.
 import { hexToId, idToHex } from '../../hosts/node/durable.js';
 import { consoleLog } from '../../hosts/node/host.js';
 import { SqliteRegistry } from '../../hosts/node/sqlite-registry.js';
+import { C2Store } from '../c2/store.js';
 import { C2App, DB_FILE, DEFAULT_HTTP_PORT, PALETTES, type ChallengeView, type DeviceView, type JoinView } from '../c2/app.js';
 import type { CampaignView } from '../c2/campaigns.js';
 import { C2Client, ClientError, serverAddress } from '../c2/client.js';
@@ -273,8 +274,9 @@ async function addDevice(values: OptionValues, positionals: string[], ctx: Comma
     const reg = new SqliteRegistry(dbFile);
     try {
       const rec = reg.addDevice(id, parsePublicKeyPem(pem), Date.now(), profile);
-      const old = reg.deviceSettings(id);
-      reg.setDeviceSettings(id, { palette: palette ?? old.palette, label: label ?? old.label });
+      const store = new C2Store(reg.db);
+      const old = store.deviceSettings(id);
+      store.setDeviceSettings(id, { palette: palette ?? old.palette, label: label ?? old.label });
       view = { id: idToHex(rec.id), state: rec.state, profile: rec.profile } as DeviceView;
     } finally {
       reg.close();

@@ -1,0 +1,425 @@
+/**
+ * The C2 registry (modules/c2/registry.ts) over one SQL connection (sql.ts): SQLite for one server (the default,
+ * sqlite-registry.ts), PostgreSQL for several server nodes on one fleet (pg-registry.ts). The statements are the
+ * same for both.
+ *
+ * Storage forms: ids are 16 lowercase hex digits (TEXT, so that the whole u64 range sorts and compares
+ * correctly); sequence IDs likewise; tokens and messages are BLOB / BYTEA; times are integer milliseconds.
+ *
+ * Several nodes: allocateSequence() locks the device's counter row (an upsert) until the transaction ends, so
+ * two nodes never send the same sequence ID; everything else a node keeps is read from the database when used.
+ */
+import { rsaPublicKey } from '../../crypto/keys.js';
+import type { RsaPublicKey } from '../../crypto/types.js';
+import { C2Error } from '../../modules/c2/errors.js';
+import type {
+  AuditEntry,
+  AuditInput,
+  AuditQuery,
+  DevicePatch,
+  DeviceProfile,
+  DeviceRecord,
+  DeviceState,
+  JoinKind,
+  Registry,
+  SequenceState,
+  UpdatePatch,
+  UpdateRecord,
+  UpdateState,
+} from '../../modules/c2/registry.js';
+import { provisionedRecord } from '../../modules/c2/registry.js';
+import { idHex16 } from '../../modules/srup/bytes.js';
+import { nextSequenceId } from '../../modules/srup/topics.js';
+import { migrate, schemaVersion } from './sql-schema.js';
+import type { SqlDb, SqlValue } from './sql.js';
+
+const U64_MAX = (1n << 64n) - 1n;
+const ZERO16 = '0000000000000000';
+
+function hex16(v: bigint): string {
+  if (v < 0n || v > U64_MAX) throw new RangeError(`not a u64: ${v}`);
+  return idHex16(v);
+}
+
+function fromHex16(s: string): bigint {
+  return BigInt('0x' + s);
+}
+
+interface DeviceRow {
+  id: string;
+  key_n: string;
+  key_e: string;
+  state: string;
+  profile: string;
+  join_kind: string | null;
+  join_token: Uint8Array | null;
+  join_secret: string | null;
+  observer_id: string | null;
+  observation_token: Uint8Array | null;
+  last_seen: number | null;
+  identification: string | null;
+  firmware_name: string | null;
+  firmware_version: string | null;
+  last_status: number | null;
+  last_status_token: Uint8Array | null;
+  last_status_at: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+interface UpdateRow {
+  token: string;
+  device: string;
+  url: string;
+  digest: string;
+  state: string;
+  status: number | null;
+  failure: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+interface AuditRow {
+  seq: number;
+  at: number;
+  direction: string;
+  device: string;
+  type: string;
+  sequence_id: string;
+  token: Uint8Array;
+  status: number | null;
+  bytes: Uint8Array;
+}
+
+export const DEVICE_STATES: readonly DeviceState[] = [
+  'provisioned',
+  'pending',
+  'joined',
+  'refused',
+  'failed',
+  'terminated',
+  'deregistered',
+  'resigned',
+];
+
+const DEVICE_COLUMNS = `id, key_n, key_e, state, profile, join_kind, join_token, join_secret, observer_id, observation_token,
+  last_seen, identification, firmware_name, firmware_version, last_status, last_status_token, last_status_at, created_at,
+  updated_at`;
+
+const WRITE_DEVICE = `INSERT INTO devices (${DEVICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+  ON CONFLICT (id) DO UPDATE SET key_n = excluded.key_n, key_e = excluded.key_e, state = excluded.state,
+  profile = excluded.profile, join_kind = excluded.join_kind, join_token = excluded.join_token,
+  join_secret = excluded.join_secret, observer_id = excluded.observer_id, observation_token = excluded.observation_token,
+  last_seen = excluded.last_seen, identification = excluded.identification, firmware_name = excluded.firmware_name,
+  firmware_version = excluded.firmware_version, last_status = excluded.last_status,
+  last_status_token = excluded.last_status_token, last_status_at = excluded.last_status_at,
+  created_at = excluded.created_at, updated_at = excluded.updated_at`;
+
+function toDevice(r: DeviceRow): DeviceRecord {
+  return {
+    id: fromHex16(r.id),
+    publicKey: rsaPublicKey(BigInt('0x' + r.key_n), BigInt('0x' + r.key_e)),
+    state: r.state as DeviceState,
+    profile: r.profile as DeviceProfile,
+    joinKind: r.join_kind as JoinKind | null,
+    joinToken: r.join_token,
+    joinSecret: r.join_secret,
+    observerId: r.observer_id === null ? null : fromHex16(r.observer_id),
+    observationToken: r.observation_token,
+    lastSeen: r.last_seen,
+    identification: r.identification,
+    firmwareName: r.firmware_name,
+    firmwareVersion: r.firmware_version,
+    lastResponse:
+      r.last_status === null || r.last_status_token === null || r.last_status_at === null
+        ? null
+        : { status: r.last_status, token: r.last_status_token, at: r.last_status_at },
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+function deviceValues(d: DeviceRecord): SqlValue[] {
+  return [
+    hex16(d.id),
+    d.publicKey.n.toString(16),
+    d.publicKey.e.toString(16),
+    d.state,
+    d.profile,
+    d.joinKind,
+    d.joinToken,
+    d.joinSecret,
+    d.observerId === null ? null : hex16(d.observerId),
+    d.observationToken,
+    d.lastSeen,
+    d.identification,
+    d.firmwareName,
+    d.firmwareVersion,
+    d.lastResponse === null ? null : d.lastResponse.status,
+    d.lastResponse === null ? null : d.lastResponse.token,
+    d.lastResponse === null ? null : d.lastResponse.at,
+    d.createdAt,
+    d.updatedAt,
+  ];
+}
+
+function toUpdate(r: UpdateRow): UpdateRecord {
+  return {
+    token: r.token,
+    device: fromHex16(r.device),
+    url: r.url,
+    digest: r.digest,
+    state: r.state as UpdateState,
+    status: r.status,
+    failure: r.failure,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+function toAudit(r: AuditRow): AuditEntry {
+  return {
+    seq: r.seq,
+    at: r.at,
+    direction: r.direction as 'in' | 'out',
+    device: fromHex16(r.device),
+    type: r.type,
+    sequenceId: fromHex16(r.sequence_id),
+    token: r.token,
+    status: r.status,
+    bytes: r.bytes,
+  };
+}
+
+export class SqlRegistry implements Registry {
+  /** The connection, shared with the C2 application's tables (tools/c2/store.ts). */
+  readonly db: SqlDb;
+
+  /** Opens the registry on `db`, migrating its schema to this program's version. */
+  constructor(db: SqlDb) {
+    this.db = db;
+    try {
+      migrate(db);
+    } catch (e) {
+      db.close();
+      throw e;
+    }
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  schemaVersion(): number {
+    return schemaVersion(this.db);
+  }
+
+  /** Runs `fn` in one transaction (all of its writes become durable together, or none). */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn);
+  }
+
+  group<T>(fn: () => T): Promise<T> {
+    return this.db.group(fn);
+  }
+
+  // ------------------------------------------------------------------------------------------ devices
+
+  device(id: bigint): DeviceRecord | null {
+    const r = this.db.get<DeviceRow>('SELECT * FROM devices WHERE id = ?', [hex16(id)]);
+    return r === undefined ? null : toDevice(r);
+  }
+
+  devices(state?: DeviceState): DeviceRecord[] {
+    const rows =
+      state === undefined
+        ? this.db.all<DeviceRow>('SELECT * FROM devices ORDER BY id')
+        : this.db.all<DeviceRow>('SELECT * FROM devices WHERE state = ? ORDER BY id', [state]);
+    return rows.map(toDevice);
+  }
+
+  /** How many devices are in each state (every state listed, zero included). */
+  deviceCounts(): Record<DeviceState, number> {
+    const out = Object.fromEntries(DEVICE_STATES.map((s) => [s, 0])) as Record<DeviceState, number>;
+    for (const r of this.db.all<{ state: DeviceState; n: number }>('SELECT state, COUNT(*) AS n FROM devices GROUP BY state')) {
+      out[r.state] = Number(r.n);
+    }
+    return out;
+  }
+
+  addDevice(id: bigint, publicKey: RsaPublicKey, now: number, profile?: DeviceProfile): DeviceRecord {
+    return this.db.transaction(() => {
+      const d = provisionedRecord(id, publicKey, this.device(id), now, profile);
+      this.db.run(WRITE_DEVICE, deviceValues(d));
+      return d;
+    });
+  }
+
+  updateDevice(id: bigint, patch: DevicePatch, now: number): DeviceRecord {
+    return this.db.transaction(() => {
+      const d = this.device(id);
+      if (d === null) throw new C2Error('unknown_device', `device ${id.toString(16)} is not registered`);
+      const defined: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(patch)) if (v !== undefined) defined[k] = v;
+      const next: DeviceRecord = { ...d, ...(defined as DevicePatch), id: d.id, createdAt: d.createdAt, updatedAt: now };
+      this.db.run(WRITE_DEVICE, deviceValues(next));
+      return toDevice(this.deviceRow(next));
+    });
+  }
+
+  /** The row a record is stored as, read back as it would be (copies of the byte fields). */
+  private deviceRow(d: DeviceRecord): DeviceRow {
+    const copy = (b: Uint8Array | null) => (b === null ? null : b.slice());
+    return {
+      id: hex16(d.id),
+      key_n: d.publicKey.n.toString(16),
+      key_e: d.publicKey.e.toString(16),
+      state: d.state,
+      profile: d.profile,
+      join_kind: d.joinKind,
+      join_token: copy(d.joinToken),
+      join_secret: d.joinSecret,
+      observer_id: d.observerId === null ? null : hex16(d.observerId),
+      observation_token: copy(d.observationToken),
+      last_seen: d.lastSeen,
+      identification: d.identification,
+      firmware_name: d.firmwareName,
+      firmware_version: d.firmwareVersion,
+      last_status: d.lastResponse === null ? null : d.lastResponse.status,
+      last_status_token: d.lastResponse === null ? null : copy(d.lastResponse.token),
+      last_status_at: d.lastResponse === null ? null : d.lastResponse.at,
+      created_at: d.createdAt,
+      updated_at: d.updatedAt,
+    };
+  }
+
+  removeDevice(id: bigint): boolean {
+    const key = hex16(id);
+    return this.db.transaction(() => {
+      const had = this.db.run('DELETE FROM devices WHERE id = ?', [key]) > 0;
+      this.db.run('DELETE FROM sequences WHERE peer = ?', [key]);
+      this.db.run('DELETE FROM updates WHERE device = ?', [key]);
+      return had;
+    });
+  }
+
+  // ------------------------------------------------------------------------------------------ sequence IDs
+
+  sequence(peer: bigint): SequenceState {
+    const r = this.db.get<{ last_sent: string; last_accepted: string }>(
+      'SELECT last_sent, last_accepted FROM sequences WHERE peer = ?',
+      [hex16(peer)],
+    );
+    if (r === undefined) return { lastSent: 0n, lastAccepted: 0n };
+    return { lastSent: fromHex16(r.last_sent), lastAccepted: fromHex16(r.last_accepted) };
+  }
+
+  setLastSent(peer: bigint, seq: bigint): void {
+    this.db.write(
+      `INSERT INTO sequences (peer, last_sent, last_accepted) VALUES (?, ?, '${ZERO16}')
+       ON CONFLICT (peer) DO UPDATE SET last_sent = excluded.last_sent`,
+      [hex16(peer), hex16(seq)],
+    );
+  }
+
+  setLastAccepted(peer: bigint, seq: bigint): void {
+    this.db.write(
+      `INSERT INTO sequences (peer, last_sent, last_accepted) VALUES (?, '${ZERO16}', ?)
+       ON CONFLICT (peer) DO UPDATE SET last_accepted = excluded.last_accepted`,
+      [hex16(peer), hex16(seq)],
+    );
+  }
+
+  allocateSequence(peer: bigint): bigint {
+    const key = hex16(peer);
+    return this.db.transaction(() => {
+      // The upsert locks the row (PostgreSQL) until the transaction ends: no other node reads it meanwhile.
+      const r = this.db.all<{ last_sent: string; last_accepted: string }>(
+        `INSERT INTO sequences (peer, last_sent, last_accepted) VALUES (?, '${ZERO16}', '${ZERO16}')
+         ON CONFLICT (peer) DO UPDATE SET peer = excluded.peer RETURNING last_sent, last_accepted`,
+        [key],
+      )[0];
+      const next = nextSequenceId(fromHex16(r.last_sent), fromHex16(r.last_accepted));
+      this.db.run('UPDATE sequences SET last_sent = ? WHERE peer = ?', [hex16(next), key]);
+      return next;
+    });
+  }
+
+  forgetSequence(peer: bigint): void {
+    this.db.write('DELETE FROM sequences WHERE peer = ?', [hex16(peer)]);
+  }
+
+  // ------------------------------------------------------------------------------------------ updates
+
+  addUpdate(u: { token: string; device: bigint; url: string; digest: string }, now: number): UpdateRecord {
+    return this.db.transaction(() => {
+      if (this.update(u.token) !== null) throw new C2Error('duplicate_token', `update token ${u.token} already exists`);
+      this.db.run(
+        `INSERT INTO updates (token, device, url, digest, state, status, failure, created_at, updated_at)
+         VALUES (?, ?, ?, ?, 'initiated', NULL, NULL, ?, ?)`,
+        [u.token, hex16(u.device), u.url, u.digest, now, now],
+      );
+      return { token: u.token, device: u.device, url: u.url, digest: u.digest, state: 'initiated', status: null, failure: null, createdAt: now, updatedAt: now };
+    });
+  }
+
+  update(token: string): UpdateRecord | null {
+    const r = this.db.get<UpdateRow>('SELECT * FROM updates WHERE token = ?', [token]);
+    return r === undefined ? null : toUpdate(r);
+  }
+
+  updates(device?: bigint): UpdateRecord[] {
+    const rows =
+      device === undefined
+        ? this.db.all<UpdateRow>('SELECT * FROM updates ORDER BY ord')
+        : this.db.all<UpdateRow>('SELECT * FROM updates WHERE device = ? ORDER BY ord', [hex16(device)]);
+    return rows.map(toUpdate);
+  }
+
+  setUpdate(token: string, patch: UpdatePatch, now: number): UpdateRecord {
+    return this.db.transaction(() => {
+      const u = this.update(token);
+      if (u === null) throw new C2Error('unknown_update', `no update with token ${token}`);
+      const next: UpdateRecord = {
+        ...u,
+        state: patch.state !== undefined ? patch.state : u.state,
+        status: patch.status !== undefined ? patch.status : u.status,
+        failure: patch.failure !== undefined ? patch.failure : u.failure,
+        updatedAt: now,
+      };
+      this.db.run('UPDATE updates SET state = ?, status = ?, failure = ?, updated_at = ? WHERE token = ?', [next.state, next.status, next.failure, now, token]);
+      return next;
+    });
+  }
+
+  // ------------------------------------------------------------------------------------------ audit log
+
+  appendAudit(entry: AuditInput): AuditEntry {
+    const r = this.db.writeReturning<{ seq: number }>(
+      `INSERT INTO audit (at, direction, device, type, sequence_id, token, status, bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       RETURNING seq`,
+      [entry.at, entry.direction, hex16(entry.device), entry.type, hex16(entry.sequenceId), entry.token, entry.status, entry.bytes],
+    )[0];
+    return { ...entry, token: entry.token.slice(), bytes: entry.bytes.slice(), seq: Number(r.seq) };
+  }
+
+  audit(query: AuditQuery = {}): AuditEntry[] {
+    const after = query.after ?? 0;
+    // SQLite takes LIMIT -1 as "no limit"; PostgreSQL takes LIMIT NULL.
+    const limit = query.limit ?? (this.db.dialect === 'sqlite' ? -1 : null);
+    const rows =
+      query.device === undefined
+        ? this.db.all<AuditRow>('SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?', [after, limit])
+        : this.db.all<AuditRow>('SELECT * FROM audit WHERE device = ? AND seq > ? ORDER BY seq LIMIT ?', [hex16(query.device), after, limit]);
+    return rows.map(toAudit);
+  }
+
+  /** The newest `limit` audit entries (of one device, or all), newest first. */
+  latestAudit(limit: number, device?: bigint): AuditEntry[] {
+    const rows =
+      device === undefined
+        ? this.db.all<AuditRow>('SELECT * FROM audit ORDER BY seq DESC LIMIT ?', [limit])
+        : this.db.all<AuditRow>('SELECT * FROM audit WHERE device = ? ORDER BY seq DESC LIMIT ?', [hex16(device), limit]);
+    return rows.map(toAudit);
+  }
+}
