@@ -92,6 +92,12 @@ reply.on('message', (m) => {
 });
 `;
 
+/** Where `pg` is, for the worker: resolved from this module (an ES module, or a CommonJS bundle). */
+function pgModulePath(): string {
+  const here = typeof __filename === 'string' ? __filename : import.meta.url;
+  return createRequire(here).resolve('pg');
+}
+
 /** `?` placeholders to `$1, $2...` (the statements here have no `?` inside literals). */
 function numbered(sql: string): string {
   let n = 0;
@@ -132,7 +138,7 @@ export class PgDb extends SqlDb {
   constructor(url: string) {
     super();
     this.where = redactUrl(url);
-    const pgPath = createRequire(import.meta.url).resolve('pg');
+    const pgPath = pgModulePath();
     const shared = new SharedArrayBuffer(4);
     this.signal = new Int32Array(shared);
     const replies = new MessageChannel();

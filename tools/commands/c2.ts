@@ -11,6 +11,10 @@ import { hexToId, idToHex } from '../../hosts/node/durable.js';
 import { consoleLog } from '../../hosts/node/host.js';
 import { SqliteRegistry } from '../../hosts/node/sqlite-registry.js';
 import { C2Store } from '../c2/store.js';
+import { PgRegistry, isPostgresUrl } from '../../hosts/node/pg-registry.js';
+import { redactUrl } from '../../hosts/node/pg-db.js';
+import { MigrateError, copyDatabase } from '../../hosts/node/sql-migrate.js';
+import { SqlError } from '../../hosts/node/sql.js';
 import { C2App, DB_FILE, DEFAULT_HTTP_PORT, PALETTES, type ChallengeView, type DeviceView, type JoinView } from '../c2/app.js';
 import type { CampaignView } from '../c2/campaigns.js';
 import { C2Client, ClientError, serverAddress } from '../c2/client.js';
@@ -29,7 +33,8 @@ import {
 export const DEFAULT_DATA_DIR = 'c2-data';
 
 const SUBCOMMANDS: Record<string, string> = {
-  serve: 'run the C2 server and the operator console',
+  serve: 'run the C2 server and the operator console (--db postgres://... for a registry on PostgreSQL)',
+  migrate: 'copy the registry of a data directory into an empty PostgreSQL database: migrate --from DIR --to postgres://...',
   'add-device': 'register a device: --id HEX --key PUBLIC.pem, or the device.json of `srup provision`; --reference for a pySRUP device',
   profile: 'what a device answers: profile ID (--reference for pySRUP | --srup for this project\'s agent)',
   list: 'list devices',
@@ -196,7 +201,9 @@ async function serve(values: OptionValues, ctx: CommandContext): Promise<number>
   const simple = optString(values, 'simple-joins') ?? 'auto';
   if (simple !== 'auto' && simple !== 'manual') throw new UsageError('--simple-joins must be auto or manual');
   const out = ctx.stdout;
-  out.write(`Starting the C2 server (data in ${dir}, broker ${broker})\n`);
+  const db = optString(values, 'db');
+  if (db !== undefined && !isPostgresUrl(db)) throw new UsageError('--db must be a postgres:// or postgresql:// URL');
+  out.write(`Starting the C2 server (data in ${dir}${db !== undefined ? `, registry ${redactUrl(db)}` : ''}, broker ${broker})\n`);
   let app: C2App;
   try {
     app = await C2App.start({
@@ -211,6 +218,7 @@ async function serve(values: OptionValues, ctx: CommandContext): Promise<number>
       initiateTimeoutMs: seconds(values, 'initiate-timeout'),
       activateTimeoutMs: seconds(values, 'activate-timeout'),
       resetToken: optBoolean(values, 'reset-token'),
+      databaseUrl: db,
       log: consoleLog({ format: 'text', stream: ctx.stderr as never, level: optBoolean(values, 'verbose') ? 'debug' : 'info' }),
     });
   } catch (e) {
@@ -227,6 +235,37 @@ async function serve(values: OptionValues, ctx: CommandContext): Promise<number>
   out.write('Stopping…\n');
   await app.stop();
   return 0;
+}
+
+// ================================================================================================ migrate
+
+function migrateCommand(values: OptionValues, ctx: CommandContext, json: boolean): number {
+  const from = optString(values, 'from');
+  const to = optString(values, 'to');
+  if (from === undefined || to === undefined) throw new UsageError('srup c2 migrate needs --from DIR and --to postgres://...');
+  if (!isPostgresUrl(to)) throw new UsageError('--to must be a postgres:// or postgresql:// URL');
+  const dbFile = path.join(path.resolve(from), DB_FILE);
+  if (!fs.existsSync(dbFile)) throw new CliError(`${from} has no ${DB_FILE}: nothing to migrate`, 2);
+  let source: SqliteRegistry | null = null;
+  let target: PgRegistry | null = null;
+  try {
+    source = new SqliteRegistry(dbFile);
+    target = new PgRegistry(to);
+    const copied = copyDatabase(source.db, target.db);
+    ctx.stdout.write(
+      json
+        ? JSON.stringify({ from: dbFile, to: redactUrl(to), copied }) + '\n'
+        : `copied ${dbFile} to ${redactUrl(to)}: ${Object.entries(copied).map(([t, n]) => `${t} ${n}`).join(', ')}\n` +
+            `start the server with: srup c2 serve --data ${from} --db <the same URL>\n`,
+    );
+    return 0;
+  } catch (e) {
+    if (e instanceof MigrateError || e instanceof SqlError) throw new CliError(`cannot migrate: ${e.message}`, e instanceof MigrateError ? 1 : 2);
+    throw e;
+  } finally {
+    source?.close();
+    target?.close();
+  }
 }
 
 // ================================================================================================ add-device
@@ -460,6 +499,9 @@ export const c2Command: Command = {
     'simple-joins': { type: 'string', value: 'auto|manual', description: 'serve: accept simple joins at once, or hold them for approval' },
     'initiate-timeout': { type: 'string', value: 'S', description: 'serve: seconds a device has to fetch an update (default 300)' },
     'activate-timeout': { type: 'string', value: 'S', description: 'serve: seconds to wait for the post-reboot confirmation (default 600)' },
+    db: { type: 'string', value: 'URL', description: 'serve: the registry on PostgreSQL (postgres://user:pass@host/db) instead of DIR/c2.db' },
+    from: { type: 'string', value: 'DIR', description: 'migrate: the data directory whose c2.db is copied' },
+    to: { type: 'string', value: 'URL', description: 'migrate: the empty PostgreSQL database it is copied into' },
     'reset-token': { type: 'boolean', description: 'serve: make a new operator token (and CLI token); ends all sessions' },
     verbose: { type: 'boolean', description: 'serve: log debug events' },
     id: { type: 'string', value: 'HEX', description: 'add-device: the device id' },
@@ -500,6 +542,7 @@ Exit status: 0 done, 1 the device or server said no, 2 usage error or unreachabl
     }
     try {
       if (sub === 'serve') return await serve(values, ctx);
+      if (sub === 'migrate') return migrateCommand(values, ctx, optBoolean(values, 'json'));
       if (sub === 'add-device') return await addDevice(values, positionals, ctx, optBoolean(values, 'json'));
       return await clientCommand(sub, values, positionals, ctx);
     } catch (e) {
