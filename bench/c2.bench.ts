@@ -14,12 +14,18 @@
  *                                time from navigation start to the device list laid out is read from the page
  *                                (performance mark), median of 5 loads after a warm-up
  *
+ * Each fleet row is measured for each deployment, with fresh devices: SQLite (the default, in this process),
+ * PostgreSQL with one node (in this process), and PostgreSQL with two nodes (two `srup c2 serve` processes from
+ * dist/ on one database and one broker, sharing the identity; approvals and commands alternate between them).
+ *
  * Environment: C2_BENCH_DEVICES=N (default 200), C2_BENCH_ONLY=console (only the page load),
- * C2_BENCH_DEBUG=1 (print the page's resource timings).
+ * C2_BENCH_DB=sqlite,pg1,pg2 (which deployments; PostgreSQL ones only when SRUP_BENCH_PG / SRUP_TEST_PG or
+ * postgres://postgres@127.0.0.1:5432/postgres answers), C2_BENCH_DEBUG=1 (print the page's resource timings).
  *
  * Self-contained (prints its rows):
  *   npx esbuild bench/c2.bench.ts --bundle --platform=node --format=esm --packages=external --outfile=.tmp/c2.bench.mjs && node .tmp/c2.bench.mjs
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -27,6 +33,8 @@ import { Worker, isMainThread, parentPort, workerData } from 'node:worker_thread
 import path from 'node:path';
 import { generateRsaKeyPair } from '../hosts/node/crypto.js';
 import { C2App } from '../tools/c2/app.js';
+import { loadOrCreateIdentity } from '../tools/c2/identity.js';
+import { PgDb } from '../hosts/node/pg-db.js';
 import { provisionVirtualDevice, VirtualDevice } from '../tools/c2/virtual.js';
 import { findMosquitto, startMosquitto } from '../test/support/mosquitto.js';
 import { CHROMIUM, hasChromium, login, openBrowser, request } from '../test/support/browser.js';
@@ -63,14 +71,114 @@ async function pool<T>(items: T[], width: number, job: (item: T) => Promise<void
   await Promise.all(workers);
 }
 
-async function main(): Promise<void> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'c2-bench-'));
-  const broker = await startBroker();
-  const app = await C2App.start({ dataDir: path.join(dir, 'c2'), brokerUrl: broker.url, httpPort: 0, simpleJoins: 'manual', log: () => undefined });
-  const base = app.url;
-  const cliToken = fs.readFileSync(path.join(dir, 'c2', 'cli-token'), 'utf8').trim();
-  const auth = { Authorization: `Bearer ${cliToken}` };
-  const deviceRoot = fs.existsSync('/dev/shm') ? fs.mkdtempSync('/dev/shm/c2-bench-devices-') : path.join(dir, 'devices');
+/** One C2 deployment under test: in this process (SQLite, or PostgreSQL with one node) or server processes. */
+interface Deployment {
+  readonly label: string;
+  /** The nodes' API origins (one, or two for two nodes); commands and approvals go round-robin. */
+  readonly bases: string[];
+  readonly auth: Record<string, string>;
+  readonly serverId: bigint;
+  readonly serverPublicPem: string;
+  addDevice(id: bigint, publicPem: string): Promise<void>;
+  pending(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+const ROOT = path.join(path.dirname(new URL(import.meta.url).pathname), '..');
+
+/** A new empty PostgreSQL database for one run, and how to drop it. */
+function freshDatabase(tag: string): { url: string; drop: () => void } {
+  const base = process.env.SRUP_BENCH_PG ?? process.env.SRUP_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  const name = `srup_bench_${tag}_${process.pid}`;
+  const admin = new PgDb(base);
+  admin.exec(`DROP DATABASE IF EXISTS ${name}`);
+  admin.exec(`CREATE DATABASE ${name}`);
+  admin.close();
+  const u = new URL(base);
+  u.pathname = `/${name}`;
+  return {
+    url: u.toString(),
+    drop: () => {
+      const a = new PgDb(base);
+      try {
+        a.exec(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } finally {
+        a.close();
+      }
+    },
+  };
+}
+
+async function inProcess(dir: string, brokerUrl: string, databaseUrl?: string): Promise<Deployment & { app: C2App }> {
+  const app = await C2App.start({ dataDir: dir, brokerUrl, httpPort: 0, simpleJoins: 'manual', log: () => undefined, ...(databaseUrl ? { databaseUrl } : {}) });
+  const cliToken = fs.readFileSync(path.join(dir, 'cli-token'), 'utf8').trim();
+  return {
+    app,
+    label: databaseUrl ? 'PostgreSQL, 1 node' : 'SQLite',
+    bases: [app.url],
+    auth: { Authorization: `Bearer ${cliToken}` },
+    serverId: app.identity.id,
+    serverPublicPem: app.identity.publicPem,
+    addDevice: async (id, pem) => void app.addDevice(id, pem),
+    pending: async () => app.registry.devices('pending').length,
+    stop: () => app.stop(),
+  };
+}
+
+/** `srup c2 serve` processes on one database and one broker, sharing the identity of the first. */
+async function serverNodes(root: string, brokerUrl: string, databaseUrl: string, n: number): Promise<Deployment> {
+  const script = path.join(ROOT, '.tmp', `c2-node-${process.pid}.mjs`);
+  fs.mkdirSync(path.dirname(script), { recursive: true });
+  fs.writeFileSync(script, "import { main } from '../dist/srup.mjs';\nprocess.exitCode = await main(process.argv.slice(2));\n");
+  const children: ChildProcess[] = [];
+  const bases: string[] = [];
+  const dirs = Array.from({ length: n }, (_, i) => path.join(root, `node${i}`));
+  for (let i = 0; i < n; i++) {
+    if (i > 0) {
+      fs.mkdirSync(dirs[i], { recursive: true, mode: 0o700 });
+      for (const f of ['server.json', 'private.pem', 'public.pem', 'cli-token']) fs.copyFileSync(path.join(dirs[0], f), path.join(dirs[i], f));
+    }
+    const child = spawn(process.execPath, [script, 'c2', 'serve', '--data', dirs[i], '--db', databaseUrl, '--broker', brokerUrl, '--http', '0', '--simple-joins', 'manual'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    let err = '';
+    child.stderr!.on('data', (b: Buffer) => (err = (err + b.toString()).slice(-4000)));
+    bases.push(
+      await new Promise<string>((resolve, reject) => {
+        let out = '';
+        child.stdout!.on('data', (b: Buffer) => {
+          out += b.toString();
+          const m = /Console: (http:\/\/[^/\s]+)/.exec(out);
+          if (m) resolve(m[1]);
+        });
+        child.on('exit', (code) => reject(new Error(`node ${i} exited ${code}: ${err}`)));
+      }),
+    );
+  }
+  const identity = loadOrCreateIdentity(dirs[0]).identity;
+  const auth = { Authorization: `Bearer ${fs.readFileSync(path.join(dirs[0], 'cli-token'), 'utf8').trim()}` };
+  return {
+    label: `PostgreSQL, ${n} nodes`,
+    bases,
+    auth,
+    serverId: identity.id,
+    serverPublicPem: identity.publicPem,
+    addDevice: async (id, pem) => {
+      const r = await request(bases[0], 'POST', '/api/devices', { headers: auth, json: { id: id.toString(16).padStart(16, '0'), publicKey: pem } });
+      if (r.status !== 200) throw new Error(`add device: ${r.status} ${r.text}`);
+    },
+    pending: async () => {
+      const r = await request(bases[0], 'GET', '/api/devices', { headers: auth });
+      return (r.body.devices as { state: string }[]).filter((d) => d.state === 'pending').length;
+    },
+    stop: async () => {
+      await Promise.all(children.map((c) => new Promise<void>((r) => { c.on('exit', () => r()); c.kill('SIGINT'); })));
+      fs.rmSync(script, { force: true });
+    },
+  };
+}
+
+/** Joins and commands per second through the HTTP API of `d`, with fresh virtual devices. */
+async function fleet(d: Deployment, brokerUrl: string, deviceRoot: string): Promise<void> {
   const worker = new Worker(new URL(import.meta.url), { workerData: { role: 'devices' } });
   const ask = <T>(msg: Record<string, unknown>): Promise<T> =>
     new Promise((resolve, reject) => {
@@ -82,57 +190,93 @@ async function main(): Promise<void> {
       worker.on('message', onMessage);
       worker.postMessage(msg);
     });
+  const base = (i: number) => d.bases[i % d.bases.length];
   try {
-    if (process.env.C2_BENCH_ONLY !== 'console') {
-    progress(`  c2: provisioning ${DEVICES} virtual devices (RSA-2048 keys), broker ${broker.name} ...`);
+    progress(`  c2 (${d.label}): provisioning ${DEVICES} virtual devices (RSA-2048 keys) ...`);
     const dirs: string[] = [];
     const ids: string[] = [];
     for (let i = 0; i < DEVICES; i++) {
-      const p = provisionVirtualDevice(path.join(deviceRoot, String(i)), { brokerUrl: broker.url, serverId: app.identity.id, serverPublicPem: app.identity.publicPem });
-      app.addDevice(p.id, p.publicPem);
+      const p = provisionVirtualDevice(path.join(deviceRoot, String(i)), { brokerUrl, serverId: d.serverId, serverPublicPem: d.serverPublicPem });
+      await d.addDevice(p.id, p.publicPem);
       dirs.push(p.dir);
       ids.push(p.id.toString(16).padStart(16, '0'));
     }
     await ask({ cmd: 'start', dirs });
-    progress('  c2: join requests ...');
+    progress(`  c2 (${d.label}): join requests ...`);
     const outcomes = ask<string[]>({ cmd: 'join' });
     const t0 = Date.now();
-    while (app.registry.devices('pending').length < DEVICES) {
+    while ((await d.pending()) < DEVICES) {
       if (Date.now() - t0 > 120000) throw new Error('join requests did not all arrive');
-      await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 50));
     }
-    progress('  c2: approving through the HTTP API ...');
+    progress(`  c2 (${d.label}): approving through the HTTP API ...`);
     const start = performance.now();
+    let k = 0;
     await pool(ids, 20, async (id) => {
-      const r = await request(base, 'POST', `/api/devices/${id}/approve`, { headers: auth, json: {} });
+      const r = await request(base(k++), 'POST', `/api/devices/${id}/approve`, { headers: d.auth, json: {} });
       if (r.status !== 200) throw new Error(`approve ${id}: ${r.status} ${r.text}`);
     });
     const results = await outcomes;
     const joinMs = performance.now() - start;
     if (results.some((r) => r !== 'joined')) throw new Error(`not all joined: ${results.filter((r) => r !== 'joined').length}`);
-    emit({ section: SECTION, name: `joins approved · ${DEVICES} virtual devices, HTTP API`, value: (DEVICES * 1000) / joinMs, unit: 'joins/s' });
+    emit({ section: SECTION, name: `joins approved · ${DEVICES} virtual devices, HTTP API, ${d.label}`, value: (DEVICES * 1000) / joinMs, unit: 'joins/s' });
 
     // Let the ID requests that follow each join settle before timing commands.
     await new Promise((r) => setTimeout(r, 1000));
-    progress(`  c2: ${COMMANDS} actions through the HTTP API ...`);
+    progress(`  c2 (${d.label}): ${COMMANDS} actions through the HTTP API ...`);
     const targets = Array.from({ length: COMMANDS }, (_, i) => ids[i % ids.length]);
     const c0 = performance.now();
+    let j = 0;
     await pool(targets, 50, async (id) => {
-      const r = await request(base, 'POST', `/api/devices/${id}/action`, { headers: auth, json: { actionId: 1 } });
+      const r = await request(base(j++), 'POST', `/api/devices/${id}/action`, { headers: d.auth, json: { actionId: 1 } });
       if (r.status !== 200 || r.body.status !== 0x20) throw new Error(`action ${id}: ${r.status} ${r.text}`);
     });
     const cmdMs = performance.now() - c0;
-    emit({ section: SECTION, name: `commands (action round trips) · ${DEVICES} devices, HTTP API`, value: (COMMANDS * 1000) / cmdMs, unit: 'commands/s' });
-    }
+    emit({ section: SECTION, name: `commands (action round trips) · ${DEVICES} devices, HTTP API, ${d.label}`, value: (COMMANDS * 1000) / cmdMs, unit: 'commands/s' });
   } finally {
     await ask({ cmd: 'close' }).catch(() => undefined);
     await worker.terminate();
-    fs.rmSync(deviceRoot, { recursive: true, force: true });
+  }
+}
+
+/** The C2_BENCH_DB values: sqlite, pg1, pg2 (comma-separated; default all three, PostgreSQL ones when a server answers). */
+function deployments(): string[] {
+  const want = (process.env.C2_BENCH_DB ?? 'sqlite,pg1,pg2').split(',').map((x) => x.trim());
+  if (want.every((w) => w === 'sqlite')) return want;
+  try {
+    new PgDb(process.env.SRUP_BENCH_PG ?? process.env.SRUP_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/postgres').close();
+    return want;
+  } catch (e) {
+    progress(`  c2: PostgreSQL rows skipped: ${e instanceof Error ? e.message : String(e)}`);
+    return want.filter((w) => w === 'sqlite');
+  }
+}
+
+async function main(): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'c2-bench-'));
+  const broker = await startBroker();
+  let consoleApp: C2App | null = null;
+  if (process.env.C2_BENCH_ONLY !== 'console') {
+    for (const kind of deployments()) {
+      const deviceRoot = fs.existsSync('/dev/shm') ? fs.mkdtempSync('/dev/shm/c2-bench-devices-') : fs.mkdtempSync(path.join(dir, 'devices-'));
+      const db = kind === 'sqlite' ? null : freshDatabase(kind);
+      const d = kind === 'pg2' ? await serverNodes(path.join(dir, kind), broker.url, db!.url, 2) : await inProcess(path.join(dir, kind), broker.url, db?.url);
+      try {
+        await fleet(d, broker.url, deviceRoot);
+      } finally {
+        await d.stop();
+        db?.drop();
+        fs.rmSync(deviceRoot, { recursive: true, force: true });
+      }
+    }
   }
 
   if (!hasChromium()) {
     progress(`  c2: console page load skipped: no Chromium at ${CHROMIUM}`);
   } else {
+    consoleApp = (await inProcess(path.join(dir, 'console'), broker.url)).app;
+    const app = consoleApp;
+    const base = app.url;
     progress(`  c2: registering ${LIST_DEVICES} devices for the console list ...`);
     const key = generateRsaKeyPair(2048).publicKey;
     const now = Date.now();
@@ -168,8 +312,8 @@ async function main(): Promise<void> {
     } finally {
       await b.close();
     }
+    await app.stop();
   }
-  await app.stop();
   await broker.stop();
   fs.rmSync(dir, { recursive: true, force: true });
 }

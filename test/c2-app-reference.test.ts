@@ -177,6 +177,29 @@ describeIf('C2 server with a reference (pySRUP) device', () => {
     expect(device.got.filter((g) => g.type === 'action').map((g) => g.actionId)).toEqual([7, 8]);
   });
 
+  test('5 concurrent API commands (ID requests and actions) are all answered: one in flight at a time', async () => {
+    const before = device.got.length;
+    const calls = [
+      post(`/api/devices/${ID}/id`),
+      post(`/api/devices/${ID}/action`, { actionId: 1 }),
+      post(`/api/devices/${ID}/id`),
+      post(`/api/devices/${ID}/id`),
+      post(`/api/devices/${ID}/action`, { actionId: 2 }),
+    ];
+    const answers = await Promise.all(calls);
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200, 200]);
+    expect([answers[0].body.identification, answers[2].body.identification, answers[3].body.identification]).toEqual([ID_TEXT, ID_TEXT, ID_TEXT]);
+    expect([answers[1].body.status, answers[4].body.status]).toEqual([null, null]);
+    // The device took every one of them (none dropped as a replay), in the order they were asked.
+    expect(device.got.slice(before).map((g) => (g.type === 'action' ? `action ${g.actionId}` : g.type))).toEqual([
+      'id_request',
+      'action 1',
+      'id_request',
+      'id_request',
+      'action 2',
+    ]);
+  });
+
   test('an update campaign ends "activated (the device does not confirm)", counted as done', async () => {
     const img = path.join(stack.dir, 'py-fw.bin');
     fs.writeFileSync(img, Buffer.from(Array.from({ length: 5000 }, (_, i) => (31 * i + 7) & 255)));

@@ -31,6 +31,11 @@ export interface MqttTransportOptions {
   key?: string | Uint8Array;
   /** Seconds (default 60, as pySRUP). */
   keepalive?: number;
+  /**
+   * Start a clean MQTT session (default false: the broker keeps the session and what arrives while offline).
+   * Server nodes sharing a subscription use clean sessions, so that a dead node's share is not queued for it.
+   */
+  cleanSession?: boolean;
   /** Milliseconds to wait for CONNACK (default 10 000). */
   connectTimeoutMs?: number;
   backoff?: MqttBackoff;
@@ -106,7 +111,7 @@ export class MqttTransport implements Transport {
     const clientOptions: IClientOptions = {
       clientId: options.clientId,
       protocolVersion: 4,
-      clean: false,
+      clean: options.cleanSession === true ? true : false,
       keepalive: options.keepalive ?? 60,
       connectTimeout: options.connectTimeoutMs ?? 10000,
       reconnectPeriod: 0, // reconnection is ours (backoff)

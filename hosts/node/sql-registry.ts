@@ -323,11 +323,16 @@ export class SqlRegistry implements Registry {
   }
 
   setLastAccepted(peer: bigint, seq: bigint): void {
-    this.db.write(
+    // Conditional: on PostgreSQL a second node accepting the same message waits for the first one's row lock,
+    // then finds the counter moved and changes nothing. Hex16 text compares as the numbers do (byte order).
+    const collate = this.db.dialect === 'postgres' ? ' COLLATE "C"' : '';
+    const n = this.db.write(
       `INSERT INTO sequences (peer, last_sent, last_accepted) VALUES (?, '${ZERO16}', ?)
-       ON CONFLICT (peer) DO UPDATE SET last_accepted = excluded.last_accepted`,
+       ON CONFLICT (peer) DO UPDATE SET last_accepted = excluded.last_accepted
+       WHERE sequences.last_accepted${collate} < excluded.last_accepted${collate}`,
       [hex16(peer), hex16(seq)],
     );
+    if (n === 0) throw new C2Error('already_accepted', `sequence ID ${seq} of ${idHex16(peer)} was accepted already`);
   }
 
   allocateSequence(peer: bigint): bigint {

@@ -33,6 +33,11 @@ export class SqlError extends Error {
     this.reason = reason;
     this.code = code;
   }
+
+  /** A deadlock or serialization failure between server nodes: the same work may simply be done again. */
+  get retryable(): boolean {
+    return this.code === '40P01' || this.code === '40001';
+  }
 }
 
 /** The primitive statements an implementation provides; GroupCommit builds the rest on them. */

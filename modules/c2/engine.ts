@@ -32,7 +32,7 @@ import { deviceFilter, deviceTopic, nextSequenceId, serverJoinFilter } from '../
 import type { RsaPublicKey } from '../../crypto/types.js';
 import { C2Error } from './errors.js';
 import type { C2Event, C2Listener, Challenge, RemovalReason } from './events.js';
-import type { C2Host, C2Options } from './host.js';
+import type { C2Host, C2Options, ClusterNote } from './host.js';
 import { JoinFlows, challengeOf } from './join.js';
 import { receive } from './receive.js';
 import { ACTIVATE_STATUSES, INITIATE_STATUSES, UpdateFlow } from './update.js';
@@ -124,6 +124,10 @@ export class C2Engine {
   private readonly subscribed = new Set<bigint>();
   private state: 'new' | 'started' | 'stopped' = 'new';
   private inFlight = 0;
+  private stopListening: (() => void) | null = null;
+  /** Per 'reference' device: the end of its line of commands (see inLane). */
+  private readonly lanes = new Map<bigint, Promise<void>>();
+  private sweepTimer: unknown = null;
   private idleWaiters: (() => void)[] = [];
 
   constructor(host: C2Host, options: C2Options = {}) {
@@ -176,8 +180,10 @@ export class C2Engine {
         this.emit({ type: 'disconnected', reason });
       },
     });
-    this.updates.rearm();
+    this.updates.rearm(true);
     this.joins.rearm();
+    if (this.host.cluster !== undefined) this.stopListening = this.host.cluster.listen((n) => this.onClusterNote(n));
+    this.sweep();
     this.host.log('info', 'starting', { server: idHex16(this.serverId), devices: this.subscribed.size });
     this.host.transport.start();
     await this.subscribeAll();
@@ -198,6 +204,10 @@ export class C2Engine {
     }
     this.updates.stop(stopped);
     this.joins.stop();
+    this.stopListening?.();
+    this.stopListening = null;
+    if (this.sweepTimer !== null) this.host.clock.clearTimeout(this.sweepTimer);
+    this.sweepTimer = null;
   }
 
   /** Adds an event listener; returns a function that removes it. */
@@ -346,7 +356,7 @@ export class C2Engine {
       return Promise.reject(new C2Error('bad_argument', 'actionId must be an integer 0..255'));
     }
     const token = this.newToken();
-    if (device.profile === 'reference') return this.send('action', id, token, { actionId }).then(() => null);
+    if (device.profile === 'reference') return this.inLane(id, () => this.send('action', id, token, { actionId }).then(() => null));
     const answer = this.track<number>('action', id, token);
     this.send('action', id, token, { actionId }).catch((e: unknown) => this.failRequest(token, e));
     return answer;
@@ -355,11 +365,14 @@ export class C2Engine {
   /** id_request 0x06; resolves with the IDENTIFICATION_RESPONSE text (also stored in the registry). */
   async requestId(id: bigint): Promise<string> {
     this.runnable();
-    this.requireJoined(id);
-    const token = this.newToken();
-    const answer = this.track<string>('id', id, token);
-    this.send('id_request', id, token, {}).catch((e: unknown) => this.failRequest(token, e));
-    return answer;
+    const device = this.requireJoined(id);
+    const ask = () => {
+      const token = this.newToken();
+      const answer = this.track<string>('id', id, token);
+      this.send('id_request', id, token, {}).catch((e: unknown) => this.failRequest(token, e));
+      return answer;
+    };
+    return device.profile === 'reference' ? this.inLane(id, ask) : ask();
   }
 
   /** data 0x05 with a new token; `kind` as in modules/srup/data.ts. Resolves once the broker took it. */
@@ -372,7 +385,33 @@ export class C2Engine {
     } catch (e) {
       return Promise.reject(new C2Error('bad_argument', e instanceof Error ? e.message : String(e)));
     }
-    return this.send('data', id, this.newToken(), { dataId: utf8(dataId), data });
+    const device = this.host.registry.device(id);
+    const send = () => this.send('data', id, this.newToken(), { dataId: utf8(dataId), data });
+    return device?.profile === 'reference' ? this.inLane(id, send) : send();
+  }
+
+  /**
+   * One command in flight to a 'reference' (pySRUP) device. pySRUP keeps one sequence counter per peer for both
+   * directions: a command sent while it is still answering the previous one carries a sequence ID its answer has
+   * already used, and is dropped as a replay. So a reference device's commands wait in line: `run` starts once
+   * the previous command is done (answered, timed out or failed; for a command the device never answers, once
+   * the broker took it).
+   */
+  private inLane<T>(device: bigint, run: () => Promise<T>): Promise<T> {
+    const before = this.lanes.get(device) ?? Promise.resolve();
+    const result = before.then(() => {
+      if (this.state !== 'started') throw new C2Error('stopped', 'the engine was stopped');
+      return run();
+    });
+    const done = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.lanes.set(device, done);
+    void done.then(() => {
+      if (this.lanes.get(device) === done) this.lanes.delete(device);
+    });
+    return result;
   }
 
   /** terminate_command 0x11: the device leaves (state 'terminated', topic unsubscribed, requests rejected). */
@@ -387,7 +426,7 @@ export class C2Engine {
 
   // ================================================================================================ receiving
 
-  private onMessage(topic: string, payload: Uint8Array): void {
+  private onMessage(topic: string, payload: Uint8Array, attempt = 1): void {
     if (this.state !== 'started') return;
     const { registry } = this.host;
     // One group: the accepted sequence ID, last seen / last response and the audit line are durable (with those
@@ -412,13 +451,29 @@ export class C2Engine {
       return r;
     });
     this.run(() =>
-      accepted.then((r) => {
-        if (!r.ok) {
-          if (r.rejection !== null) this.emit({ type: 'rejected', reason: r.rejection.reason, topic, sender: r.rejection.sender });
-          return;
-        }
-        if (this.state === 'started') return this.dispatch(r.message);
-      }),
+      accepted.then(
+        (r) => {
+          if (!r.ok) {
+            if (r.rejection !== null) this.emit({ type: 'rejected', reason: r.rejection.reason, topic, sender: r.rejection.sender });
+            return;
+          }
+          if (this.state === 'started') return this.dispatch(r.message);
+        },
+        (e: unknown) => {
+          // Several server nodes on one database: another node took this message first, or the database chose
+          // this node's transaction as a deadlock victim (its writes were undone: receive it again).
+          if (e instanceof C2Error && e.reason === 'already_accepted') {
+            this.host.log('info', 'accepted_elsewhere', { topic, why: e.message });
+            return;
+          }
+          if ((e as { retryable?: unknown }).retryable === true && attempt < 5) {
+            this.host.log('info', 'receive_retry', { topic, attempt });
+            this.onMessage(topic, payload, attempt + 1);
+            return;
+          }
+          throw e;
+        },
+      ),
     );
   }
 
@@ -458,6 +513,11 @@ export class C2Engine {
         this.settleRequest(key, status);
         return;
       }
+      if (this.host.cluster !== undefined) {
+        // Sent by another node, perhaps: it settles its request.
+        this.host.cluster.publish({ kind: 'answer', device, token: m.token, status });
+        return;
+      }
     } else if (INITIATE_STATUSES.has(status) || ACTIVATE_STATUSES.has(status)) {
       if (this.updates.onResponse(device, m.token, status)) return;
     }
@@ -495,18 +555,9 @@ export class C2Engine {
       this.emit({ type: 'profile', device, profile: 'reference', inferred: true });
     }
     // Our agent echoes the request's token; pySRUP answers with a new one, so fall back to the oldest request.
-    let key = toHex(m.token);
-    const r = this.requests.get(key);
-    if (r === undefined || r.kind !== 'id' || r.device !== device) {
-      key = '';
-      for (const [k, q] of this.requests) {
-        if (q.kind === 'id' && q.device === device) {
-          key = k;
-          break;
-        }
-      }
-    }
+    const key = this.idRequestKey(device, m.token);
     if (key !== '') this.settleRequest(key, text);
+    else this.host.cluster?.publish({ kind: 'identification', device, token: m.token, text });
   }
 
   /** The device left by itself, or was told to: record it, unsubscribe, end its requests. */
@@ -632,17 +683,68 @@ export class C2Engine {
 
   private async subscribeAll(): Promise<void> {
     const { transport } = this.host;
-    await Promise.all([transport.subscribe(serverJoinFilter(this.serverId)), ...[...this.subscribed].map((id) => transport.subscribe(deviceFilter(id)))]);
+    await Promise.all([
+      transport.subscribe(this.shared(serverJoinFilter(this.serverId))),
+      ...[...this.subscribed].map((id) => transport.subscribe(this.shared(deviceFilter(id)))),
+    ]);
   }
 
   private async subscribeDevice(id: bigint): Promise<void> {
     this.subscribed.add(id);
-    await this.host.transport.subscribe(deviceFilter(id));
+    await this.host.transport.subscribe(this.shared(deviceFilter(id)));
   }
 
   private async unsubscribeDevice(id: bigint): Promise<void> {
     if (!this.subscribed.delete(id)) return;
-    await this.host.transport.unsubscribe(deviceFilter(id));
+    await this.host.transport.unsubscribe(this.shared(deviceFilter(id)));
+  }
+
+  /** The filter as subscribed: through the shared subscription group when there are several nodes. */
+  private shared(filter: string): string {
+    const g = this.options.sharedGroup;
+    return g === undefined ? filter : `$share/${g}/${filter}`;
+  }
+
+  /** A note from another node: an answer to a request this node may hold, or an update that moved. */
+  private onClusterNote(n: ClusterNote): void {
+    if (this.state !== 'started') return;
+    if (n.kind === 'update') {
+      this.updates.refresh(n.token);
+      return;
+    }
+    if (n.kind === 'answer') {
+      const key = toHex(n.token);
+      const r = this.requests.get(key);
+      if (r !== undefined && r.kind === 'action' && r.device === n.device) this.settleRequest(key, n.status);
+      return;
+    }
+    const key = this.idRequestKey(n.device, n.token);
+    if (key !== '') this.settleRequest(key, n.text);
+  }
+
+  /** The ID request a response answers: the one with its token (our agent), else the device's oldest (pySRUP). */
+  private idRequestKey(device: bigint, token: Uint8Array): string {
+    const key = toHex(token);
+    const r = this.requests.get(key);
+    if (r !== undefined && r.kind === 'id' && r.device === device) return key;
+    for (const [k, q] of this.requests) if (q.kind === 'id' && q.device === device) return k;
+    return '';
+  }
+
+  private sweep(): void {
+    const ms = this.options.sweepMs;
+    if (ms === undefined || this.state !== 'started') return;
+    this.sweepTimer = this.host.clock.setTimeout(() => {
+      this.sweepTimer = null;
+      if (this.state !== 'started') return;
+      try {
+        this.updates.rearm(false);
+        this.joins.rearm();
+      } catch (e) {
+        this.host.log('warn', 'sweep_failed', { why: String(e) });
+      }
+      this.sweep();
+    }, ms);
   }
 
   private requireJoined(id: bigint): DeviceRecord {

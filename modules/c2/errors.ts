@@ -10,7 +10,8 @@ export type C2ErrorReason =
   | 'timeout' // the device did not answer in time
   | 'device_removed' // the device left (resign, deregister, terminate) while a request was in flight
   | 'stopped' // the engine was stopped while a request was in flight
-  | 'publish_failed'; // the transport refused the message
+  | 'publish_failed' // the transport refused the message
+  | 'already_accepted'; // another server node accepted this sequence ID (or a later one) from the device first
 
 export class C2Error extends Error {
   readonly reason: C2ErrorReason;

@@ -20,6 +20,27 @@ export interface C2Host {
   serverId: bigint;
   /** This server's RSA private key (it signs every message). */
   privateKey: RsaPrivateKey;
+  /**
+   * Several server nodes on one fleet (same identity, registry database and broker): how this node tells the
+   * others what it learnt that they may be waiting for. Absent for a single server.
+   */
+  cluster?: Cluster;
+}
+
+/**
+ * What one node tells the others: a device answered a request (action status, ID text) that another node may
+ * have sent, or an update changed state (another node may hold its waiters and timer).
+ */
+export type ClusterNote =
+  | { readonly kind: 'answer'; readonly device: bigint; readonly token: Uint8Array; readonly status: number }
+  | { readonly kind: 'identification'; readonly device: bigint; readonly token: Uint8Array; readonly text: string }
+  | { readonly kind: 'update'; readonly token: string };
+
+export interface Cluster {
+  /** Delivered to every other node once this node's writes before it are durable. */
+  publish(note: ClusterNote): void;
+  /** Notes from the other nodes (never this node's own). Returns a function that stops listening. */
+  listen(fn: (note: ClusterNote) => void): () => void;
 }
 
 /** A decision about a simple join, or about an observed join once the observer has answered. */
@@ -77,4 +98,14 @@ export interface C2Options {
   activateTimeoutMs?: number;
   /** Receives every event (same as engine.on(listener)). */
   onEvent?: C2Listener;
+  /**
+   * Several server nodes: subscribe through the MQTT shared subscription group of this name
+   * ($share/<group>/SRUP/...), so that each message from a device reaches exactly one node.
+   */
+  sharedGroup?: string;
+  /**
+   * Several server nodes: every this many ms, take over the timers of updates and joins another node armed
+   * (a node that died leaves them in the database). Default: no sweep (a single server arms them itself).
+   */
+  sweepMs?: number;
 }

@@ -86,7 +86,9 @@ export class MemoryRegistry implements Registry {
   }
 
   setLastAccepted(peer: bigint, seq: bigint): void {
-    this.seqs.set(peer, { ...this.sequence(peer), lastAccepted: seq });
+    const s = this.sequence(peer);
+    if (seq <= s.lastAccepted) throw new C2Error('already_accepted', `sequence ID ${seq} of ${peer.toString(16)} was accepted already`);
+    this.seqs.set(peer, { ...s, lastAccepted: seq });
   }
 
   allocateSequence(peer: bigint): bigint {

@@ -177,6 +177,11 @@ export interface Registry {
   // ------------------------------------------------------------------------------------------ sequence IDs
   sequence(peer: bigint): SequenceState;
   setLastSent(peer: bigint, seq: bigint): void;
+  /**
+   * Records `seq` as accepted from `peer`. The counter never moves back: when it already is at `seq` or beyond
+   * (another server node on the same database accepted it first) this throws C2Error('already_accepted') and
+   * changes nothing, so that no message is acted on twice.
+   */
   setLastAccepted(peer: bigint, seq: bigint): void;
   /**
    * The next sequence ID to send to `peer`, nextSequenceId(lastSent, lastAccepted) (modules/srup/topics.ts),

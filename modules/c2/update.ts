@@ -153,7 +153,7 @@ export class UpdateFlow {
    * 'reference' device that was still waiting for its PUBACK may never have reached the broker: the update goes
    * back to 'staged' (the device keeps the staged image, and activates again on the same token).
    */
-  rearm(): void {
+  rearm(starting: boolean): void {
     const { core } = this;
     const { registry } = core.host;
     const now = core.now();
@@ -162,6 +162,7 @@ export class UpdateFlow {
         const ms = (core.options.initiateTimeoutMs ?? DEFAULT_INITIATE_TIMEOUT) - (now - u.updatedAt);
         this.arm(u.token, Math.max(0, ms), 'initiate_timeout');
       } else if (u.state === 'activating' && registry.device(u.device)?.profile === 'reference') {
+        if (!starting) continue; // another node may be waiting for the broker right now
         core.host.log('warn', 'activate_unacknowledged', { token: u.token });
         this.set(u.token, { state: 'staged' });
       } else if (u.state === 'activating') {
@@ -195,6 +196,13 @@ export class UpdateFlow {
     const { core } = this;
     const u = core.host.registry.setUpdate(token, patch, core.now());
     core.emit({ type: 'update', update: u });
+    core.host.cluster?.publish({ kind: 'update', token });
+    return this.settle(u, error);
+  }
+
+  /** Settles the waiters of `u` that its state answers. */
+  private settle(u: UpdateRecord, error?: Error): UpdateRecord {
+    const token = u.token;
     const list = this.waiters.get(token);
     if (list === undefined) return u;
     const settled = updateEnded(u.state);
@@ -211,9 +219,26 @@ export class UpdateFlow {
     return u;
   }
 
-  /** Fails the update with `failure` unless disarmed within `ms`. */
+  /**
+   * Another node changed the update (several server nodes): settle this node's waiters and drop its timer if
+   * the update is no longer waiting for what the timer guards.
+   */
+  refresh(token: string): void {
+    const u = this.core.host.registry.update(token);
+    if (u === null) return;
+    if (u.state !== 'initiated' && u.state !== 'activating') this.timers.disarm(token);
+    this.settle(u);
+  }
+
+  /** Fails the update with `failure` unless disarmed within `ms` (or another node answered it meanwhile). */
   private arm(token: string, ms: number, failure: Failure): void {
+    const waitingFor = failure === 'initiate_timeout' ? 'initiated' : 'activating';
     this.timers.arm(token, ms, () => {
+      const now = this.core.host.registry.update(token);
+      if (now === null || now.state !== waitingFor) {
+        if (now !== null) this.settle(now);
+        return;
+      }
       this.core.host.log('warn', 'update_timeout', { token, failure });
       this.set(token, { state: 'failed', status: null, failure });
     });

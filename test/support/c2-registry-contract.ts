@@ -144,6 +144,25 @@ export function registryContract(name: string, make: () => Registry, cleanup: (r
       expect(reg.sequence(C)).toEqual({ lastSent: 0n, lastAccepted: 0n });
     });
 
+    test('setLastAccepted never moves back: an equal or lower value throws already_accepted and changes nothing', () => {
+      reg.setLastAccepted(A, 7n);
+      for (const seq of [7n, 6n, 0n]) {
+        let reason: unknown = null;
+        try {
+          reg.setLastAccepted(A, seq);
+        } catch (e) {
+          reason = (e as { reason?: unknown }).reason;
+        }
+        expect(reason).toBe('already_accepted');
+      }
+      expect(reg.sequence(A)).toEqual({ lastSent: 0n, lastAccepted: 7n });
+      reg.setLastAccepted(A, 8n);
+      expect(reg.sequence(A).lastAccepted).toBe(8n);
+      reg.forgetSequence(A);
+      reg.setLastAccepted(A, 1n);
+      expect(reg.sequence(A).lastAccepted).toBe(1n);
+    });
+
     test('group: runs now, its writes are read back at once, resolves with its value; a throw rejects', async () => {
       let ran = false;
       const p = reg.group(() => {

@@ -32,6 +32,7 @@ import { C2Store, type DeviceSettings } from './store.js';
 import { Auth } from './auth.js';
 import { CampaignError, Campaigns } from './campaigns.js';
 import { ConsoleHttp } from './http.js';
+import { PgCluster } from './cluster.js';
 import { ensurePrivateDir, loadOrCreateIdentity, type ServerIdentity } from './identity.js';
 
 export const DB_FILE = 'c2.db';
@@ -40,6 +41,8 @@ export const HTTP_FILE = 'http.json';
 export const LOCK_FILE = 'c2.lock';
 export const IMAGES_DIR = 'images';
 export const DEFAULT_HTTP_PORT = 8686;
+/** Several nodes: how often each takes over the update and join timers of a node that died (ms). */
+export const SWEEP_MS = 5_000;
 
 export const PALETTES: Record<string, Palette> = { default: DEFAULT_PALETTE, reference: REFERENCE_PALETTE };
 
@@ -159,6 +162,8 @@ export class C2App {
   private readonly clock: Clock;
   private readonly http: ConsoleHttp;
   private readonly listeners = new Set<(e: AppEvent) => void>();
+  /** The other nodes (registry on PostgreSQL), or null. */
+  private readonly cluster: PgCluster | null;
   private connected = false;
   private stopped = false;
 
@@ -180,11 +185,17 @@ export class C2App {
       this.registry = new SqliteRegistry(dbFile);
     }
     this.store = new C2Store(this.registry.db);
+    // On PostgreSQL this node may be one of several: a shared subscription, a clean session under a client id of
+    // its own, notes to the other nodes, and their console events forwarded to this node's event streams.
+    const clustered = this.registry instanceof PgRegistry;
+    this.cluster = this.registry instanceof PgRegistry ? new PgCluster(this.registry.db, this.log) : null;
+    this.cluster?.onAppEvent((e) => this.emitLocal(e as AppEvent));
     this.auth = new Auth(this.store, this.dataDir, { sessionTtlMs: o.sessionTtlMs });
     this.operatorToken = this.auth.setup(o.resetToken === true).operatorToken;
     this.transport = new MqttTransport({
       url: o.brokerUrl,
-      clientId: srupClientId(identity.id),
+      clientId: this.cluster === null ? srupClientId(identity.id) : `${srupClientId(identity.id)} node ${this.cluster.node}`,
+      cleanSession: clustered,
       username: o.username,
       password: o.password,
       ca: o.tls?.ca,
@@ -203,8 +214,10 @@ export class C2App {
         log: this.log,
         serverId: identity.id,
         privateKey: identity.privateKey,
+        ...(this.cluster !== null ? { cluster: this.cluster } : {}),
       },
       {
+        ...(clustered ? { sharedGroup: `srup-c2-${identity.id.toString(16)}`, sweepMs: SWEEP_MS } : {}),
         onJoinRequest: () => (manual ? 'defer' : 'accept'),
         identifyOnJoin: true,
         autoActivate: false,
@@ -333,6 +346,7 @@ export class C2App {
     } catch {
       // already gone
     }
+    this.cluster?.close();
     this.registry.close();
     C2App.unlock(this.dataDir);
   }
@@ -343,6 +357,11 @@ export class C2App {
   }
 
   emit(e: AppEvent): void {
+    this.cluster?.publishAppEvent(e);
+    this.emitLocal(e);
+  }
+
+  private emitLocal(e: AppEvent): void {
     for (const l of this.listeners) {
       try {
         l(e);

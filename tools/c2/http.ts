@@ -32,6 +32,7 @@ const C2_STATUS: Record<C2ErrorReason, number> = {
   device_removed: 409,
   stopped: 503,
   publish_failed: 502,
+  already_accepted: 409,
 };
 
 const MAX_JSON = 1024 * 1024;
