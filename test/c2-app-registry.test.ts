@@ -68,6 +68,37 @@ describe('SqliteRegistry durability and schema', () => {
     expect((r.db as SqliteDb).pragma('synchronous')).toBe(2);
   });
 
+  test('a version-2 database gains the table of accepted IDs (version 3); its rows are kept', () => {
+    const file = path.join(tmpDir(), 'c2.db');
+    const db = new Database(file);
+    db.exec(`CREATE TABLE devices (id TEXT PRIMARY KEY, key_n TEXT NOT NULL, key_e TEXT NOT NULL, state TEXT NOT NULL,
+      join_kind TEXT, join_token BLOB, join_secret TEXT, observer_id TEXT, observation_token BLOB, last_seen INTEGER,
+      identification TEXT, firmware_name TEXT, firmware_version TEXT, last_status INTEGER, last_status_token BLOB,
+      last_status_at INTEGER, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+      profile TEXT NOT NULL DEFAULT 'srup' CHECK (profile IN ('srup', 'reference')));
+      CREATE TABLE sequences (peer TEXT PRIMARY KEY, last_sent TEXT NOT NULL, last_accepted TEXT NOT NULL);`);
+    db.prepare(`INSERT INTO devices (id, key_n, key_e, state, profile, created_at, updated_at) VALUES (?, ?, ?, 'joined', 'reference', 1, 2)`)
+      .run('fedcba9876543210', KEY1.n.toString(16), KEY1.e.toString(16));
+    db.prepare(`INSERT INTO sequences VALUES ('fedcba9876543210', '0000000000000010', '0000000000000020')`).run();
+    db.pragma('user_version = 2');
+    db.close();
+    // Versions 1 and 2 made more tables; migrating from 2 adds only `accepted`.
+    const raw = new Database(file);
+    raw.exec(`CREATE TABLE updates (ord INTEGER PRIMARY KEY AUTOINCREMENT, token TEXT NOT NULL UNIQUE, device TEXT NOT NULL, url TEXT NOT NULL,
+      digest TEXT NOT NULL, state TEXT NOT NULL, status INTEGER, failure TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+      CREATE TABLE audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, direction TEXT NOT NULL, device TEXT NOT NULL,
+      type TEXT NOT NULL, sequence_id TEXT NOT NULL, token BLOB NOT NULL, status INTEGER, bytes BLOB NOT NULL);`);
+    raw.close();
+    const r = sqlite(file);
+    expect(r.schemaVersion()).toBe(SCHEMA_VERSION);
+    expect(SCHEMA_VERSION).toBe(3);
+    expect([r.device(BIG)?.state, r.device(BIG)?.profile]).toEqual(['joined', 'reference']);
+    expect(r.sequence(BIG)).toEqual({ lastSent: 16n, lastAccepted: 32n });
+    const check = new Database(file, { readonly: true });
+    expect(check.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'accepted'`).all()).toEqual([{ name: 'accepted' }]);
+    check.close();
+  });
+
   test('a database written by a newer schema version is refused, not altered', () => {
     const file = path.join(tmpDir(), 'c2.db');
     sqlite(file).close();

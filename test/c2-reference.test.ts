@@ -594,9 +594,9 @@ describe('SqliteRegistry: migration from schema version 1', () => {
     old.prepare(`INSERT INTO sequences VALUES ('07a1c3e5f2d94b68', '0000000000000010', '000000000000000f')`).run();
     old.close();
 
-    expect(SCHEMA_VERSION).toBe(2);
+    expect(SCHEMA_VERSION).toBe(3);
     const reg = new SqliteRegistry(file);
-    expect(reg.schemaVersion()).toBe(2);
+    expect(reg.schemaVersion()).toBe(3);
     const d = reg.device(PYDEV);
     expect({ ...d, publicKey: null }).toEqual({
       id: PYDEV,
@@ -624,7 +624,7 @@ describe('SqliteRegistry: migration from schema version 1', () => {
 
     // Opened again: no second migration, the profile is kept.
     const again = new SqliteRegistry(file);
-    expect(again.schemaVersion()).toBe(2);
+    expect(again.schemaVersion()).toBe(3);
     expect(again.device(PYDEV)?.profile).toBe('reference');
     again.close();
     const raw = new Database(file, { readonly: true });
@@ -639,8 +639,8 @@ describe('SqliteRegistry: migration from schema version 1', () => {
   test('a database from a newer version is still refused', () => {
     const file = tmpDb();
     const db = new Database(file);
-    db.pragma('user_version = 3');
+    db.pragma('user_version = 4');
     db.close();
-    expect(() => new SqliteRegistry(file)).toThrow(/newer version \(schema 3; this program knows 2\)/);
+    expect(() => new SqliteRegistry(file)).toThrow(/newer version \(schema 4; this program knows 3\)/);
   });
 });

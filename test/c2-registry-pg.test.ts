@@ -74,13 +74,13 @@ pgDescribe('PgRegistry on PostgreSQL', () => {
   test('a new database gets the current schema version; a newer one is refused, not altered', () => {
     const url = freshPgUrl();
     const r = new PgRegistry(url);
-    expect(SCHEMA_VERSION).toBe(2);
-    expect(r.schemaVersion()).toBe(2);
+    expect(SCHEMA_VERSION).toBe(3);
+    expect(r.schemaVersion()).toBe(3);
     r.close();
     const db = new PgDb(url);
-    db.write('UPDATE srup_schema SET version = 3');
-    expect(() => new PgRegistry(url)).toThrow(/newer version \(schema 3; this program knows 2\)/);
-    expect(schemaVersion(db)).toBe(3);
+    db.write('UPDATE srup_schema SET version = 4');
+    expect(() => new PgRegistry(url)).toThrow(/newer version \(schema 4; this program knows 3\)/);
+    expect(schemaVersion(db)).toBe(4);
     db.close();
   });
 
@@ -104,7 +104,7 @@ pgDescribe('PgRegistry on PostgreSQL', () => {
     old.close();
 
     const reg = new PgRegistry(url);
-    expect(reg.schemaVersion()).toBe(2);
+    expect(reg.schemaVersion()).toBe(3);
     expect({ ...reg.device(DEV), publicKey: null }).toEqual({
       id: DEV,
       publicKey: null,
@@ -128,9 +128,35 @@ pgDescribe('PgRegistry on PostgreSQL', () => {
     expect(reg.appendAudit({ at: 8, direction: 'out', device: DEV, type: 'action', sequenceId: 17n, token: Uint8Array.of(2), status: null, bytes: Uint8Array.of(5) }).seq).toBe(2);
     reg.close();
     const again = new PgRegistry(url);
-    expect(again.schemaVersion()).toBe(2);
+    expect(again.schemaVersion()).toBe(3);
     expect(again.device(DEV)?.profile).toBe('srup');
     again.close();
+  });
+
+  test('the previous version (2) gains the table of accepted IDs; counters and devices are kept', () => {
+    const url = freshPgUrl();
+    const old = new PgDb(url);
+    migrate(old, 2);
+    expect(schemaVersion(old)).toBe(2);
+    old.write(
+      `INSERT INTO devices (id, key_n, key_e, state, profile, created_at, updated_at) VALUES (?, ?, ?, 'joined', 'reference', 1, 2)`,
+      ['07a1c3e5f2d94b68', KEY1.n.toString(16), KEY1.e.toString(16)],
+    );
+    old.write(`INSERT INTO sequences VALUES ('07a1c3e5f2d94b68', '0000000000000010', '0000000000000020')`);
+    old.close();
+    const reg = new PgRegistry(url);
+    try {
+      expect(reg.schemaVersion()).toBe(3);
+      expect([reg.device(DEV)?.state, reg.device(DEV)?.profile]).toEqual(['joined', 'reference']);
+      expect(reg.sequence(DEV)).toEqual({ lastSent: 16n, lastAccepted: 32n });
+      expect(reg.replayFloor!(DEV)).toBe(0n);
+      reg.setLastAccepted(DEV, 31n); // older than the stored counter, within the window, never seen
+      expect(() => reg.setLastAccepted(DEV, 31n)).toThrow(/accepted already/);
+      expect(reg.sequence(DEV).lastAccepted).toBe(32n);
+      expect(reg.allocateSequence(DEV)).toBe(33n);
+    } finally {
+      reg.close();
+    }
   });
 
   test('a group whose function throws leaves nothing; one before it in the same commit stays', async () => {
@@ -245,6 +271,7 @@ pgDescribe('PgRegistry on PostgreSQL', () => {
     expect(JSON.parse(r1.out).copied).toEqual({
       devices: 2,
       sequences: 1,
+      accepted: 0,
       updates: 1,
       audit: 3,
       device_settings: 1,

@@ -6,11 +6,18 @@
 import { PgDb } from './pg-db.js';
 import { SqlRegistry } from './sql-registry.js';
 
+/** Several nodes take one device's messages in any order: up to this many IDs behind the newest are taken once. */
+export const ACCEPT_WINDOW = 64;
+
 export class PgRegistry extends SqlRegistry {
   declare readonly db: PgDb;
 
-  constructor(url: string) {
-    super(new PgDb(url));
+  /**
+   * `acceptWindow` (default ACCEPT_WINDOW): how far out of order one device's messages may be taken (several
+   * nodes share its messages); see SqlRegistry.
+   */
+  constructor(url: string, options: { acceptWindow?: number } = {}) {
+    super(new PgDb(url), { acceptWindow: options.acceptWindow ?? ACCEPT_WINDOW });
   }
 }
 

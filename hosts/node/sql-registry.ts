@@ -195,9 +195,18 @@ export class SqlRegistry implements Registry {
   /** The connection, shared with the C2 application's tables (tools/c2/store.ts). */
   readonly db: SqlDb;
 
+  /**
+   * 0: one server, the strict replay rule (each message newer than all before). N > 0: several server nodes,
+   * which may take one device's messages out of order: a message up to N IDs older than the newest accepted is
+   * taken if its ID was never accepted (each accepted ID is remembered in the table `accepted`).
+   */
+  readonly acceptWindow: number;
+
   /** Opens the registry on `db`, migrating its schema to this program's version. */
-  constructor(db: SqlDb) {
+  constructor(db: SqlDb, options: { acceptWindow?: number } = {}) {
     this.db = db;
+    this.acceptWindow = options.acceptWindow ?? 0;
+    if (this.acceptWindow > 0) this.replayFloor = (peer) => this.floor(peer);
     try {
       migrate(db);
     } catch (e) {
@@ -298,6 +307,7 @@ export class SqlRegistry implements Registry {
     return this.db.transaction(() => {
       const had = this.db.run('DELETE FROM devices WHERE id = ?', [key]) > 0;
       this.db.run('DELETE FROM sequences WHERE peer = ?', [key]);
+      this.db.run('DELETE FROM accepted WHERE peer = ?', [key]);
       this.db.run('DELETE FROM updates WHERE device = ?', [key]);
       return had;
     });
@@ -305,13 +315,26 @@ export class SqlRegistry implements Registry {
 
   // ------------------------------------------------------------------------------------------ sequence IDs
 
+  replayFloor?: (peer: bigint) => bigint;
+
   sequence(peer: bigint): SequenceState {
-    const r = this.db.get<{ last_sent: string; last_accepted: string }>(
-      'SELECT last_sent, last_accepted FROM sequences WHERE peer = ?',
-      [hex16(peer)],
-    );
-    if (r === undefined) return { lastSent: 0n, lastAccepted: 0n };
-    return { lastSent: fromHex16(r.last_sent), lastAccepted: fromHex16(r.last_accepted) };
+    const key = hex16(peer);
+    const r = this.db.get<{ last_sent: string; last_accepted: string }>('SELECT last_sent, last_accepted FROM sequences WHERE peer = ?', [key]);
+    const s = r === undefined ? { lastSent: 0n, lastAccepted: 0n } : { lastSent: fromHex16(r.last_sent), lastAccepted: fromHex16(r.last_accepted) };
+    return this.acceptWindow > 0 ? { ...s, lastAccepted: this.maxAccepted(key, s.lastAccepted) } : s;
+  }
+
+  /** With a window: the newest ID in `accepted`, or `stored` (from setLastAccepted before the window) if higher. */
+  private maxAccepted(key: string, stored: bigint): bigint {
+    const m = this.db.get<{ seq: string }>('SELECT seq FROM accepted WHERE peer = ? ORDER BY seq DESC LIMIT 1', [key]);
+    const top = m === undefined ? 0n : fromHex16(m.seq);
+    return top > stored ? top : stored;
+  }
+
+  private floor(peer: bigint): bigint {
+    const last = this.sequence(peer).lastAccepted;
+    const w = BigInt(this.acceptWindow);
+    return last > w ? last - w : 0n;
   }
 
   setLastSent(peer: bigint, seq: bigint): void {
@@ -323,6 +346,18 @@ export class SqlRegistry implements Registry {
   }
 
   setLastAccepted(peer: bigint, seq: bigint): void {
+    if (this.acceptWindow > 0) {
+      // Several nodes: no shared row to lock (two nodes taking two messages of one device never wait for each
+      // other); a second node inserting the same ID waits for the first one's commit, then inserts nothing.
+      const key = hex16(peer);
+      const n = this.db.write('INSERT INTO accepted (peer, seq) VALUES (?, ?) ON CONFLICT (peer, seq) DO NOTHING', [key, hex16(seq)]);
+      if (n === 0) throw new C2Error('already_accepted', `sequence ID ${seq} of ${idHex16(peer)} was accepted already`);
+      if (seq % 64n === 0n && seq > 4n * BigInt(this.acceptWindow)) {
+        // Forget IDs far below the window (the floor refuses them anyway); keep the newest ones.
+        this.db.write('DELETE FROM accepted WHERE peer = ? AND seq < ?', [key, hex16(seq - 2n * BigInt(this.acceptWindow))]);
+      }
+      return;
+    }
     // Conditional: on PostgreSQL a second node accepting the same message waits for the first one's row lock,
     // then finds the counter moved and changes nothing. Hex16 text compares as the numbers do (byte order).
     const collate = this.db.dialect === 'postgres' ? ' COLLATE "C"' : '';
@@ -344,14 +379,18 @@ export class SqlRegistry implements Registry {
          ON CONFLICT (peer) DO UPDATE SET peer = excluded.peer RETURNING last_sent, last_accepted`,
         [key],
       )[0];
-      const next = nextSequenceId(fromHex16(r.last_sent), fromHex16(r.last_accepted));
+      const accepted = this.acceptWindow > 0 ? this.maxAccepted(key, fromHex16(r.last_accepted)) : fromHex16(r.last_accepted);
+      const next = nextSequenceId(fromHex16(r.last_sent), accepted);
       this.db.run('UPDATE sequences SET last_sent = ? WHERE peer = ?', [hex16(next), key]);
       return next;
     });
   }
 
   forgetSequence(peer: bigint): void {
-    this.db.write('DELETE FROM sequences WHERE peer = ?', [hex16(peer)]);
+    this.db.transaction(() => {
+      this.db.run('DELETE FROM sequences WHERE peer = ?', [hex16(peer)]);
+      this.db.run('DELETE FROM accepted WHERE peer = ?', [hex16(peer)]);
+    });
   }
 
   // ------------------------------------------------------------------------------------------ updates

@@ -107,6 +107,14 @@ const SQLITE: readonly string[] = [
   `
   ALTER TABLE devices ADD COLUMN profile TEXT NOT NULL DEFAULT 'srup' CHECK (profile IN ('srup', 'reference'));
   `,
+  // 2 -> 3: the sequence IDs accepted from each device, for several server nodes (sql-registry.ts acceptWindow).
+  `
+  CREATE TABLE accepted (
+    peer TEXT NOT NULL,
+    seq TEXT NOT NULL,
+    PRIMARY KEY (peer, seq)
+  );
+  `,
 ];
 
 const POSTGRES: readonly string[] = [
@@ -205,6 +213,14 @@ const POSTGRES: readonly string[] = [
   `
   ALTER TABLE devices ADD COLUMN profile TEXT NOT NULL DEFAULT 'srup' CHECK (profile IN ('srup', 'reference'));
   `,
+  // 2 -> 3: as on SQLite (byte order for the hex text, whatever the database's collation).
+  `
+  CREATE TABLE accepted (
+    peer TEXT NOT NULL,
+    seq TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (peer, seq)
+  );
+  `,
 ];
 
 /** The schema version this program writes (the same for both dialects). */
@@ -214,6 +230,7 @@ export const SCHEMA_VERSION = SQLITE.length;
 export const TABLES: readonly string[] = [
   'devices',
   'sequences',
+  'accepted',
   'updates',
   'audit',
   'device_settings',

@@ -554,8 +554,9 @@ export class C2Engine {
       this.host.log('info', 'profile_inferred', { device: idHex16(device), profile: 'reference', was: before.profile });
       this.emit({ type: 'profile', device, profile: 'reference', inferred: true });
     }
-    // Our agent echoes the request's token; pySRUP answers with a new one, so fall back to the oldest request.
-    const key = this.idRequestKey(device, m.token);
+    // Our agent echoes the request's token; pySRUP answers with a new one, so fall back to the oldest request
+    // (only for pySRUP: with several nodes, another node's request may be the one answered).
+    const key = this.idRequestKey(device, m.token, before?.profile === 'reference' || inferred);
     if (key !== '') this.settleRequest(key, text);
     else this.host.cluster?.publish({ kind: 'identification', device, token: m.token, text });
   }
@@ -689,14 +690,24 @@ export class C2Engine {
     ]);
   }
 
-  private async subscribeDevice(id: bigint): Promise<void> {
+  private async subscribeDevice(id: bigint, announce = true): Promise<void> {
     this.subscribed.add(id);
+    if (announce) this.host.cluster?.publish({ kind: 'membership', device: id, joined: true });
     await this.host.transport.subscribe(this.shared(deviceFilter(id)));
   }
 
-  private async unsubscribeDevice(id: bigint): Promise<void> {
+  private async unsubscribeDevice(id: bigint, announce = true): Promise<void> {
     if (!this.subscribed.delete(id)) return;
+    if (announce) this.host.cluster?.publish({ kind: 'membership', device: id, joined: false });
     await this.host.transport.unsubscribe(this.shared(deviceFilter(id)));
+  }
+
+  /** Several nodes: subscribe the devices another node joined, drop those that left (notes can be missed). */
+  private syncMembership(): void {
+    const joined = new Set(this.host.registry.devices('joined').map((d) => d.id));
+    const failed = (e: unknown) => this.host.log('warn', 'subscribe_failed', { why: String(e) });
+    for (const id of joined) if (!this.subscribed.has(id)) this.subscribeDevice(id, false).catch(failed);
+    for (const id of [...this.subscribed]) if (!joined.has(id)) this.unsubscribeDevice(id, false).catch(failed);
   }
 
   /** The filter as subscribed: through the shared subscription group when there are several nodes. */
@@ -712,22 +723,28 @@ export class C2Engine {
       this.updates.refresh(n.token);
       return;
     }
+    if (n.kind === 'membership') {
+      const failed = (e: unknown) => this.host.log('warn', 'subscribe_failed', { why: String(e) });
+      if (n.joined && !this.subscribed.has(n.device)) this.subscribeDevice(n.device, false).catch(failed);
+      if (!n.joined && this.subscribed.has(n.device)) this.unsubscribeDevice(n.device, false).catch(failed);
+      return;
+    }
     if (n.kind === 'answer') {
       const key = toHex(n.token);
       const r = this.requests.get(key);
       if (r !== undefined && r.kind === 'action' && r.device === n.device) this.settleRequest(key, n.status);
       return;
     }
-    const key = this.idRequestKey(n.device, n.token);
+    const key = this.idRequestKey(n.device, n.token, this.host.registry.device(n.device)?.profile === 'reference');
     if (key !== '') this.settleRequest(key, n.text);
   }
 
   /** The ID request a response answers: the one with its token (our agent), else the device's oldest (pySRUP). */
-  private idRequestKey(device: bigint, token: Uint8Array): string {
+  private idRequestKey(device: bigint, token: Uint8Array, oldest: boolean): string {
     const key = toHex(token);
     const r = this.requests.get(key);
     if (r !== undefined && r.kind === 'id' && r.device === device) return key;
-    for (const [k, q] of this.requests) if (q.kind === 'id' && q.device === device) return k;
+    if (oldest) for (const [k, q] of this.requests) if (q.kind === 'id' && q.device === device) return k;
     return '';
   }
 
@@ -740,6 +757,7 @@ export class C2Engine {
       try {
         this.updates.rearm(false);
         this.joins.rearm();
+        this.syncMembership();
       } catch (e) {
         this.host.log('warn', 'sweep_failed', { why: String(e) });
       }

@@ -29,12 +29,14 @@ export interface C2Host {
 
 /**
  * What one node tells the others: a device answered a request (action status, ID text) that another node may
- * have sent, or an update changed state (another node may hold its waiters and timer).
+ * have sent, an update changed state (another node may hold its waiters and timer), or a device joined or left
+ * (every node subscribes the topics of the joined devices).
  */
 export type ClusterNote =
   | { readonly kind: 'answer'; readonly device: bigint; readonly token: Uint8Array; readonly status: number }
   | { readonly kind: 'identification'; readonly device: bigint; readonly token: Uint8Array; readonly text: string }
-  | { readonly kind: 'update'; readonly token: string };
+  | { readonly kind: 'update'; readonly token: string }
+  | { readonly kind: 'membership'; readonly device: bigint; readonly joined: boolean };
 
 export interface Cluster {
   /** Delivered to every other node once this node's writes before it are durable. */

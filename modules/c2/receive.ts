@@ -92,7 +92,7 @@ export function receive(deps: ReceiveDeps, topic: string, payload: Uint8Array): 
       peer: (sender) => registry.device(sender),
       keyOf: (device) => device.publicKey,
       permission: (m, device) => permissionProblem(where, m, device),
-      lastAccepted: (sender) => registry.sequence(sender).lastAccepted,
+      lastAccepted: (sender) => (registry.replayFloor !== undefined ? registry.replayFloor(sender) : registry.sequence(sender).lastAccepted),
       setLastAccepted: (sender, seq) => registry.setLastAccepted(sender, seq),
     },
     payload,

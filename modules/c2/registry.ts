@@ -178,11 +178,18 @@ export interface Registry {
   sequence(peer: bigint): SequenceState;
   setLastSent(peer: bigint, seq: bigint): void;
   /**
-   * Records `seq` as accepted from `peer`. The counter never moves back: when it already is at `seq` or beyond
-   * (another server node on the same database accepted it first) this throws C2Error('already_accepted') and
-   * changes nothing, so that no message is acted on twice.
+   * Records `seq` as accepted from `peer`; lastAccepted never moves back. When `seq` was accepted already
+   * (another server node on the same database took the same message first) this throws
+   * C2Error('already_accepted') and changes nothing, so that no message is acted on twice.
    */
   setLastAccepted(peer: bigint, seq: bigint): void;
+  /**
+   * The replay rule's floor: a message whose sequence ID is at or below it is a replay. Without this method it
+   * is lastAccepted (each message must be newer than every one accepted before). A registry shared by several
+   * server nodes, which may take one device's messages out of order, returns lastAccepted minus a window and
+   * remembers each ID it accepted within it (setLastAccepted refuses a second one).
+   */
+  replayFloor?(peer: bigint): bigint;
   /**
    * The next sequence ID to send to `peer`, nextSequenceId(lastSent, lastAccepted) (modules/srup/topics.ts),
    * stored as lastSent in the same step: two callers (two server nodes on one database included) never get the

@@ -19,6 +19,7 @@ type Wire =
   | { from: string; engine: { kind: 'answer'; device: string; token: string; status: number } }
   | { from: string; engine: { kind: 'identification'; device: string; token: string; text: string } }
   | { from: string; engine: { kind: 'update'; token: string } }
+  | { from: string; engine: { kind: 'membership'; device: string; joined: boolean } }
   | { from: string; app: unknown };
 
 const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
@@ -43,7 +44,9 @@ export class PgCluster implements Cluster {
     const engine =
       note.kind === 'update'
         ? note
-        : note.kind === 'answer'
+        : note.kind === 'membership'
+          ? { kind: note.kind, device: note.device.toString(16), joined: note.joined }
+          : note.kind === 'answer'
           ? { kind: note.kind, device: note.device.toString(16), token: hex(note.token), status: note.status }
           : { kind: note.kind, device: note.device.toString(16), token: hex(note.token), text: note.text };
     this.send({ from: this.node, engine } as Wire);
@@ -124,7 +127,9 @@ export class PgCluster implements Cluster {
     const note: ClusterNote =
       e.kind === 'update'
         ? { kind: 'update', token: e.token }
-        : e.kind === 'answer'
+        : e.kind === 'membership'
+          ? { kind: 'membership', device: BigInt('0x' + e.device), joined: e.joined }
+          : e.kind === 'answer'
           ? { kind: 'answer', device: BigInt('0x' + e.device), token: unhex(e.token), status: e.status }
           : { kind: 'identification', device: BigInt('0x' + e.device), token: unhex(e.token), text: e.text };
     for (const l of this.engineListeners) {
