@@ -167,6 +167,78 @@ describe('SqliteRegistry durability and schema', () => {
   }, 30000);
 });
 
+describe('SqliteRegistry group commit', () => {
+  test('writes of groups begun together share one commit; a throwing group is undone; resolved groups survive kill -9', async () => {
+    const dir = tmpDir();
+    const file = path.join(dir, 'c2.db');
+    const r = sqlite(file);
+    r.addDevice(BIG, KEY1, 1);
+    const groups = [1, 2, 3].map(() => r.group(() => r.allocateSequence(BIG)));
+    const undone = r.group(() => {
+      r.allocateSequence(BIG);
+      r.updateDevice(BIG, { state: 'joined' }, 2);
+      throw new RangeError('does not fit');
+    });
+    // Nothing is committed until the next turn of the event loop: another connection sees the old state.
+    const other = new Database(file, { readonly: true });
+    expect(other.prepare('SELECT last_sent FROM sequences').all()).toEqual([]);
+    const results = await Promise.all([...groups, undone.catch((e: Error) => e.message)]);
+    expect(results).toEqual([1n, 2n, 3n, 'does not fit']);
+    expect(other.prepare('SELECT last_sent FROM sequences').all()).toEqual([{ last_sent: '0000000000000003' }]);
+    expect(r.device(BIG)?.state).toBe('provisioned');
+    other.close();
+    r.close();
+
+    const bundle = path.join(dir, 'registry.cjs');
+    buildSync({
+      entryPoints: [path.join(__dirname, '../hosts/node/sqlite-registry.ts')],
+      bundle: true,
+      platform: 'node',
+      format: 'cjs',
+      outfile: bundle,
+      external: ['better-sqlite3', 'pg'],
+      logLevel: 'silent',
+    });
+    // As the engine sends: sequence ID and audit line in one group; printed once the group resolved.
+    const script = `
+      const { SqliteRegistry } = require(${JSON.stringify(bundle)});
+      const r = new SqliteRegistry(${JSON.stringify(file)});
+      const tick = () => {
+        for (let k = 0; k < 5; k++) {
+          r.group(() => {
+            const seq = r.allocateSequence(1n);
+            r.appendAudit({ at: Number(seq), direction: 'out', device: 1n, type: 'action', sequenceId: seq, token: new Uint8Array([1]), status: null, bytes: new Uint8Array(64) });
+            return seq;
+          }).then((seq) => process.stdout.write(seq + '\\n'));
+        }
+        setImmediate(tick);
+      };
+      tick();
+    `;
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_PATH: path.join(__dirname, '../node_modules') } });
+    let out = '';
+    let err = '';
+    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (b: Buffer) => {
+        out += b.toString();
+        if (out.split('\n').length > 300) resolve();
+      });
+      child.on('exit', () => reject(new Error(`writer exited early: ${err}`)));
+    });
+    const exited = new Promise((res) => child.on('exit', res));
+    child.kill('SIGKILL');
+    await exited;
+    const acknowledged = Math.max(...out.split('\n').filter((l) => /^\d+$/.test(l)).map(Number));
+    expect(acknowledged).toBeGreaterThan(250);
+    const again = sqlite(file);
+    const log = again.audit({ device: 1n });
+    expect(log.length).toBeGreaterThanOrEqual(acknowledged);
+    expect(log.slice(0, acknowledged).map((e) => e.at)).toEqual(Array.from({ length: acknowledged }, (_, k) => k + 1));
+    expect(again.sequence(1n).lastSent).toBeGreaterThanOrEqual(BigInt(acknowledged));
+  }, 30000);
+});
+
 describe('C2Store: the application tables beside the registry', () => {
   test('campaigns keep their targets, tokens, errors and activation marks; lookups by token and file', () => {
     const r = new C2Store(sqlite().db);
