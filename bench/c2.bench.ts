@@ -79,6 +79,8 @@ interface Deployment {
   readonly auth: Record<string, string>;
   readonly serverId: bigint;
   readonly serverPublicPem: string;
+  /** In this process: the registry's counters and this process's CPU time, for the per-command cost rows. */
+  readonly cost?: () => { statements: number; roundTrips: number; commits: number; cpuUs: number };
   addDevice(id: bigint, publicPem: string): Promise<void>;
   pending(): Promise<number>;
   stop(): Promise<void>;
@@ -119,6 +121,10 @@ async function inProcess(dir: string, brokerUrl: string, databaseUrl?: string): 
     auth: { Authorization: `Bearer ${cliToken}` },
     serverId: app.identity.id,
     serverPublicPem: app.identity.publicPem,
+    cost: () => {
+      const u = process.cpuUsage();
+      return { ...app.registry.db.stats, cpuUs: u.user + u.system };
+    },
     addDevice: async (id, pem) => void app.addDevice(id, pem),
     pending: async () => app.registry.devices('pending').length,
     stop: () => app.stop(),
@@ -225,6 +231,7 @@ async function fleet(d: Deployment, brokerUrl: string, deviceRoot: string): Prom
     await new Promise((r) => setTimeout(r, 1000));
     progress(`  c2 (${d.label}): ${COMMANDS} actions through the HTTP API ...`);
     const targets = Array.from({ length: COMMANDS }, (_, i) => ids[i % ids.length]);
+    const before = d.cost?.();
     const c0 = performance.now();
     let j = 0;
     await pool(targets, 50, async (id) => {
@@ -233,6 +240,16 @@ async function fleet(d: Deployment, brokerUrl: string, deviceRoot: string): Prom
     });
     const cmdMs = performance.now() - c0;
     emit({ section: SECTION, name: `commands (action round trips) · ${DEVICES} devices, HTTP API, ${d.label}`, value: (COMMANDS * 1000) / cmdMs, unit: 'commands/s' });
+    const after = d.cost?.();
+    if (before !== undefined && after !== undefined) {
+      // The cost model: what one command costs the server (this process also runs the HTTP client side; the
+      // devices run in a worker thread, whose CPU time process.cpuUsage counts too).
+      const per = (k: 'statements' | 'roundTrips' | 'commits' | 'cpuUs') => (after[k] - before[k]) / COMMANDS;
+      emit({ section: SECTION, name: `per command, ${d.label}: SQL statements`, value: per('statements'), unit: 'statements' });
+      emit({ section: SECTION, name: `per command, ${d.label}: database round trips waited for`, value: per('roundTrips'), unit: 'round trips' });
+      emit({ section: SECTION, name: `per command, ${d.label}: commits (group commit)`, value: per('commits'), unit: 'commits' });
+      emit({ section: SECTION, name: `per command, ${d.label}: CPU of this process (server, client, devices)`, value: per('cpuUs'), unit: 'µs' });
+    }
   } finally {
     await ask({ cmd: 'close' }).catch(() => undefined);
     await worker.terminate();

@@ -166,6 +166,8 @@ export class PgDb extends SqlDb {
 
   private call(op: string, body: Record<string, unknown>): unknown {
     const id = this.nextId++;
+    this.stats.roundTrips++;
+    if (op === 'query') this.stats.statements++;
     Atomics.store(this.signal, 0, 0);
     this.reply.postMessage({ id, op, ...body });
     const deadline = Date.now() + STATEMENT_WAIT_MS;
@@ -208,8 +210,15 @@ export class PgDb extends SqlDb {
     this.call('query', { sql, params: null });
   }
 
+  override runQuiet(sql: string, params: readonly SqlValue[] = []): void {
+    this.ensureOpen();
+    this.stats.statements++;
+    this.reply.postMessage({ id: 0, op: 'query', sql: this.text(sql), params, quiet: true });
+  }
+
   protected override execQuiet(sql: string): void {
     this.ensureOpen();
+    this.stats.statements++;
     this.reply.postMessage({ id: 0, op: 'query', sql, params: null, quiet: true });
   }
 

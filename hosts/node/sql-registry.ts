@@ -45,6 +45,16 @@ function fromHex16(s: string): bigint {
   return BigInt('0x' + s);
 }
 
+/** The newest ID accepted from a peer (`?` is the peer), as a subquery. */
+const TOP_ACCEPTED = 'SELECT a.seq FROM accepted a WHERE a.peer = ? ORDER BY a.seq DESC LIMIT 1';
+
+/** The larger of two hex16 counters (either may be missing). */
+function newest(a: string | null, b: string | null): bigint {
+  const x = a === null ? 0n : fromHex16(a);
+  const y = b === null ? 0n : fromHex16(b);
+  return x > y ? x : y;
+}
+
 interface DeviceRow {
   id: string;
   key_n: string;
@@ -319,16 +329,19 @@ export class SqlRegistry implements Registry {
 
   sequence(peer: bigint): SequenceState {
     const key = hex16(peer);
+    if (this.acceptWindow > 0) {
+      // One round trip: the counters and the newest accepted ID.
+      const r = this.db.get<{ last_sent: string | null; last_accepted: string | null; top: string | null }>(
+        `SELECT s.last_sent, s.last_accepted, (${TOP_ACCEPTED}) AS top FROM (SELECT ? AS peer) p LEFT JOIN sequences s ON s.peer = p.peer`,
+        [key, key],
+      );
+      return {
+        lastSent: r?.last_sent == null ? 0n : fromHex16(r.last_sent),
+        lastAccepted: newest(r?.last_accepted ?? null, r?.top ?? null),
+      };
+    }
     const r = this.db.get<{ last_sent: string; last_accepted: string }>('SELECT last_sent, last_accepted FROM sequences WHERE peer = ?', [key]);
-    const s = r === undefined ? { lastSent: 0n, lastAccepted: 0n } : { lastSent: fromHex16(r.last_sent), lastAccepted: fromHex16(r.last_accepted) };
-    return this.acceptWindow > 0 ? { ...s, lastAccepted: this.maxAccepted(key, s.lastAccepted) } : s;
-  }
-
-  /** With a window: the newest ID in `accepted`, or `stored` (from setLastAccepted before the window) if higher. */
-  private maxAccepted(key: string, stored: bigint): bigint {
-    const m = this.db.get<{ seq: string }>('SELECT seq FROM accepted WHERE peer = ? ORDER BY seq DESC LIMIT 1', [key]);
-    const top = m === undefined ? 0n : fromHex16(m.seq);
-    return top > stored ? top : stored;
+    return r === undefined ? { lastSent: 0n, lastAccepted: 0n } : { lastSent: fromHex16(r.last_sent), lastAccepted: fromHex16(r.last_accepted) };
   }
 
   private floor(peer: bigint): bigint {
@@ -374,14 +387,15 @@ export class SqlRegistry implements Registry {
     const key = hex16(peer);
     return this.db.transaction(() => {
       // The upsert locks the row (PostgreSQL) until the transaction ends: no other node reads it meanwhile.
-      const r = this.db.all<{ last_sent: string; last_accepted: string }>(
+      const windowed = this.acceptWindow > 0;
+      const r = this.db.all<{ last_sent: string; last_accepted: string; top?: string | null }>(
         `INSERT INTO sequences (peer, last_sent, last_accepted) VALUES (?, '${ZERO16}', '${ZERO16}')
-         ON CONFLICT (peer) DO UPDATE SET peer = excluded.peer RETURNING last_sent, last_accepted`,
-        [key],
+         ON CONFLICT (peer) DO UPDATE SET peer = excluded.peer RETURNING last_sent, last_accepted${windowed ? `, (${TOP_ACCEPTED}) AS top` : ''}`,
+        windowed ? [key, key] : [key],
       )[0];
-      const accepted = this.acceptWindow > 0 ? this.maxAccepted(key, fromHex16(r.last_accepted)) : fromHex16(r.last_accepted);
+      const accepted = windowed ? newest(r.last_accepted, r.top ?? null) : fromHex16(r.last_accepted);
       const next = nextSequenceId(fromHex16(r.last_sent), accepted);
-      this.db.run('UPDATE sequences SET last_sent = ? WHERE peer = ?', [hex16(next), key]);
+      this.db.runQuiet('UPDATE sequences SET last_sent = ? WHERE peer = ?', [hex16(next), key]);
       return next;
     });
   }

@@ -62,6 +62,12 @@ export abstract class SqlDb {
     this.exec(sql);
   }
 
+  /**
+   * What this connection did (for the benchmark's cost model): statements sent, of which waited for (a round
+   * trip to the database server; 0 on SQLite, which runs in this process), and commits.
+   */
+  readonly stats = { statements: 0, roundTrips: 0, commits: 0 };
+
   private depth = 0;
   private inGroup = 0;
   private groupOpen = false;
@@ -69,6 +75,14 @@ export abstract class SqlDb {
   private flushScheduled = false;
   private closed = false;
   private savepoints = 0;
+
+  /**
+   * A statement inside a transaction whose result nobody needs: an implementation may send it without waiting
+   * (its failure shows up in the next call that waits, at the latest the COMMIT, which then fails).
+   */
+  runQuiet(sql: string, params?: readonly SqlValue[]): void {
+    this.run(sql, params);
+  }
 
   get<T>(sql: string, params?: readonly SqlValue[]): T | undefined {
     return this.all<T>(sql, params)[0];
@@ -186,6 +200,7 @@ export abstract class SqlDb {
   }
 
   private commit(sql: string): void {
+    this.stats.commits++;
     try {
       this.exec(sql);
     } catch (e) {

@@ -71,6 +71,7 @@ export class SqliteDb extends SqlDb {
 
   all<T>(sql: string, params: readonly SqlValue[] = []): T[] {
     this.ensureOpen();
+    this.stats.statements++;
     try {
       const st = this.statement(sql);
       if (!st.reader) {
@@ -85,6 +86,7 @@ export class SqliteDb extends SqlDb {
 
   run(sql: string, params: readonly SqlValue[] = []): number {
     this.ensureOpen();
+    this.stats.statements++;
     try {
       return this.statement(sql).run(...bind(params)).changes;
     } catch (e) {
@@ -94,6 +96,7 @@ export class SqliteDb extends SqlDb {
 
   exec(sql: string): void {
     this.ensureOpen();
+    this.stats.statements++;
     try {
       this.db.exec(sql);
     } catch (e) {
