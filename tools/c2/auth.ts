@@ -1,14 +1,23 @@
 /**
  * Operator authentication for the C2 console and its HTTP API.
  *
- * - The operator token: made on first start, printed once, stored only as an scrypt hash (meta 'operator_token').
+ * - The operator token: made on first start, printed once, stored only as its SHA-256 (meta 'operator_token').
  *   The console's login form exchanges it for a session.
  * - The CLI token: made on first start, written to DIR/cli-token (0600) for `srup c2 <command>` on the same
- *   machine, stored as an scrypt hash too (meta 'cli_token'). Sent as "Authorization: Bearer <token>".
+ *   machine, stored as its SHA-256 too (meta 'cli_token'). Sent as "Authorization: Bearer <token>".
  * - Sessions: a random 256-bit cookie value (HttpOnly, SameSite=Strict, Max-Age), stored as its SHA-256 with an
  *   expiry and a per-session CSRF token that every state-changing request must echo in X-CSRF-Token.
+ *
+ * Both tokens are 192 random bits: a fast digest is all they need (nobody can search 2^192 values), and a wrong
+ * token then costs one SHA-256, so that wrong tokens cannot stall the server. Data directories made before kept
+ * scrypt hashes: those are checked off the event loop (node:crypto scrypt runs on the thread pool), at most
+ * SCRYPT_CONCURRENCY at a time, and replaced by the digest on the first success.
+ *
+ * Failed attempts are counted per client (its address): after MAX_FAILURES within FAILURE_WINDOW_MS a client's
+ * further failures are answered 'limited' (HTTP 429) and its scrypt checks are not run at all. A right token is
+ * still accepted: a digest check costs nothing, so the operator is never locked out by someone else's guessing.
  */
-import { createHash, randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { C2Store, SessionRecord } from './store.js';
@@ -18,7 +27,12 @@ export const CLI_TOKEN_FILE = 'cli-token';
 export const SESSION_COOKIE = 'srup_c2_session';
 export const DEFAULT_SESSION_TTL_MS = 12 * 60 * 60 * 1000;
 
-const SCRYPT = { N: 16384, r: 8, p: 1, keylen: 32 };
+/** Legacy scrypt checks running at once, and waiting; beyond that a check answers 'busy'. */
+export const SCRYPT_CONCURRENCY = 2;
+export const SCRYPT_QUEUE = 8;
+/** Failed attempts a client may make within the window before its failures are answered 'limited'. */
+export const MAX_FAILURES = 20;
+export const FAILURE_WINDOW_MS = 60_000;
 
 export function newToken(): string {
   return randomBytes(24).toString('base64url');
@@ -28,27 +42,60 @@ export function sha256Hex(s: string): string {
   return createHash('sha256').update(s).digest('hex');
 }
 
-/** "scrypt$N$r$p$<salt b64>$<hash b64>" */
-export function hashSecret(secret: string): string {
-  const salt = randomBytes(16);
-  const hash = scryptSync(secret, salt, SCRYPT.keylen, { N: SCRYPT.N, r: SCRYPT.r, p: SCRYPT.p });
-  return ['scrypt', SCRYPT.N, SCRYPT.r, SCRYPT.p, salt.toString('base64'), hash.toString('base64')].join('$');
+/** How a high-entropy token is stored: "sha256$<hex>". */
+export function hashToken(token: string): string {
+  return 'sha256$' + sha256Hex(token);
 }
 
-export function verifySecret(secret: string, stored: string): boolean {
-  const parts = stored.split('$');
-  if (parts.length !== 6 || parts[0] !== 'scrypt') return false;
-  const [N, r, p] = parts.slice(1, 4).map(Number);
-  const salt = Buffer.from(parts[4], 'base64');
-  const want = Buffer.from(parts[5], 'base64');
-  const got = scryptSync(secret, salt, want.length, { N, r, p, maxmem: 256 * N * r + 1024 * 1024 });
-  return timingSafeEqual(got, want);
-}
-
+/** Equal strings, compared in time that depends only on their lengths. */
 export function safeEqual(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
   return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/** The result of checking a token: 'limited' and 'busy' are refusals that did not look at the token. */
+export type TokenCheck = 'ok' | 'wrong' | 'limited' | 'busy';
+
+class Semaphore {
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
+  constructor(private readonly max: number, private readonly queue: number) {}
+  /** Runs `job` when a slot is free; null when too many already wait. */
+  run<T>(job: () => Promise<T>): Promise<T> | null {
+    if (this.running >= this.max && this.waiting.length >= this.queue) return null;
+    const start = (): Promise<T> => {
+      this.running++;
+      return job().finally(() => {
+        this.running--;
+        this.waiting.shift()?.();
+      });
+    };
+    if (this.running < this.max) return start();
+    return new Promise<void>((r) => this.waiting.push(r)).then(start);
+  }
+  get active(): number {
+    return this.running;
+  }
+}
+
+function scryptAsync(secret: string, salt: Buffer, keylen: number, o: { N: number; r: number; p: number; maxmem: number }): Promise<Buffer> {
+  return new Promise((resolve, reject) => scrypt(secret, salt, keylen, o, (e, key) => (e ? reject(e) : resolve(key))));
+}
+
+/** Checks `secret` against a stored "sha256$…" digest or a legacy "scrypt$N$r$p$salt$hash". */
+async function verifyStored(secret: string, stored: string, slow: Semaphore): Promise<'ok' | 'wrong' | 'busy'> {
+  const parts = stored.split('$');
+  if (parts.length === 2 && parts[0] === 'sha256') return safeEqual(sha256Hex(secret), parts[1]) ? 'ok' : 'wrong';
+  if (parts.length !== 6 || parts[0] !== 'scrypt') return 'wrong';
+  const [N, r, p] = parts.slice(1, 4).map(Number);
+  if (![N, r, p].every((n) => Number.isSafeInteger(n) && n > 0) || N > 1 << 20) return 'wrong';
+  const salt = Buffer.from(parts[4], 'base64');
+  const want = Buffer.from(parts[5], 'base64');
+  const run = slow.run(() => scryptAsync(secret, salt, want.length, { N, r, p, maxmem: 256 * N * r + 1024 * 1024 }));
+  if (run === null) return 'busy';
+  const got = await run;
+  return got.length === want.length && timingSafeEqual(got, want) ? 'ok' : 'wrong';
 }
 
 export interface AuthOptions {
@@ -61,8 +108,9 @@ export class Auth {
   private readonly dir: string;
   private readonly ttl: number;
   private readonly now: () => number;
-  /** SHA-256 of bearer tokens already verified with scrypt (scrypt is deliberately slow). */
-  private readonly verifiedBearer = new Set<string>();
+  private readonly slow = new Semaphore(SCRYPT_CONCURRENCY, SCRYPT_QUEUE);
+  /** Per client: when its failures in the current window began, and how many. */
+  private readonly failures = new Map<string, { since: number; count: number }>();
 
   constructor(registry: C2Store, dir: string, options: AuthOptions = {}) {
     this.registry = registry;
@@ -83,7 +131,7 @@ export class Auth {
     let operatorToken: string | null = null;
     if (reset || this.registry.meta('operator_token') === null) {
       operatorToken = newToken();
-      this.registry.setMeta('operator_token', hashSecret(operatorToken));
+      this.registry.setMeta('operator_token', hashToken(operatorToken));
       if (reset) this.registry.purgeSessions(Number.MAX_SAFE_INTEGER);
     }
     const cliFile = path.join(this.dir, CLI_TOKEN_FILE);
@@ -91,25 +139,54 @@ export class Auth {
       const cli = newToken();
       writeFileDurable(cliFile, cli + '\n');
       fs.chmodSync(cliFile, 0o600);
-      this.registry.setMeta('cli_token', hashSecret(cli));
-      this.verifiedBearer.clear();
+      this.registry.setMeta('cli_token', hashToken(cli));
     }
     return { operatorToken };
   }
 
-  checkOperatorToken(token: string): boolean {
-    const stored = this.registry.meta('operator_token');
-    return stored !== null && typeof token === 'string' && token.length > 0 && token.length < 256 && verifySecret(token, stored);
+  /** Checks the operator token (the console's login); `client` names the caller for the failure limit. */
+  checkOperatorToken(token: unknown, client = ''): Promise<TokenCheck> {
+    return this.check('operator_token', token, client);
   }
 
-  checkBearer(token: string): boolean {
-    if (token.length === 0 || token.length > 256) return false;
-    const key = sha256Hex(token);
-    if (this.verifiedBearer.has(key)) return true;
-    const stored = this.registry.meta('cli_token');
-    if (stored === null || !verifySecret(token, stored)) return false;
-    this.verifiedBearer.add(key);
-    return true;
+  /** Checks the CLI's bearer token. */
+  checkBearer(token: unknown, client = ''): Promise<TokenCheck> {
+    return this.check('cli_token', token, client);
+  }
+
+  /** Legacy scrypt checks running now (for tests: never above SCRYPT_CONCURRENCY). */
+  get slowChecksRunning(): number {
+    return this.slow.active;
+  }
+
+  private async check(meta: 'operator_token' | 'cli_token', token: unknown, client: string): Promise<TokenCheck> {
+    const stored = this.registry.meta(meta);
+    if (stored === null || typeof token !== 'string' || token.length === 0 || token.length > 256) return this.failed(client);
+    const fast = stored.startsWith('sha256$');
+    // A limited client still gets a right token through the digest; it no longer gets scrypt runs.
+    if (!fast && this.limited(client)) return 'limited';
+    const result = await verifyStored(token, stored, this.slow);
+    if (result === 'busy') return 'busy';
+    if (result === 'wrong') return this.failed(client);
+    if (!fast && this.registry.meta(meta) === stored) this.registry.setMeta(meta, hashToken(token));
+    return 'ok';
+  }
+
+  private limited(client: string): boolean {
+    const f = this.failures.get(client);
+    return f !== undefined && this.now() - f.since < FAILURE_WINDOW_MS && f.count >= MAX_FAILURES;
+  }
+
+  private failed(client: string): TokenCheck {
+    const now = this.now();
+    let f = this.failures.get(client);
+    if (f === undefined || now - f.since >= FAILURE_WINDOW_MS) {
+      if (this.failures.size >= 10_000) this.failures.clear(); // bounded: a table of clients, not of attempts
+      f = { since: now, count: 0 };
+      this.failures.set(client, f);
+    }
+    f.count++;
+    return f.count > MAX_FAILURES ? 'limited' : 'wrong';
   }
 
   /** A new session: returns the cookie value (never stored) and the record. */

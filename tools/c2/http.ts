@@ -16,7 +16,7 @@ import { isDeviceProfile } from '../../modules/c2/registry.js';
 import { idToHex } from '../../hosts/node/durable.js';
 import type { C2App, AppEvent } from './app.js';
 import { AppError, parseDeviceId } from './app.js';
-import { SESSION_COOKIE, safeEqual, sha256Hex } from './auth.js';
+import { SESSION_COOKIE, safeEqual, sha256Hex, type TokenCheck } from './auth.js';
 import { CampaignError, MAX_IMAGE_BYTES, storeStream } from './campaigns.js';
 import { consoleAsset } from './assets.js';
 
@@ -58,6 +58,19 @@ interface Route {
   pattern: RegExp;
   auth: boolean;
   handler: Handler;
+}
+
+/** Who is asking, for the per-client limit on failed token checks. */
+function clientOf(req: http.IncomingMessage): string {
+  return req.socket.remoteAddress ?? '';
+}
+
+/** Throws the HTTP answer for a token check that did not pass. */
+function tokenRefusal(check: TokenCheck, wrong: string): void {
+  if (check === 'ok') return;
+  if (check === 'limited') throw new HttpError(429, 'too many failed attempts; wait a minute', 'rate_limited');
+  if (check === 'busy') throw new HttpError(503, 'too many token checks at once; try again', 'busy');
+  throw new HttpError(401, wrong, 'unauthorized');
 }
 
 function parseCookies(header: string | undefined): Map<string, string> {
@@ -264,7 +277,7 @@ export class ConsoleHttp {
     if (found === null) throw new HttpError(pathMatched ? 405 : 404, pathMatched ? 'method not allowed' : 'not found');
 
     const changes = method !== 'GET' && method !== 'HEAD';
-    if (found.r.auth) this.authorize(req, changes);
+    if (found.r.auth) await this.authorize(req, changes);
     else if (changes) this.checkOrigin(req);
 
     const ctx: Ctx = { req, res, params: found.params, url, body: () => this.readJson(req) };
@@ -273,10 +286,10 @@ export class ConsoleHttp {
   }
 
   /** Throws 401 without valid credentials, 403 for a cross-site or CSRF-less state change. */
-  private authorize(req: http.IncomingMessage, changes: boolean): void {
+  private async authorize(req: http.IncomingMessage, changes: boolean): Promise<void> {
     const authz = req.headers.authorization;
     if (typeof authz === 'string' && authz.startsWith('Bearer ')) {
-      if (!this.app.auth.checkBearer(authz.slice(7).trim())) throw new HttpError(401, 'bad token', 'unauthorized');
+      tokenRefusal(await this.app.auth.checkBearer(authz.slice(7).trim(), clientOf(req)), 'bad token');
       // A bearer token is never sent by a browser on its own; a browser that sends one must still be same-origin.
       const origin = this.requestOrigin(req);
       if (origin !== null && !this.allowedOrigins().includes(origin)) throw new HttpError(403, 'cross-origin request refused', 'bad_origin');
@@ -404,12 +417,11 @@ export class ConsoleHttp {
     this.route('GET', '/console/challenge\\.js', false, asset('challenge.js'));
 
     // --- sessions
-    this.route('POST', '/api/login', false, async ({ res, body }) => {
+    this.route('POST', '/api/login', false, async ({ req, res, body }) => {
       const b = await body();
-      if (typeof b.token !== 'string' || !app.auth.checkOperatorToken(b.token)) {
-        await new Promise((r) => setTimeout(r, 200)); // slows guessing a little more
-        throw new HttpError(401, 'wrong token', 'unauthorized');
-      }
+      const check = await app.auth.checkOperatorToken(b.token, clientOf(req));
+      if (check === 'wrong') await new Promise((r) => setTimeout(r, 200)); // slows guessing a little more
+      tokenRefusal(check, 'wrong token');
       const { cookie, session } = app.auth.createSession();
       const maxAge = Math.floor(app.auth.sessionTtlMs / 1000);
       this.send(res, 200, { csrf: session.csrf, expiresAt: session.expiresAt }, {
