@@ -89,3 +89,72 @@ describeIf('C2 server: wrong tokens', () => {
     expect(stack.app.store.meta('cli_token')).toMatch(/^sha256\$[0-9a-f]{64}$/);
   }, 60000);
 });
+
+describeIf('C2 server: event-stream readers', () => {
+  let stack: Stack;
+  let base: string;
+
+  beforeAll(async () => {
+    stack = await startStack({ devices: 0 });
+    base = stack.app.url;
+  }, 60000);
+
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  /** An event stream on a raw socket; `read` false stops reading once the stream opened. */
+  function openStream(cookie: string, read: boolean): { socket: net.Socket; text: () => string; closed: () => boolean; resume: () => void } {
+    const port = Number(new URL(base).port);
+    const socket = net.connect(port, '127.0.0.1');
+    let text = '';
+    let closed = false;
+    socket.write(`GET /api/events HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nCookie: ${cookie}\r\n\r\n`);
+    socket.on('data', (c: Buffer) => {
+      text += c.toString('latin1');
+      if (!read) socket.pause();
+    });
+    socket.on('close', () => (closed = true));
+    socket.on('error', () => (closed = true));
+    const resume = () => {
+      read = true;
+      socket.resume();
+    };
+    return { socket, text: () => text, closed: () => closed, resume };
+  }
+
+  test('a reader that stops reading is dropped once its unsent events pass the bound; a reading one stays', async () => {
+    const s = await login(base, stack.app.operatorToken as string);
+    const stalled = openStream(s.cookie, false);
+    const reading = openStream(s.cookie, true);
+    await until('both streams open', () => stalled.text().includes('retry:') && reading.text().includes('retry:'));
+    expect(stack.app.http.eventReaders).toBe(2);
+    // 16 MB of events: far more than the kernel's socket buffers take.
+    for (let i = 0; i < 4000 && stack.app.http.eventReaders === 2; i++) {
+      stack.app.emit({ kind: 'c2', event: { type: 'note', n: i, pad: 'p'.repeat(4000) } });
+      if (i % 50 === 0) await new Promise((r) => setImmediate(r));
+    }
+    expect(stack.app.http.eventReaders).toBe(1);
+    stalled.resume();
+    await until('the stalled reader\'s connection is closed', () => stalled.closed(), 10000);
+    expect(reading.closed()).toBe(false);
+    stack.app.emit({ kind: 'devices' });
+    await until('the reading stream still gets events', () => reading.text().includes('event: devices'));
+    reading.socket.destroy();
+  }, 60000);
+
+  test('events carry no bulk payloads: a large data message is sent by its length only', () => {
+    const seen: Record<string, unknown>[] = [];
+    const off = stack.app.on((e) => {
+      if (e.kind === 'c2') seen.push(e.event);
+    });
+    const onEngineEvent = (stack.app as unknown as { onEngineEvent(e: unknown): void }).onEngineEvent.bind(stack.app);
+    onEngineEvent({ type: 'data', device: 0x12n, dataId: 'big', data: new Uint8Array(60 * 1024), token: new Uint8Array([0x61, 0x62]) });
+    onEngineEvent({ type: 'data', device: 0x12n, dataId: 'small', data: new Uint8Array([1, 2]), token: new Uint8Array([0x61]) });
+    off();
+    expect(seen).toEqual([
+      { type: 'data', device: '0000000000000012', dataId: 'big', data: null, dataLength: 61440, token: '6162', tokenLength: 2 },
+      { type: 'data', device: '0000000000000012', dataId: 'small', data: '0102', dataLength: 2, token: '61', tokenLength: 1 },
+    ]);
+  });
+});

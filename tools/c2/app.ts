@@ -123,12 +123,21 @@ export type AppEvent =
   | { kind: 'devices' }
   | { kind: 'campaign'; id: number };
 
-/** JSON form of an engine event: ids as 16 hex digits, bytes as hex. */
+/** Byte fields of an event up to this length are sent whole; longer ones only by their length. */
+export const MAX_EVENT_BYTES = 256;
+
+/**
+ * JSON form of an engine event: ids as 16 hex digits, bytes as hex. Events carry no bulk payloads: a byte field
+ * longer than MAX_EVENT_BYTES becomes null, with its length in `<name>Length` (the data is in the registry).
+ */
 export function eventJson(e: C2Event): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(e)) {
     if (typeof v === 'bigint') out[k] = idToHex(v);
-    else if (v instanceof Uint8Array) out[k] = Buffer.from(v).toString('hex');
+    else if (v instanceof Uint8Array) {
+      out[k] = v.length <= MAX_EVENT_BYTES ? Buffer.from(v).toString('hex') : null;
+      out[k + 'Length'] = v.length;
+    }
     else if (k === 'update' && v !== null && typeof v === 'object') {
       const u = v as Record<string, unknown>;
       out[k] = { ...u, device: idToHex(u.device as bigint) };
@@ -160,7 +169,8 @@ export class C2App {
   readonly identityCreated: boolean;
   private readonly transport: MqttTransport;
   private readonly clock: Clock;
-  private readonly http: ConsoleHttp;
+  /** The console's HTTP server (public for tests: its open event streams). */
+  readonly http: ConsoleHttp;
   private readonly listeners = new Set<(e: AppEvent) => void>();
   /** The other nodes (registry on PostgreSQL), or null. */
   private readonly cluster: PgCluster | null;

@@ -36,6 +36,12 @@ const C2_STATUS: Record<C2ErrorReason, number> = {
 };
 
 const MAX_JSON = 1024 * 1024;
+/**
+ * What the server holds for one event-stream reader that does not keep up: a reader whose unsent events pass
+ * this is dropped (its connection closed; the console reconnects and reloads the state). Events are small (no
+ * bulk payloads, see eventJson), so a reader that reads never comes near it.
+ */
+export const MAX_SSE_BUFFER = 256 * 1024;
 
 class HttpError extends Error {
   constructor(readonly status: number, message: string, readonly reason?: string) {
@@ -137,7 +143,7 @@ export class ConsoleHttp {
           // The session ended: the stream ends too (the page then finds it must log in again).
           this.sse.delete(res);
           res.end();
-        } else res.write(': keep-alive\n\n');
+        } else this.write(res, ': keep-alive\n\n');
       }
     }, 15000);
     this.heartbeat.unref();
@@ -316,7 +322,23 @@ export class ConsoleHttp {
   private broadcast(e: AppEvent): void {
     if (this.sse.size === 0) return;
     const text = `event: ${e.kind}\ndata: ${JSON.stringify(e)}\n\n`;
-    for (const res of this.sse.keys()) res.write(text);
+    for (const res of this.sse.keys()) this.write(res, text);
+  }
+
+  /** Writes to one event stream, or drops the reader when what it has not read passes MAX_SSE_BUFFER. */
+  private write(res: http.ServerResponse, text: string): void {
+    if (res.writableLength + text.length > MAX_SSE_BUFFER) {
+      this.sse.delete(res);
+      this.app.log('warn', 'event_reader_dropped', { buffered: res.writableLength });
+      res.destroy();
+      return;
+    }
+    res.write(text);
+  }
+
+  /** Open event streams (for tests and diagnostics). */
+  get eventReaders(): number {
+    return this.sse.size;
   }
 
   private openEvents(ctx: Ctx): void {
