@@ -5,9 +5,9 @@
  *   own      sender == own id: our own publish echoed back, dropped silently
  *   decode   strict decode (modules/srup/codec.ts)                       -> the SrupError reason
  *   key      the sender's key among trusted peers (keys.peerKey)         -> unknown_sender
+ *   seen     sequence ID > sequences.lastAccepted(sender), strictly     -> replay (before any RSA)
  *   verify   RSASSA-PKCS1-v1_5 / SHA-256 over the signed bytes            -> bad_signature
  *   permit   PERMISSIONS below                                           -> not_permitted
- *   replay   sequence ID > sequences.lastAccepted(sender), strictly     -> replay
  *   persist  sequences.setLastAccepted(sender, sequence ID)
  *
  * The topic check and the permission table are the device's; the other steps are the ones every SRUP peer runs

@@ -5,9 +5,9 @@
  *   own      sender == own id: our own publish echoed back on SRUP/<device>, dropped silently
  *   decode   strict decode (modules/srup/codec.ts)                           -> the SrupError reason
  *   key      the sender's key from the registry (provisioned beforehand)     -> unknown_sender
+ *   seen     sequence ID > lastAccepted(sender), strictly                    -> replay (before any RSA)
  *   verify   RSASSA-PKCS1-v1_5 / SHA-256 over the signed bytes                -> bad_signature
  *   permit   PERMISSIONS below, and the topic must name the sender           -> not_permitted
- *   replay   sequence ID > lastAccepted(sender), strictly                    -> replay
  *   persist  setLastAccepted(sender, sequence ID)
  *
  * The topic check and the permission table are the server's; the other steps are the ones every SRUP peer runs

@@ -7,13 +7,15 @@
  *   own      sender == own id: our own publish echoed back, dropped silently          -> reason null
  *   decode   strict decode (codec.ts)                                                  -> the SrupError reason
  *   key      the sender's key, from the side's trust store                             -> unknown_sender
+ *   seen     sequence ID > lastAccepted(sender), strictly                              -> replay
  *   verify   RSASSA-PKCS1-v1_5 / SHA-256 over the signed bytes                         -> bad_signature
  *   permit   the side's permission rule                                                -> not_permitted
- *   replay   sequence ID > lastAccepted(sender), strictly                              -> replay
  *   persist  setLastAccepted(sender, sequence ID)
  *
- * A message that fails a step changes no state. The reference advances its counter before verifying
- * (SRUP-WIRE.md §12 item 14); these steps do not.
+ * A message that fails a step changes no state. Everything that can be refused without RSA is refused before
+ * the signature is checked (a signature costs tens of milliseconds on an ESP32): a flood of forgeries that
+ * reuse seen sequence IDs, name unknown senders or do not decode costs no signature check at all. The reference
+ * advances its counter before verifying (SRUP-WIRE.md §12 item 14); these steps do not.
  */
 import type { Crypto, RsaPrivateKey, RsaPublicKey } from '../../crypto/types.js';
 import { encode, peekHeader, tryDecode } from './codec.js';
@@ -70,13 +72,15 @@ export function admitMessage<P>(rules: ReceiveRules<P>, payload: Uint8Array): Ad
 
   const peer = rules.peer(m.senderId);
   if (peer === null) return reject('unknown_sender', m);
+
+  // Already seen: refused before the signature, whoever signed it (nothing changes either way).
+  const last = rules.lastAccepted(m.senderId);
+  if (m.sequenceId <= last) return reject('replay', m, { last: last.toString() });
+
   if (!verify(rules.crypto, rules.keyOf(peer), m)) return reject('bad_signature', m);
 
   const problem = rules.permission(m, peer);
   if (problem !== null) return reject('not_permitted', m, { why: problem });
-
-  const last = rules.lastAccepted(m.senderId);
-  if (m.sequenceId <= last) return reject('replay', m, { last: last.toString() });
 
   rules.setLastAccepted(m.senderId, m.sequenceId);
   return { ok: true, message: m, peer };
