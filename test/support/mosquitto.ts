@@ -26,6 +26,11 @@ export interface MosquittoOptions {
   port?: number;
   /** Per-client queue limit for offline persistent sessions (default 10000). */
   maxQueuedMessages?: number;
+  /**
+   * Clients must log in as one of `users` (name -> password) and may use only the topics `acl` (a Mosquitto
+   * acl_file) gives them; anonymous clients are refused.
+   */
+  auth?: { users: Record<string, string>; acl: string };
 }
 
 export interface TlsFiles {
@@ -165,7 +170,7 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
   const logFile = path.join(dir, 'mosquitto.log');
   const lines = [
     `listener ${port} ${host}`,
-    'allow_anonymous true',
+    `allow_anonymous ${options.auth ? 'false' : 'true'}`,
     'persistence true',
     `persistence_location ${dir}/`,
     'persistence_file mosquitto.db',
@@ -182,6 +187,15 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
   if (tls && tlsOpt) {
     lines.push(`cafile ${tls.caFile}`, `certfile ${tls.serverChainFile}`, `keyfile ${tls.serverKeyFile}`,
       `require_certificate ${tlsOpt.requireCertificate ? 'true' : 'false'}`);
+  }
+  if (options.auth) {
+    const passwordFile = path.join(dir, 'passwords');
+    fs.writeFileSync(passwordFile, Object.entries(options.auth.users).map(([u, p]) => `${u}:${p}`).join('\n') + '\n', { mode: 0o600 });
+    const passwd = ['/usr/bin/mosquitto_passwd', '/usr/local/bin/mosquitto_passwd'].find((f) => fs.existsSync(f)) ?? 'mosquitto_passwd';
+    execFileSync(passwd, ['-U', passwordFile]);
+    const aclFile = path.join(dir, 'acl');
+    fs.writeFileSync(aclFile, options.auth.acl);
+    lines.push(`password_file ${passwordFile}`, `acl_file ${aclFile}`);
   }
   const confFile = path.join(dir, 'mosquitto.conf');
   fs.writeFileSync(confFile, lines.join('\n') + '\n');

@@ -18,7 +18,8 @@ import { SqlError } from '../../hosts/node/sql.js';
 import { C2App, DB_FILE, DEFAULT_HTTP_PORT, PALETTES, type ChallengeView, type DeviceView, type JoinView } from '../c2/app.js';
 import type { CampaignView } from '../c2/campaigns.js';
 import { C2Client, ClientError, serverAddress } from '../c2/client.js';
-import { loadOrCreateIdentity } from '../c2/identity.js';
+import { loadOrCreateIdentity, SERVER_FILE } from '../c2/identity.js';
+import { DEFAULT_C2_USER, mosquittoAcl } from '../c2/acl.js';
 import {
   CliError,
   UsageError,
@@ -53,6 +54,7 @@ const SUBCOMMANDS: Record<string, string> = {
   retry: 'send a campaign\'s image again to its failed devices: retry CAMPAIGN [--devices ID,ID]',
   campaigns: 'list campaigns, or show one: campaigns [CAMPAIGN]',
   audit: 'the latest audit log entries',
+  acl: 'the broker access rules (Mosquitto acl_file) for the server and its devices: acl [ID] (see docs/broker-acl.md)',
 };
 
 const STATUS: Record<number, string> = {
@@ -326,6 +328,36 @@ async function addDevice(values: OptionValues, positionals: string[], ctx: Comma
   return 0;
 }
 
+// ================================================================================================ acl
+
+/** Prints the Mosquitto acl_file for the server of DIR and one device (ID) or every registered device. */
+function acl(values: OptionValues, positionals: string[], ctx: CommandContext): number {
+  const dir = dataDir(values);
+  let server: bigint | null = null;
+  try {
+    server = hexToId((JSON.parse(fs.readFileSync(path.join(dir, SERVER_FILE), 'utf8')) as { id?: unknown }).id);
+  } catch (e) {
+    throw new CliError(`no C2 server identity in ${dir} (${(e as Error).message}); start \`srup c2 serve --data ${dir}\` once first`, 2);
+  }
+  if (server === null) throw new CliError(`${path.join(dir, SERVER_FILE)} holds no server id`, 2);
+  let devices: bigint[];
+  if (positionals[1] !== undefined) devices = [hexToId(deviceArg(positionals, 'acl')) as bigint];
+  else {
+    const dbFile = path.join(dir, DB_FILE);
+    devices = [];
+    if (fs.existsSync(dbFile)) {
+      const reg = new SqliteRegistry(dbFile);
+      try {
+        devices = reg.devices().map((d) => d.id);
+      } finally {
+        reg.close();
+      }
+    }
+  }
+  ctx.stdout.write(mosquittoAcl(server, devices, optString(values, 'c2-user') ?? DEFAULT_C2_USER));
+  return 0;
+}
+
 // ================================================================================================ the rest
 
 async function clientCommand(sub: string, values: OptionValues, positionals: string[], ctx: CommandContext): Promise<number> {
@@ -504,6 +536,7 @@ export const c2Command: Command = {
     to: { type: 'string', value: 'URL', description: 'migrate: the empty PostgreSQL database it is copied into' },
     'reset-token': { type: 'boolean', description: 'serve: make a new operator token (and CLI token); ends all sessions' },
     verbose: { type: 'boolean', description: 'serve: log debug events' },
+    'c2-user': { type: 'string', value: 'NAME', description: `acl: the broker user name of the C2 server (default ${DEFAULT_C2_USER})` },
     id: { type: 'string', value: 'HEX', description: 'add-device: the device id' },
     key: { type: 'string', value: 'PEM', description: 'add-device: the device public key file' },
     palette: { type: 'string', value: 'NAME', description: 'add-device: the colours its matrix uses: default or reference' },
@@ -536,7 +569,7 @@ Exit status: 0 done, 1 the device or server said no, 2 usage error or unreachabl
   async run({ values, positionals }, ctx) {
     const sub = positionals[0];
     if (!(sub in SUBCOMMANDS)) throw new UsageError(`unknown subcommand '${sub}' (one of ${Object.keys(SUBCOMMANDS).join(', ')})`);
-    const needsArg = ['show', 'approve', 'refuse', 'join-command', 'action', 'data', 'id', 'terminate', 'deregister', 'activate', 'retry', 'profile'];
+    const needsArg = ['acl', 'show', 'approve', 'refuse', 'join-command', 'action', 'data', 'id', 'terminate', 'deregister', 'activate', 'retry', 'profile'];
     if (positionals.length > 1 && !needsArg.includes(sub) && sub !== 'add-device' && sub !== 'campaigns') {
       throw new UsageError(`unexpected argument '${positionals[1]}'`);
     }
@@ -544,6 +577,7 @@ Exit status: 0 done, 1 the device or server said no, 2 usage error or unreachabl
       if (sub === 'serve') return await serve(values, ctx);
       if (sub === 'migrate') return migrateCommand(values, ctx, optBoolean(values, 'json'));
       if (sub === 'add-device') return await addDevice(values, positionals, ctx, optBoolean(values, 'json'));
+      if (sub === 'acl') return acl(values, positionals, ctx);
       return await clientCommand(sub, values, positionals, ctx);
     } catch (e) {
       if (e instanceof ClientError) throw new CliError(e.message, e.status === 0 || e.status === 401 ? 2 : 1);

@@ -7,6 +7,7 @@
  *   DIR/device-public.pem    the device's public key
  * The private key exists only inside the two images.
  */
+import { deviceAclLines } from '../c2/acl.js';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -164,7 +165,9 @@ Exit status: 0 written, 1 files exist and --force was not given, 2 usage error o
         `partition image: ${files[0]} (srup at 0x${offset.toString(16)}, 0x${size.toString(16)} bytes)\n` +
         `simulator image: ${files[1]}\n` +
         `registry: ${files[2]} and ${files[3]}\n` +
-        `flash with: ${esptoolLine(offset, files[0])}\n`,
+        `flash with: ${esptoolLine(offset, files[0])}\n` +
+        `broker access rules for this device (Mosquitto acl_file; see docs/broker-acl.md):\n` +
+        deviceAclLines(deviceId, serverId).trimEnd().replace(/^/gm, '  ') + '\n',
     );
     return 0;
   },
