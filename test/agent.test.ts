@@ -1186,26 +1186,49 @@ describe('update', () => {
     expect(status(lastFromDevice(r).m)).toBe(Status.UPDATE_FAIL_FILE);
   });
 
-  test('one update at a time: an initiate during a download gets 0xFE, the first one completes', async () => {
+  test('a newer initiate replaces a running download: the old one writes nothing more and is answered 0xFE', async () => {
     const r = await rig();
     let release: () => void = () => {};
+    const OTHER = 'http://files.example/fw-2.bin';
     r.downloader.serve(URL, IMAGE, { hold: new Promise<void>((res) => (release = res)) });
+    r.downloader.serve(OTHER, IMAGE);
     // Not send(): that waits for the device to finish acting, and this download waits for release().
     await r.c2.publish(DEVICE_TOPIC, build(r, 'initiate', initiateFields(), { token: 'first' }));
     await r.broker.settle();
     expect(r.agent.updating).toBe(true);
-    await r.c2.publish(DEVICE_TOPIC, build(r, 'initiate', initiateFields(), { token: 'second' }));
+    await r.c2.publish(DEVICE_TOPIC, build(r, 'initiate', initiateFields(OTHER), { token: 'second' }));
     await r.broker.settle();
-    expect(fromDevice(r).map((x) => [status(x.m), text(x.m.token)])).toEqual([[Status.UPDATE_FAIL_FILE, 'second']]);
+    expect(fromDevice(r).map((x) => [status(x.m), text(x.m.token)])).toEqual([[Status.UPDATE_SUCCESS, 'second']]);
+    expect(r.seqs.pendingUpdate()?.token).toEqual(te('second'));
     release();
     await r.agent.idle();
     await r.broker.settle();
     expect(fromDevice(r).map((x) => [status(x.m), text(x.m.token)])).toEqual([
-      [Status.UPDATE_FAIL_FILE, 'second'],
+      [Status.UPDATE_SUCCESS, 'second'],
+      [Status.UPDATE_FAIL_FILE, 'first'],
+    ]);
+    // The staged image is the second one, whole: the first download wrote nothing after it was replaced.
+    expect(r.seqs.pendingUpdate()?.token).toEqual(te('second'));
+    expect(r.updater.inactive).toEqual(IMAGE);
+    expect(r.agent.updating).toBe(false);
+    expect(r.downloader.requests).toEqual([URL, OTHER]);
+  });
+
+  test('an invalid initiate during a download leaves the running one be', async () => {
+    const r = await rig();
+    let release: () => void = () => {};
+    r.downloader.serve(URL, IMAGE, { hold: new Promise<void>((res) => (release = res)) });
+    await r.c2.publish(DEVICE_TOPIC, build(r, 'initiate', initiateFields(), { token: 'first' }));
+    await r.broker.settle();
+    await r.c2.publish(DEVICE_TOPIC, build(r, 'initiate', initiateFields(URL, 'zz'), { token: 'bad' }));
+    await r.broker.settle();
+    release();
+    await r.agent.idle();
+    await r.broker.settle();
+    expect(fromDevice(r).map((x) => [status(x.m), text(x.m.token)])).toEqual([
+      [Status.UPDATE_FAIL_DIGEST, 'bad'],
       [Status.UPDATE_SUCCESS, 'first'],
     ]);
-    expect(r.seqs.pendingUpdate()?.token).toEqual(te('first'));
-    expect(r.downloader.requests).toEqual([URL]);
   });
 
   test('a new initiate replaces a staged update: the old token no longer activates', async () => {

@@ -13,7 +13,10 @@
  *     0x1F; the pending update is cleared either way. Both carry the update's token.
  *
  * Rules of this implementation:
- *   - One download at a time: an initiate while one is downloading is answered 0xFE (the running one goes on).
+ *   - One download at a time, the newest: an initiate from the server while a download runs replaces it (the
+ *     server asked again, so it no longer wants the old one). The old download writes nothing more, and is
+ *     answered 0xFE ('superseded') with its own token when it ends; a slow or stalled download can therefore
+ *     never hold up the next update. An initiate that is invalid (bad url or digest) leaves the running one be.
  *   - An initiate while the running image is still unconfirmed (bootState 'unconfirmed': the confirmation after
  *     the restart failed, or there was no pending update to confirm) confirms it first; if it cannot be
  *     confirmed, the initiate is answered 0xFE (log `update_failed` why=running_image_unconfirmed) and the
@@ -43,13 +46,15 @@ function failureStatus(r: DownloadResult): number {
 }
 
 export class UpdateFlow {
-  private downloading = false;
+  /** Counts initiates that started a download; only the newest may use the updater. */
+  private generation = 0;
+  private downloading: { gen: number; server: bigint } | null = null;
 
   constructor(private readonly ctx: AgentContext) {}
 
   /** True while an image is being downloaded. */
   get busy(): boolean {
-    return this.downloading;
+    return this.downloading !== null;
   }
 
   async onInitiate(m: MessageOf<'initiate'>): Promise<void> {
@@ -62,7 +67,6 @@ export class UpdateFlow {
       await this.ctx.send('response', server, m.token, { status });
     };
 
-    if (this.downloading) return answer(Status.UPDATE_FAIL_FILE, 'busy');
     const url = cString(m.fields.url);
     const digest = cString(m.fields.digest);
     if (url === null || url.length === 0) return answer(Status.UPDATE_FAIL_FILE, 'bad_url');
@@ -71,7 +75,13 @@ export class UpdateFlow {
     if (!this.confirmBeforeUpdate()) return answer(Status.UPDATE_FAIL_FILE, 'running_image_unconfirmed');
 
     const { host } = this.ctx;
-    this.downloading = true;
+    if (this.downloading !== null) {
+      if (this.downloading.server !== server) return answer(Status.UPDATE_FAIL_FILE, 'busy');
+      host.log('info', 'update_superseded', { server: idHex16(server) });
+    }
+    const gen = ++this.generation;
+    const live = () => this.generation === gen;
+    this.downloading = { gen, server };
     try {
       // The inactive slot is about to be erased: a staged update there is gone.
       if (host.sequences.pendingUpdate()?.state === 'staged') host.sequences.setPendingUpdate(null);
@@ -81,12 +91,15 @@ export class UpdateFlow {
       try {
         host.updater.begin();
         result = await host.downloader.download(url, (chunk) => {
+          if (!live()) throw new Error('superseded by a newer initiate');
           hash.update(chunk);
           host.updater.write(chunk);
         });
       } catch (e) {
         result = { ok: false, error: 'file', message: String(e) };
       }
+      // A newer initiate owns the updater now: touch nothing, only answer.
+      if (!live()) return answer(Status.UPDATE_FAIL_FILE, 'superseded');
       if (!result.ok) {
         this.abort();
         return answer(failureStatus(result), result.error);
@@ -117,7 +130,7 @@ export class UpdateFlow {
       this.ctx.emit({ type: 'update_staged', server, token: m.token });
       return answer(Status.UPDATE_SUCCESS, 'staged');
     } finally {
-      this.downloading = false;
+      if (live()) this.downloading = null;
     }
   }
 
