@@ -12,7 +12,7 @@ import { Writable } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { parsePrivateKeyPem, parsePublicKeyPem } from '../crypto/keys.js';
 import { loadDeviceConfig } from '../hosts/node/config.js';
-import { HttpDownloader } from '../hosts/node/downloader.js';
+import { HttpDownloader, isPrivateAddress } from '../hosts/node/downloader.js';
 import { HostFileError, writeFileDurable } from '../hosts/node/durable.js';
 import { consoleLog, createNodeHost, systemClock } from '../hosts/node/host.js';
 import { TerminalPresenter } from '../hosts/node/presenter.js';
@@ -509,6 +509,52 @@ describe('HttpDownloader', () => {
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
     }
+  });
+
+  test('a server that drips a byte every 20 ms is cut off after one stall window, long before maxDurationMs', async () => {
+    const drip = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      const t = setInterval(() => { if (res.destroyed) clearInterval(t); else res.write(Buffer.of(0x5a)); }, 20);
+      res.on('close', () => clearInterval(t));
+    });
+    await new Promise<void>((r) => drip.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(drip.address() as AddressInfo).port}/drip`;
+      const r = await collect(url, new HttpDownloader({ stallWindowMs: 300, minBytesPerWindow: 100, maxDurationMs: 3_600_000 }));
+      expect(r.result).toMatchObject({ ok: false, error: 'file', message: expect.stringMatching(/^stalled: \d+ bytes in 300 ms$/) });
+      expect(r.all.length).toBeGreaterThan(0);
+      expect(r.all.length).toBeLessThan(100);
+    } finally {
+      drip.closeAllConnections();
+      await new Promise((r) => drip.close(r));
+    }
+  });
+
+  test('a redirect from a public URL into private addresses, or to another scheme, is not followed', async () => {
+    // 127.0.0.2 plays a public file server here; everything else private keeps its meaning.
+    const publicHere = (a: string) => a !== '127.0.0.2' && isPrivateAddress(a);
+    let location = '';
+    const server = http.createServer((_req, res) => { res.writeHead(302, { location, 'content-length': 0 }); res.end(); });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.2', r));
+    const port = (server.address() as AddressInfo).port;
+    const before = srv.requests.filter((q) => q.path === '/fw.bin').length;
+    try {
+      for (const to of [srv.url('/fw.bin'), srv.url('/fw.bin').replace('127.0.0.1', 'localhost'), 'http://[::1]:1/fw.bin', 'http://169.254.169.254/latest', 'http://10.1.2.3/x', 'https://127.0.0.2:1/fw.bin']) {
+        location = to;
+        const r = await collect(`http://127.0.0.2:${port}/fw`, new HttpDownloader({ privateAddress: publicHere }));
+        expect([to, r.result]).toEqual([to, { ok: false, error: 'http_error', status: 302 }]);
+      }
+      expect(srv.requests.filter((q) => q.path === '/fw.bin').length).toBe(before);
+      // A private URL may redirect within private addresses.
+      location = srv.url('/fw.bin');
+      const ok = await collect(`http://127.0.0.2:${port}/fw`, new HttpDownloader());
+      expect(ok.result).toEqual({ ok: true, bytes: 300000 });
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+    expect([isPrivateAddress('192.168.1.1'), isPrivateAddress('172.20.0.1'), isPrivateAddress('100.64.0.1'), isPrivateAddress('fe80::1'), isPrivateAddress('fd00::1'), isPrivateAddress('::ffff:10.0.0.1')]).toEqual([true, true, true, true, true, true]);
+    expect([isPrivateAddress('8.8.8.8'), isPrivateAddress('172.32.0.1'), isPrivateAddress('2001:db8::1'), isPrivateAddress('example.com')]).toEqual([false, false, false, false]);
   });
 
   test('https with a private CA', async () => {

@@ -3,11 +3,23 @@
  * redirects, and sorts failures the way the agent reports them:
  *   non-2xx answer                                      -> http_error (status)
  *   DNS, connect, TLS, reset or timeout before an answer -> unreachable
- *   body cut off, Content-Length shortfall, idle timeout
+ *   body cut off, Content-Length shortfall, a stall
  *   during the body, the sink throwing, or a body larger
  *   than maxBytes (declared or as it streams)            -> file
- *   a redirect from https to plain http                  -> http_error (the redirect's status)
+ *   a redirect to another scheme, or to a loopback,
+ *   link-local or private address when the URL asked
+ *   for was not one                                      -> http_error (the redirect's status)
  *   abort() while running                                -> aborted
+ *
+ * Stalls are bounded in seconds, not per byte: every stallWindowMs (default 30 s) the download must have an
+ * answer and, once the body flows, at least minBytesPerWindow (default 4 KiB) of it; a server that drips a byte
+ * every two seconds is cut off after one window, not after maxDurationMs.
+ *
+ * Redirects never move a download to another scheme (https to http would drop the server's authentication;
+ * http to https is refused too, so that a URL means one thing), nor into the device's own network: a public
+ * URL redirected to 127.0.0.1, 169.254.169.254, 10.x, 192.168.x, fc00::/7 ... (by literal address or by what the
+ * name resolves to) would let a file server probe the device's neighbours. A URL that was private to begin
+ * with may redirect within private addresses.
  *
  * maxDurationMs bounds the whole download (a slow drip never ends it otherwise): past it, 'unreachable' before an
  * answer, 'file' during the body.
@@ -15,15 +27,23 @@
  * would otherwise fill the disk (on a board, the OTA slot bounds it; here nothing else does). The default,
  * 64 MiB, is far above any firmware image this host runs; the download stops at the first chunk past it.
  */
+import dns from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
+import net from 'node:net';
 import type { Downloader, DownloadResult } from '../../modules/agent/host.js';
 
 export interface HttpDownloaderOptions {
   /** PEM trust anchor(s) for https (default: the system CAs). */
   ca?: string | Uint8Array;
-  /** No byte for this long (connecting, waiting for the answer, or within the body) fails it (default 30 000 ms). */
+  /**
+   * The stall window (default 30 000 ms): a download without an answer after a window, or that received fewer
+   * than minBytesPerWindow body bytes in one, fails. (`idleTimeoutMs` is the same, by its former name.)
+   */
+  stallWindowMs?: number;
   idleTimeoutMs?: number;
+  /** Body bytes each stall window must bring (default 4096). */
+  minBytesPerWindow?: number;
   /** Redirects followed (default 5). */
   maxRedirects?: number;
   /** The largest body accepted (default DEFAULT_MAX_BYTES); anything longer fails with error 'file'. */
@@ -34,6 +54,8 @@ export interface HttpDownloaderOptions {
    * update, for ever.
    */
   maxDurationMs?: number;
+  /** Which addresses count as private for the redirect rule (default isPrivateAddress). */
+  privateAddress?: (address: string) => boolean;
 }
 
 /** One hour. */
@@ -44,12 +66,58 @@ export const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
+/** True for loopback, link-local, private, unique-local, CGNAT and unspecified addresses (IPv4 and IPv6). */
+export function isPrivateAddress(address: string): boolean {
+  let a = address.toLowerCase();
+  if (a.startsWith('[') && a.endsWith(']')) a = a.slice(1, -1);
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(a);
+  if (mapped) a = mapped[1];
+  if (net.isIPv4(a)) {
+    const [x, y] = a.split('.').map(Number);
+    return x === 0 || x === 10 || x === 127 || (x === 169 && y === 254) || (x === 172 && y >= 16 && y <= 31) ||
+      (x === 192 && y === 168) || (x === 100 && y >= 64 && y <= 127);
+  }
+  if (net.isIPv6(a)) {
+    if (a === '::' || a === '::1') return true;
+    const first = parseInt(a.split(':')[0] || '0', 16);
+    return (first & 0xfe00) === 0xfc00 || (first & 0xffc0) === 0xfe80;
+  }
+  return false;
+}
+
+/** Whether a URL's host is private: an address literal that is, or "localhost". Names are checked on lookup. */
+function privateHost(u: URL, isPrivate: (address: string) => boolean): boolean {
+  const h = u.hostname.toLowerCase();
+  return h === 'localhost' || h.endsWith('.localhost') || isPrivate(h);
+}
+
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => void;
+
+/** dns.lookup that refuses names resolving to a private address. */
+const publicLookup = (isPrivate: (address: string) => boolean) => (hostname: string, options: dns.LookupOptions, callback: LookupCallback): void => {
+  dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
+    if (err) return callback(err, '');
+    const list = addresses as dns.LookupAddress[];
+    const bad = list.find((x) => isPrivate(x.address));
+    if (bad !== undefined) {
+      const e = new Error(`${hostname} resolves to the private address ${bad.address}, refused after a redirect`) as NodeJS.ErrnoException;
+      e.code = 'EPRIVATE';
+      return callback(e, '');
+    }
+    if (options.all) return callback(null, list);
+    return callback(null, list[0].address, list[0].family);
+  });
+};
+
 export class HttpDownloader implements Downloader {
   private readonly options: HttpDownloaderOptions;
   private readonly running = new Set<() => void>();
 
+  private readonly isPrivate: (address: string) => boolean;
+
   constructor(options: HttpDownloaderOptions = {}) {
     this.options = options;
+    this.isPrivate = options.privateAddress ?? isPrivateAddress;
   }
 
   /** Stops every download in progress; each resolves with error 'aborted'. */
@@ -61,20 +129,29 @@ export class HttpDownloader implements Downloader {
     const max = this.options.maxRedirects ?? 5;
     const deadline = Date.now() + (this.options.maxDurationMs ?? DEFAULT_MAX_DURATION_MS);
     let current = url;
+    // Whether the URL asked for was private: then redirects may stay within private addresses.
+    let allowPrivate = true;
+    try {
+      allowPrivate = privateHost(new URL(url), this.isPrivate);
+    } catch {
+      // once() reports the bad URL
+    }
     for (let hop = 0; ; hop++) {
-      const r = await this.once(current, onChunk, deadline);
+      const r = await this.once(current, onChunk, deadline, hop === 0 || allowPrivate);
       if (!('redirect' in r)) return r;
+      if (hop === 0 && r.privatePeer) allowPrivate = true; // a name that resolved to a private address
       if (hop >= max) return { ok: false, error: 'http_error', status: r.status };
-      // An https URL was chosen for a reason: never let the file server move the download to plain http.
-      if (current.startsWith('https:') && !r.redirect.startsWith('https:')) {
-        return { ok: false, error: 'http_error', status: r.status };
-      }
+      const from = new URL(current);
+      const to = new URL(r.redirect);
+      // A URL means one scheme: never let the file server move the download to another.
+      if (to.protocol !== from.protocol) return { ok: false, error: 'http_error', status: r.status };
+      if (!allowPrivate && privateHost(to, this.isPrivate)) return { ok: false, error: 'http_error', status: r.status };
       current = r.redirect;
     }
   }
 
-  private once(url: string, onChunk: (chunk: Uint8Array) => void, deadline: number,
-  ): Promise<DownloadResult | { redirect: string; status: number }> {
+  private once(url: string, onChunk: (chunk: Uint8Array) => void, deadline: number, allowPrivate: boolean,
+  ): Promise<DownloadResult | { redirect: string; status: number; privatePeer: boolean }> {
     let u: URL;
     try {
       u = new URL(url);
@@ -84,16 +161,21 @@ export class HttpDownloader implements Downloader {
     if (u.protocol !== 'http:' && u.protocol !== 'https:') {
       return Promise.resolve({ ok: false, error: 'unreachable', message: `unsupported URL scheme: ${u.protocol}` });
     }
-    const timeout = this.options.idleTimeoutMs ?? 30000;
+    const window = this.options.stallWindowMs ?? this.options.idleTimeoutMs ?? 30000;
+    const minBytes = this.options.minBytesPerWindow ?? 4096;
 
     return new Promise((resolve) => {
       let settled = false;
       let answered = false;
       let overall: ReturnType<typeof setTimeout> | null = null;
-      const finish = (r: DownloadResult | { redirect: string; status: number }) => {
+      let stall: ReturnType<typeof setInterval> | null = null;
+      let received = 0;
+      let atWindowStart = 0;
+      const finish = (r: DownloadResult | { redirect: string; status: number; privatePeer: boolean }) => {
         if (settled) return;
         settled = true;
         if (overall !== null) clearTimeout(overall);
+        if (stall !== null) clearInterval(stall);
         this.running.delete(stop);
         resolve(r);
       };
@@ -102,6 +184,7 @@ export class HttpDownloader implements Downloader {
         req.destroy();
       };
       const options: https.RequestOptions = { method: 'GET', headers: { 'accept-encoding': 'identity' }, agent: false };
+      if (!allowPrivate) options.lookup = publicLookup(this.isPrivate) as never;
       if (u.protocol === 'https:' && this.options.ca !== undefined) {
         options.ca = typeof this.options.ca === 'string' ? this.options.ca : Buffer.from(this.options.ca);
       }
@@ -119,7 +202,7 @@ export class HttpDownloader implements Downloader {
             finish({ ok: false, error: 'http_error', status });
             return;
           }
-          finish({ redirect: next, status });
+          finish({ redirect: next, status, privatePeer: this.isPrivate(req.socket?.remoteAddress ?? '') });
           return;
         }
         if (status < 200 || status > 299) {
@@ -136,7 +219,6 @@ export class HttpDownloader implements Downloader {
           finish({ ok: false, error: 'file', message: `the image is ${declared} bytes; at most ${limit} are accepted` });
           return;
         }
-        let received = 0;
         res.on('data', (chunk: Buffer) => {
           if (settled) return;
           received += chunk.byteLength;
@@ -165,9 +247,16 @@ export class HttpDownloader implements Downloader {
           if (!res.complete) finish({ ok: false, error: 'file', message: `body cut off after ${received} bytes` });
         });
       });
-      req.setTimeout(timeout, () => {
-        req.destroy(new Error(`no data for ${timeout} ms`));
-      });
+      stall = setInterval(() => {
+        if (!answered) {
+          finish({ ok: false, error: 'unreachable', message: `no answer within ${window} ms` });
+          req.destroy();
+        } else if (received - atWindowStart < minBytes) {
+          finish({ ok: false, error: 'file', message: `stalled: ${received - atWindowStart} bytes in ${window} ms` });
+          req.destroy();
+        }
+        atWindowStart = received;
+      }, window);
       req.on('error', (e) => {
         if (answered) finish({ ok: false, error: 'file', message: e.message });
         else finish({ ok: false, error: 'unreachable', message: e.message });
