@@ -8,6 +8,7 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { MAX_FAILURES, SCRYPT_CONCURRENCY } from '../tools/c2/auth.js';
+import { joinAge } from '../tools/commands/c2.js';
 import { findMosquitto } from './support/mosquitto.js';
 import { login, request, startStack, until, type Stack } from './support/browser.js';
 
@@ -157,4 +158,33 @@ describeIf('C2 server: event-stream readers', () => {
       { type: 'data', device: '0000000000000012', dataId: 'small', data: '0102', dataLength: 2, token: '61', tokenLength: 1 },
     ]);
   });
+});
+
+describeIf('C2 server: pending joins expire with the device', () => {
+  let stack: Stack;
+
+  beforeAll(async () => {
+    // Devices wait 6 s here: the server fails a join 5 s before, after 1 s.
+    stack = await startStack({ devices: 1, app: { joinTimeoutMs: 6000 } });
+  }, 60000);
+
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  test('a pending join shows its age and expiry; once expired it is failed, not approvable, and never recorded as joined', async () => {
+    const d = stack.devices[0];
+    const outcome = d.join('human');
+    const [j] = await until('the join is pending', () => stack.app.joins().length === 1 && stack.app.joins());
+    expect(j.id).toBe(d.id.toString(16).padStart(16, '0'));
+    expect(typeof j.requestedAt).toBe('number');
+    expect(j.expiresAt).toBe(j.requestedAt + 1000);
+    expect(joinAge({ requestedAt: j.requestedAt, expiresAt: j.expiresAt }, j.requestedAt + 400)).toBe('asked 0 s ago, expires in 1 s');
+    expect(joinAge({ requestedAt: j.requestedAt, expiresAt: j.expiresAt }, j.requestedAt + 65_000)).toBe('asked 1 min 5 s ago, expired');
+    await until('the join expires', () => stack.app.joins().length === 0, 10000);
+    expect(stack.app.registry.device(d.id)!.state).toBe('failed');
+    await expect(stack.app.approve(d.id)).rejects.toMatchObject({ reason: 'no_pending_join' });
+    expect(await outcome).toBe('failed');
+    expect(stack.app.registry.device(d.id)!.state).toBe('failed');
+  }, 30000);
 });

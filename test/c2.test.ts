@@ -219,6 +219,22 @@ describe('simple join', () => {
     expect(r.clock.pending).toBe(0);
   });
 
+  test('joinTiming gives each pending join its request time and expiry; approving after it fails the join instead', async () => {
+    const r = await startRig({ joinTimeoutMs: 60_000 }, (rig) => rig.provision(DEV_B));
+    r.clock.advance(1000);
+    await r.inject(joinTopic(SERVER_ID, DEV_B), deviceMessage(r.keys.b, 'human_join_request', DEV_B, 1n, 'hj', {}));
+    const t0 = r.clock.now();
+    expect(r.engine.joinTiming(DEV_B)).toEqual({ requestedAt: t0, expiresAt: t0 + 60_000 });
+    const challengeToken = r.sentTo(DEV_B)[0].token;
+    // The expiry timer has not run yet (a busy server), but the time is up: the device no longer waits.
+    (r.clock as unknown as { t: number }).t = t0 + 60_000;
+    await expect(r.engine.approveJoin(DEV_B)).rejects.toMatchObject({ reason: 'join_expired' });
+    expect(r.registry.device(DEV_B)!.state).toBe('failed');
+    expect(r.rawTo(DEV_B)[1]).toEqual(expectedServerBytes(r.keys.server, 'response', 3n, challengeToken, { status: 0x5f }));
+    expect(r.eventsOf('joined')).toEqual([]);
+    expect(r.engine.joinTiming(DEV_B)).toBeNull();
+  });
+
   test('identifyOnJoin sends an ID request after the 0x50', async () => {
     const r = await startRig({ identifyOnJoin: true }, (rig) => rig.provision(DEV_A));
     await r.inject(joinTopic(SERVER_ID, DEV_A), deviceMessage(r.keys.a, 'join_request', DEV_A, 1n, 'jt', {}));

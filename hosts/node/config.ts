@@ -6,7 +6,10 @@
  *                   "serverId": "<16 hex>" | null,     the C2 server it obeys (optional)
  *                   "broker": "mqtts://host:8883",     mqtt:// or mqtts://
  *                   "clientId": "...",                 optional (default "SRUP Client: <hex id>")
- *                   "username": "...", "password": "...",           optional
+ *                   "username": "...",                 optional broker user name (docs/broker-acl.md)
+ *                   "password": "..." | "passwordFile": "broker-password",   optional; without either, the
+ *                                                      environment's SRUP_BROKER_PASSWORD (if set)
+ *                   "joinTimeoutSeconds": 120,         optional: how long a join waits for its answer
  *                   "tls": { "ca": "ca.crt", "cert": "client.crt", "key": "client.key" },   optional
  *                   "downloadCa": "download-ca.crt",   optional trust anchor for https downloads
  *                   "firmware": { "name": "...", "version": "..." },
@@ -38,6 +41,8 @@ export interface DeviceConfig {
   clientId: string;
   username?: string;
   password?: string;
+  /** How long a join waits for the server's answer (undefined: the agent's default, 120 s). */
+  joinTimeoutMs?: number;
   /** PEM contents (not paths), or undefined. */
   tls: { ca?: string; cert?: string; key?: string };
   downloadCa?: string;
@@ -74,7 +79,7 @@ function checkCertificates(file: string, text: string): void {
   }
 }
 
-export function loadDeviceConfig(dir: string): DeviceConfig {
+export function loadDeviceConfig(dir: string, env: Record<string, string | undefined> = process.env): DeviceConfig {
   const abs = path.resolve(dir);
   const file = path.join(abs, 'device.json');
   const o = readJsonObject(file);
@@ -102,7 +107,17 @@ export function loadDeviceConfig(dir: string): DeviceConfig {
   if (!brokerOk) bad('broker', 'must be a broker URL, mqtt://host[:port] or mqtts://host[:port]');
   const clientId = optString('clientId', o.clientId) ?? srupClientId(deviceId!);
   const username = optString('username', o.username);
-  const password = optString('password', o.password);
+  let password = optString('password', o.password);
+  const passwordFileName = optString('passwordFile', o.passwordFile);
+  if (password !== undefined && passwordFileName !== undefined) bad('passwordFile', 'give password or passwordFile, not both');
+  if (passwordFileName !== undefined) password = readText(path.resolve(abs, passwordFileName), null).replace(/\r?\n$/, '');
+  if (password === undefined && env.SRUP_BROKER_PASSWORD !== undefined && env.SRUP_BROKER_PASSWORD !== '') password = env.SRUP_BROKER_PASSWORD;
+  let joinTimeoutMs: number | undefined;
+  if (o.joinTimeoutSeconds !== undefined) {
+    const t = o.joinTimeoutSeconds;
+    if (typeof t !== 'number' || !Number.isFinite(t) || t < 1 || t > 86400) bad('joinTimeoutSeconds', 'must be a number of seconds from 1 to 86400');
+    joinTimeoutMs = Math.round((t as number) * 1000);
+  }
 
   const tls: DeviceConfig['tls'] = {};
   if (o.tls !== undefined && o.tls !== null) {
@@ -183,6 +198,7 @@ export function loadDeviceConfig(dir: string): DeviceConfig {
     clientId,
     username,
     password,
+    joinTimeoutMs,
     tls,
     downloadCa,
     firmware: { name: f.name as string, version: f.version as string },

@@ -33,7 +33,7 @@ import type { RsaPublicKey } from '../../crypto/types.js';
 import { C2Error } from './errors.js';
 import type { C2Event, C2Listener, Challenge, RemovalReason } from './events.js';
 import type { C2Host, C2Options, ClusterNote } from './host.js';
-import { JoinFlows, challengeOf } from './join.js';
+import { JoinFlows, challengeOf, type JoinTiming } from './join.js';
 import { receive } from './receive.js';
 import { ACTIVATE_STATUSES, INITIATE_STATUSES, UpdateFlow } from './update.js';
 import type { DeviceProfile, DeviceRecord, DeviceState, UpdateRecord } from './registry.js';
@@ -285,6 +285,11 @@ export class C2Engine {
   async refuseJoin(id: bigint): Promise<void> {
     this.runnable();
     return this.joins.answer(id, Status.JOIN_REFUSED);
+  }
+
+  /** When the pending join of `id` was asked for and when it is failed (expiresAt null: never); null if none. */
+  joinTiming(id: bigint): JoinTiming | null {
+    return this.joins.timing(id);
   }
 
   /** Fails the pending join of `id`: response 0x5F with the pending token. */

@@ -3,6 +3,7 @@ export type C2ErrorReason =
   | 'unknown_device' // no such device in the registry
   | 'not_joined' // a command to a device that is not joined
   | 'no_pending_join' // approve/refuse/fail without a join in progress
+  | 'join_expired' // approve after the join's time ran out (the device has given up): it is failed instead
   | 'unknown_update' // no update with that token (or no staged update for that device)
   | 'bad_update_state' // activate an update that is not staged
   | 'duplicate_token' // a token that is already in use

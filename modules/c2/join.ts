@@ -45,8 +45,16 @@ function statusOf(decision: 'accept' | 'refuse' | 'fail'): number {
   return decision === 'accept' ? Status.JOIN_SUCCESS : decision === 'refuse' ? Status.JOIN_REFUSED : Status.JOIN_FAIL;
 }
 
+/** When a pending join was asked for, and when it is failed (null: never). */
+export interface JoinTiming {
+  readonly requestedAt: number;
+  readonly expiresAt: number | null;
+}
+
 export class JoinFlows {
   private readonly timers: KeyedTimers<bigint>;
+  /** When each pending join's request arrived (after a restart: the record's last change). */
+  private readonly requestedAt = new Map<bigint, number>();
 
   constructor(private readonly core: EngineCore) {
     this.timers = new KeyedTimers(core.host.clock);
@@ -57,7 +65,19 @@ export class JoinFlows {
     const ms = this.core.options.joinTimeoutMs;
     if (ms === undefined) return;
     const now = this.core.now();
-    for (const d of this.core.host.registry.devices('pending')) this.arm(d.id, Math.max(0, ms - (now - d.updatedAt)));
+    for (const d of this.core.host.registry.devices('pending')) {
+      if (!this.requestedAt.has(d.id)) this.requestedAt.set(d.id, d.updatedAt);
+      this.arm(d.id, Math.max(0, ms - (now - (this.requestedAt.get(d.id) as number))));
+    }
+  }
+
+  /** When the pending join of `id` was asked for and when it expires; null when none is pending. */
+  timing(id: bigint): JoinTiming | null {
+    const d = this.core.host.registry.device(id);
+    if (d === null || d.state !== 'pending') return null;
+    const requestedAt = this.requestedAt.get(id) ?? d.updatedAt;
+    const ms = this.core.options.joinTimeoutMs;
+    return { requestedAt, expiresAt: ms === undefined ? null : requestedAt + ms };
   }
 
   /** Clears every join timer (the pending joins stay in the registry). */
@@ -74,6 +94,7 @@ export class JoinFlows {
     const { core } = this;
     const device = m.senderId;
     core.setDeviceState(device, 'pending', { ...CLEAR, joinKind: kind, joinToken: m.token, observerId: observer });
+    this.requestedAt.set(device, core.now());
     if (core.options.joinTimeoutMs !== undefined) this.arm(device, core.options.joinTimeoutMs);
     core.emit({ type: 'join_request', device, kind, observer });
     const info: JoinRequestInfo = { device, kind, observer };
@@ -128,7 +149,14 @@ export class JoinFlows {
     }
     const token = d.joinToken;
     const kind = d.joinKind;
+    const timing = this.timing(id);
+    if (status === Status.JOIN_SUCCESS && timing !== null && timing.expiresAt !== null && core.now() >= timing.expiresAt) {
+      // The device has given up waiting: it would refuse the acceptance, so the join is never recorded.
+      await this.answer(id, Status.JOIN_FAIL);
+      throw new C2Error('join_expired', `the join of ${idHex16(id)} expired: the device no longer waits for it`);
+    }
     this.timers.disarm(id);
+    this.requestedAt.delete(id);
     if (status === Status.JOIN_SUCCESS) {
       core.setDeviceState(id, 'joined', CLEAR);
       // Subscribed before the device learns it joined, so its first message is heard.

@@ -44,6 +44,11 @@ export const DEFAULT_HTTP_PORT = 8686;
 /** Several nodes: how often each takes over the update and join timers of a node that died (ms). */
 export const SWEEP_MS = 5_000;
 
+/** How long a device waits for a join's answer unless provisioned otherwise (modules/agent/join.ts). */
+export const DEVICE_JOIN_TIMEOUT_MS = 120_000;
+/** The server gives up on a pending join this much before the device does (message transit, clock steps). */
+export const JOIN_EXPIRY_MARGIN_MS = 5_000;
+
 export const PALETTES: Record<string, Palette> = { default: DEFAULT_PALETTE, reference: REFERENCE_PALETTE };
 
 export interface C2AppOptions {
@@ -59,6 +64,12 @@ export interface C2AppOptions {
   imageBaseUrl?: string;
   /** 'auto' accepts simple joins of provisioned devices; 'manual' holds them for the operator. Default 'auto'. */
   simpleJoins?: 'auto' | 'manual';
+  /**
+   * How long devices wait for a join's answer (their joinTimeoutMs; default DEVICE_JOIN_TIMEOUT_MS, the agent's
+   * default). The server fails a join still pending JOIN_EXPIRY_MARGIN_MS before that, so that it never records
+   * a join the device has given up on (and would refuse).
+   */
+  joinTimeoutMs?: number;
   /** Engine timeouts (ms). */
   requestTimeoutMs?: number;
   initiateTimeoutMs?: number;
@@ -107,6 +118,9 @@ export interface ChallengeView {
 export interface JoinView extends DeviceView {
   /** Null for a simple join held for the operator (or before the secret went out). */
   challenge: ChallengeView | null;
+  /** When the join request arrived, and when the server fails it (the device gives up then). */
+  requestedAt: number;
+  expiresAt: number | null;
 }
 
 export class AppError extends Error {
@@ -229,6 +243,7 @@ export class C2App {
       {
         ...(clustered ? { sharedGroup: `srup-c2-${identity.id.toString(16)}`, sweepMs: SWEEP_MS } : {}),
         onJoinRequest: () => (manual ? 'defer' : 'accept'),
+        joinTimeoutMs: Math.max(1000, (o.joinTimeoutMs ?? DEVICE_JOIN_TIMEOUT_MS) - JOIN_EXPIRY_MARGIN_MS),
         identifyOnJoin: true,
         autoActivate: false,
         requestTimeoutMs: o.requestTimeoutMs,
@@ -454,7 +469,8 @@ export class C2App {
       const v = this.deviceView(d);
       // Observed joins show it too: it is what the observer is asked to see on the joining device.
       const challenge = (d.joinKind === 'human' || d.joinKind === 'observed') && d.joinSecret !== null ? this.challengeView(d.joinSecret, v.palette) : null;
-      return { ...v, challenge };
+      const timing = this.engine.joinTiming(d.id);
+      return { ...v, challenge, requestedAt: timing?.requestedAt ?? d.updatedAt, expiresAt: timing?.expiresAt ?? null };
     });
   }
 

@@ -24,6 +24,7 @@ const C2_STATUS: Record<C2ErrorReason, number> = {
   unknown_device: 404,
   not_joined: 409,
   no_pending_join: 409,
+  join_expired: 409,
   unknown_update: 404,
   bad_update_state: 409,
   duplicate_token: 409,

@@ -204,6 +204,7 @@ export class VirtualDevice {
     const agent = new Agent(host, {
       firmwareName: this.firmware.name,
       firmwareVersion: this.firmware.version,
+      joinTimeoutMs: config.joinTimeoutMs,
       actions: { 1: () => true, 2: () => true },
       observe: this.options.observe,
       onEvent: (e) => this.options.onEvent?.(e, this),

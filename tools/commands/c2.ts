@@ -19,6 +19,7 @@ import { C2App, DB_FILE, DEFAULT_HTTP_PORT, PALETTES, type ChallengeView, type D
 import type { CampaignView } from '../c2/campaigns.js';
 import { C2Client, ClientError, serverAddress } from '../c2/client.js';
 import { loadOrCreateIdentity, SERVER_FILE } from '../c2/identity.js';
+import { DEVICE_PUBLIC_KEY_FILE } from './device.js';
 import { DEFAULT_C2_USER, mosquittoAcl } from '../c2/acl.js';
 import {
   CliError,
@@ -88,6 +89,17 @@ const CONTROL_ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t'
 export function shown(text: string): string {
   return text.replace(/[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/g, (c) =>
     CONTROL_ESCAPES[c] ?? (c.charCodeAt(0) < 0x100 ? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}` : `\\u${c.charCodeAt(0).toString(16)}`));
+}
+
+/** "asked 12 s ago, expires in 1 min 43 s" (or "expired") for a pending join. */
+export function joinAge(j: Pick<JoinView, 'requestedAt' | 'expiresAt'>, now: number): string {
+  const span = (ms: number) => {
+    const s = Math.max(0, Math.round(ms / 1000));
+    return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${s % 60} s`;
+  };
+  const asked = `asked ${span(now - j.requestedAt)} ago`;
+  if (j.expiresAt === null) return asked;
+  return now >= j.expiresAt ? `${asked}, expired` : `${asked}, expires in ${span(j.expiresAt - now)}`;
 }
 
 function profileText(p: DeviceView['profile'] | undefined): string {
@@ -197,6 +209,23 @@ async function confirm(ctx: CommandContext, question: string): Promise<boolean> 
 
 // ================================================================================================ serve
 
+/** The broker password: --password, --password-file FILE, or $SRUP_BROKER_PASSWORD (in that order). */
+export function serverPassword(values: OptionValues): string | undefined {
+  const text = optString(values, 'password');
+  const file = optString(values, 'password-file');
+  if (text !== undefined && file !== undefined) throw new UsageError('give --password or --password-file, not both');
+  if (text !== undefined) return text;
+  if (file !== undefined) {
+    try {
+      return fs.readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    } catch (e) {
+      throw new CliError(`cannot read --password-file ${file}: ${(e as Error).message}`, 2);
+    }
+  }
+  const env = process.env.SRUP_BROKER_PASSWORD;
+  return env === undefined || env === '' ? undefined : env;
+}
+
 async function serve(values: OptionValues, ctx: CommandContext): Promise<number> {
   const dir = dataDir(values);
   const broker = optString(values, 'broker') ?? 'mqtt://127.0.0.1:1883';
@@ -213,11 +242,12 @@ async function serve(values: OptionValues, ctx: CommandContext): Promise<number>
       brokerUrl: broker,
       httpPort: httpPort(values) ?? DEFAULT_HTTP_PORT,
       username: optString(values, 'username'),
-      password: optString(values, 'password'),
+      password: serverPassword(values),
       tls: { ca: readFileOption(values, 'tls-ca'), cert: readFileOption(values, 'tls-cert'), key: readFileOption(values, 'tls-key') },
       imageBaseUrl: optString(values, 'image-base'),
       simpleJoins: simple,
       initiateTimeoutMs: seconds(values, 'initiate-timeout'),
+      joinTimeoutMs: seconds(values, 'join-timeout'),
       activateTimeoutMs: seconds(values, 'activate-timeout'),
       resetToken: optBoolean(values, 'reset-token'),
       databaseUrl: db,
@@ -283,9 +313,24 @@ async function addDevice(values: OptionValues, positionals: string[], ctx: Comma
     } catch (e) {
       throw new CliError(`${file}: not a provisioning JSON file (${(e as Error).message})`, 2);
     }
-    if (typeof j.publicKey !== 'string') throw new CliError(`${file}: no "publicKey" (PEM)`, 2);
-    idText = idText ?? (typeof j.id === 'string' ? j.id : undefined);
-    pem = pem ?? j.publicKey;
+    let filePem: string;
+    if (typeof j.publicKey === 'string') filePem = j.publicKey;
+    else {
+      // The device.json of `srup device init` keeps the public key beside it.
+      const beside = path.join(path.dirname(file), DEVICE_PUBLIC_KEY_FILE);
+      try {
+        filePem = fs.readFileSync(beside, 'utf8');
+      } catch {
+        throw new CliError(`${file}: no "publicKey" (PEM), and no ${DEVICE_PUBLIC_KEY_FILE} beside it`, 2);
+      }
+    }
+    const fileId = typeof j.id === 'string' ? hexToId(j.id) : null;
+    if (fileId === null) throw new CliError(`${file}: no device "id" (hex)`, 2);
+    if (idText !== undefined && hexToId(idText) !== fileId) {
+      throw new UsageError(`--id ${idText} is not the id in ${file} (${idToHex(fileId)})`);
+    }
+    idText = idToHex(fileId);
+    pem = pem ?? filePem;
   }
   if (idText === undefined || pem === undefined) throw new UsageError('give --id HEX --key PUBLIC.pem, or a provisioning JSON file');
   const id = hexToId(idText);
@@ -387,7 +432,7 @@ async function clientCommand(sub: string, values: OptionValues, positionals: str
     case 'joins': {
       const r = await client.get<{ joins: JoinView[] }>('/api/joins');
       print(r, () => r.joins.length === 0 ? 'no join is waiting\n' : r.joins.map((j) =>
-        `${j.id}  ${j.joinKind ?? ''} join${j.observer ? `, observer ${j.observer}` : ''}${j.label ? `  (${shown(j.label)})` : ''}\n` +
+        `${j.id}  ${j.joinKind ?? ''} join${j.observer ? `, observer ${j.observer}` : ''}${j.label ? `  (${shown(j.label)})` : ''}  ${joinAge(j, Date.now())}\n` +
         (j.challenge ? renderChallenge(j.challenge, colour) : '') + '\n').join(''));
       return 0;
     }
@@ -396,6 +441,7 @@ async function clientCommand(sub: string, values: OptionValues, positionals: str
       const r = await client.get<{ joins: JoinView[] }>('/api/joins');
       const j = r.joins.find((x) => x.id === id);
       if (j === undefined) throw new CliError(`device ${id} has no join waiting`, 1);
+      if (j.expiresAt !== null && Date.now() >= j.expiresAt) throw new CliError(`the join of ${id} has expired: the device no longer waits for it`, 1);
       if (j.challenge && !json) {
         out.write(`Device ${id} should show this challenge:\n${renderChallenge(j.challenge, colour)}`);
       }
@@ -526,9 +572,11 @@ export const c2Command: Command = {
     'tls-cert': { type: 'string', value: 'FILE', description: 'serve: client certificate for the broker (PEM)' },
     'tls-key': { type: 'string', value: 'FILE', description: 'serve: client key for the broker (PEM)' },
     username: { type: 'string', value: 'NAME', description: 'serve: broker user name' },
-    password: { type: 'string', value: 'TEXT', description: 'serve: broker password' },
+    password: { type: 'string', value: 'TEXT', description: 'serve: broker password (visible to other users in the process list: prefer --password-file or $SRUP_BROKER_PASSWORD)' },
+    'password-file': { type: 'string', value: 'FILE', description: 'serve: a file holding the broker password' },
     'image-base': { type: 'string', value: 'URL', description: 'serve: base URL devices download campaign images from' },
     'simple-joins': { type: 'string', value: 'auto|manual', description: 'serve: accept simple joins at once, or hold them for approval' },
+    'join-timeout': { type: 'string', value: 'S', description: 'serve: seconds devices wait for a join (as provisioned; default 120); the server fails a join 5 s before' },
     'initiate-timeout': { type: 'string', value: 'S', description: 'serve: seconds a device has to fetch an update (default 300)' },
     'activate-timeout': { type: 'string', value: 'S', description: 'serve: seconds to wait for the post-reboot confirmation (default 600)' },
     db: { type: 'string', value: 'URL', description: 'serve: the registry on PostgreSQL (postgres://user:pass@host/db) instead of DIR/c2.db' },

@@ -77,6 +77,11 @@ export interface InitOptions {
   deviceId?: bigint;
   /** 16 random bytes for the id (default node:crypto). */
   random16?: Uint8Array;
+  /** Broker user name and password (the password goes into device.json, which is written 0600). */
+  username?: string;
+  password?: string;
+  /** How long the device waits for a join's answer, in seconds (default 120); the C2 server must know it. */
+  joinTimeoutSeconds?: number;
 }
 
 export interface InitResult {
@@ -140,10 +145,14 @@ export function initDeviceDir(o: InitOptions): InitResult {
     firmware: o.firmware ?? { name: 'srup-node-device', version: '1.0.0' },
   };
   if (Object.keys(tls).length > 0) config.tls = tls;
+  if (o.username !== undefined) config.username = o.username;
+  if (o.password !== undefined) config.password = o.password;
+  if (o.joinTimeoutSeconds !== undefined) config.joinTimeoutSeconds = o.joinTimeoutSeconds;
   writeFileAtomic(join(dir, 'private.pem'), pair.privatePem, 0o600);
   writeFileAtomic(join(dir, 'server.pem'), publicKeyToPem(serverKey), 0o644);
   writeFileAtomic(join(dir, DEVICE_PUBLIC_KEY_FILE), pair.publicPem, 0o644);
-  writeFileAtomic(deviceJson, JSON.stringify(config, null, 2) + '\n', 0o644);
+  // 0600: it may hold the broker password.
+  writeFileAtomic(deviceJson, JSON.stringify(config, null, 2) + '\n', 0o600);
   // A new identity gets a new state: keys, counters and image slots of an old one must not carry over. Only now,
   // once the new identity is complete: had init failed earlier (a missing --ca file, a full disk), the old
   // identity would otherwise start again with fresh counters, reusing sequence IDs and taking old messages anew.
@@ -156,6 +165,22 @@ export function initDeviceDir(o: InitOptions): InitResult {
     }
   }
   return { dir, deviceId, publicKey: pair.privateKey.publicKey, publicPem: pair.publicPem };
+}
+
+/** The broker password for init: --password-file FILE, else $SRUP_BROKER_PASSWORD, else none. */
+function brokerPassword(values: ParsedArgs['values']): string | undefined {
+  const file = optString(values, 'password-file');
+  if (file !== undefined) return readText(file, '--password-file').replace(/\r?\n$/, '');
+  const env = process.env.SRUP_BROKER_PASSWORD;
+  return env === undefined || env === '' ? undefined : env;
+}
+
+function joinTimeoutOption(values: ParsedArgs['values']): number | undefined {
+  const v = optString(values, 'join-timeout');
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 1 || n > 86400) throw new UsageError('--join-timeout must be a number of seconds from 1 to 86400');
+  return n;
 }
 
 function runInit({ values }: ParsedArgs, { stdout }: CommandContext): number {
@@ -172,6 +197,9 @@ function runInit({ values }: ParsedArgs, { stdout }: CommandContext): number {
     certFile: optString(values, 'cert'),
     keyFile: optString(values, 'key'),
     force: optBoolean(values, 'force'),
+    username: optString(values, 'username'),
+    password: brokerPassword(values),
+    joinTimeoutSeconds: joinTimeoutOption(values),
   });
   stdout.write(
     `device id: ${idHex16(r.deviceId)}\n` +
@@ -238,6 +266,7 @@ async function runDevice(values: ParsedArgs['values'], io: CommandContext): Prom
   const agent = new Agent(host, {
     firmwareName: config.firmware.name,
     firmwareVersion: config.firmware.version,
+    joinTimeoutMs: config.joinTimeoutMs,
     onData: (dataId, bytes) => {
       log('info', 'data_received', { dataId, length: bytes.length, text: utf8DecodeOrNull(bytes), hex: toHex(bytes.subarray(0, 64)) });
     },
@@ -271,13 +300,33 @@ async function runDevice(values: ParsedArgs['values'], io: CommandContext): Prom
     };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
-    // Under a supervisor: end with it, even if it was killed without passing a signal on.
-    if (process.channel !== undefined) {
-      process.channel.unref();
-      process.once('disconnect', () => stop('supervisor_gone'));
-    }
+    watchSupervisor(process, stop);
     agent.start();
   });
+}
+
+/** What watchSupervisor needs of a process. */
+export interface SupervisedProcess {
+  readonly channel?: { unref(): void } | null;
+  readonly connected?: boolean;
+  readonly send?: unknown;
+  once(event: 'disconnect', fn: () => void): unknown;
+}
+
+/**
+ * Under a supervisor (an IPC channel): end with it, even if it was killed without passing a signal on. The
+ * channel is only a lifeline, so it must not keep the process alive (unref). A supervisor killed while it was
+ * starting us leaves a process that was given a channel that is already gone (channel null, not connected):
+ * that is the supervisor gone too.
+ */
+export function watchSupervisor(proc: SupervisedProcess, stop: (why: string) => void): void {
+  if (proc.send === undefined && proc.channel === undefined) return; // not started with IPC
+  if (proc.channel === null || proc.channel === undefined || proc.connected === false) {
+    stop('supervisor_gone');
+    return;
+  }
+  proc.channel.unref();
+  proc.once('disconnect', () => stop('supervisor_gone'));
 }
 
 /**
@@ -365,6 +414,9 @@ export const deviceCommand: Command = {
     cert: { type: 'string', value: 'FILE', description: 'init: client certificate (PEM), if the broker asks for one' },
     key: { type: 'string', value: 'FILE', description: 'init: the client certificate\'s key (PEM)' },
     force: { type: 'boolean', description: 'init: replace an existing configuration (and its state)' },
+    username: { type: 'string', value: 'NAME', description: "init: the broker user name (docs/broker-acl.md: the device's id)" },
+    'password-file': { type: 'string', value: 'FILE', description: 'init: a file holding the broker password (else $SRUP_BROKER_PASSWORD)' },
+    'join-timeout': { type: 'string', value: 'S', description: 'init: seconds a join waits for its answer (default 120; give the C2 server the same)' },
   },
   details: `The device logs one line per event on stderr and draws join challenges on stdout. It keeps its state
 (key store, sequence counters, image slots) in DIR/state. When an update is activated the device process exits
@@ -384,7 +436,7 @@ bad configuration, ${EXIT_RESTART} (with --no-supervise) restart after an activa
       if (optString(args.values, 'config') !== undefined) throw new UsageError('init takes --out, not --config');
       return runInit(args, io);
     }
-    for (const initOnly of ['out', 'server-id', 'server-key', 'broker', 'ca', 'cert', 'key', 'force']) {
+    for (const initOnly of ['out', 'server-id', 'server-key', 'broker', 'ca', 'cert', 'key', 'force', 'username', 'password-file', 'join-timeout']) {
       if (args.values[initOnly] !== undefined) throw new UsageError(`--${initOnly} belongs to 'srup device init'`);
     }
     requireString(args.values, 'config');

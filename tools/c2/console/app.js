@@ -232,7 +232,7 @@ function renderJoins(joins) {
   $('#joins-count').textContent = joins.length ? `(${joins.length})` : '';
   $('#joins-empty').hidden = joins.length > 0;
   // Rebuild only when the set of joins (or a challenge) changed, so the blinking keeps its phase.
-  const key = joins.map((j) => `${j.id}:${j.joinKind}:${j.challenge ? j.challenge.blink + j.challenge.grid.join('') : ''}:${j.observer}`).join('|');
+  const key = joins.map((j) => `${j.id}:${j.requestedAt}:${j.expiresAt}:${j.joinKind}:${j.challenge ? j.challenge.blink + j.challenge.grid.join('') : ''}:${j.observer}`).join('|');
   if (key === joinsKey) return;
   joinsKey = key;
   const box = $('#joins');
@@ -248,7 +248,8 @@ function joinCard(j) {
   card.dataset.id = j.id;
   card.dataset.kind = j.joinKind ?? '';
   const kind = { human: 'human-moderated join', observed: 'observed join', simple: 'join request' }[j.joinKind] ?? 'join';
-  card.innerHTML = `<h3>${j.id}</h3><div class="muted">${esc(kind)}${j.label ? ' · ' + esc(j.label) : ''}</div>`;
+  card.innerHTML = `<h3>${j.id}</h3><div class="muted">${esc(kind)}${j.label ? ' · ' + esc(j.label) : ''}</div>` +
+    `<div class="muted age" data-requested="${Number(j.requestedAt)}" data-expires="${j.expiresAt === null ? '' : Number(j.expiresAt)}"></div>`;
   if (j.challenge) {
     const c = j.challenge;
     const grid = document.createElement('div');
@@ -295,8 +296,33 @@ function joinCard(j) {
   buttons.querySelector('.approve').addEventListener('click', () => act(`approve ${j.id}`, () => api('POST', `/api/devices/${j.id}/approve`, {})));
   buttons.querySelector('.refuse').addEventListener('click', () => act(`refuse ${j.id}`, () => api('POST', `/api/devices/${j.id}/refuse`, {})));
   card.appendChild(buttons);
+  updateAge(card, Date.now());
   return card;
 }
+
+// Each pending join's age and expiry, once a second; an expired join loses its Approve button (the device
+// has given up and would refuse the acceptance; the server fails the join and the card goes away).
+function span(ms) {
+  const s = Math.max(0, Math.round(ms / 1000));
+  return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${s % 60} s`;
+}
+
+function updateAge(card, now) {
+  const el = card.querySelector('.age');
+  if (!el) return;
+  const requested = Number(el.dataset.requested);
+  const expires = el.dataset.expires === '' ? null : Number(el.dataset.expires);
+  const expired = expires !== null && now >= expires;
+  el.textContent = `asked ${span(now - requested)} ago` + (expires === null ? '' : expired ? ', expired: the device no longer waits' : `, expires in ${span(expires - now)}`);
+  card.classList.toggle('expired', expired);
+  const approve = card.querySelector('.approve');
+  if (approve) approve.hidden = expired;
+}
+
+setInterval(() => {
+  const now = Date.now();
+  for (const card of document.querySelectorAll('#joins .join')) updateAge(card, now);
+}, 1000);
 
 function tick(now) {
   for (const b of blinkers.values()) {
@@ -448,12 +474,17 @@ $('#add-form').addEventListener('submit', (ev) => {
   let key = field(f, 'key').value.trim();
   if (key.startsWith('{')) {
     // The device.json that `srup provision` writes: { id, publicKey, ... }
+    let j;
     try {
-      const j = JSON.parse(key);
-      key = j.publicKey;
-      if (!id) id = j.id;
+      j = JSON.parse(key);
     } catch { return flash('The provisioning JSON does not parse.', true); }
+    if (typeof j.publicKey !== 'string') return flash('The provisioning JSON has no "publicKey".', true);
+    if (typeof j.id !== 'string' || !/^[0-9a-fA-F]{1,16}$/.test(j.id)) return flash('The provisioning JSON has no device "id".', true);
+    if (id && BigInt('0x' + id) !== BigInt('0x' + j.id)) return flash(`The ID ${id} is not the one in the provisioning JSON (${j.id}).`, true);
+    key = j.publicKey;
+    id = j.id;
   }
+  if (!id) return flash('Give the device ID (or paste the provisioning JSON).', true);
   act(`register ${id}`, async () => {
     await api('POST', '/api/devices', { id, publicKey: key, label: field(f, 'label').value, palette: field(f, 'palette').value, profile: field(f, 'profile').value || undefined });
     f.reset();
