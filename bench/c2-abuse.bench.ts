@@ -51,7 +51,8 @@ async function main(): Promise<void> {
   }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'c2-abuse-bench-'));
   const broker = await startMosquitto({ maxQueuedMessages: 100000 });
-  const app = await C2App.start({ dataDir: path.join(dir, 'c2'), brokerUrl: broker.url, httpPort: 0, log: () => undefined });
+  // The device here is chatty on purpose: the rate limit is lifted so that every message is stored.
+  const app = await C2App.start({ dataDir: path.join(dir, 'c2'), brokerUrl: broker.url, httpPort: 0, log: () => undefined, deviceRate: { burst: 1e9, perSecond: 1e9 } });
   const base = app.url;
   const cli = fs.readFileSync(path.join(dir, 'c2', 'cli-token'), 'utf8').trim();
   try {

@@ -472,6 +472,24 @@ export class SqlRegistry implements Registry {
     return rows.map(toAudit);
   }
 
+  /**
+   * Retention: deletes the audit entries older than `before` (ms), then the oldest until the rest hold at most
+   * `maxBytes` of messages and tokens. Returns how many were deleted. (SQLite keeps the file's size and reuses
+   * the pages.)
+   */
+  pruneAudit(before: number, maxBytes: number): number {
+    return this.db.transaction(() => {
+      let n = this.db.run('DELETE FROM audit WHERE at < ?', [before]);
+      // The newest entry that no longer fits, counting bytes from the newest back.
+      const cut = this.db.all<{ seq: number }>(
+        'SELECT seq FROM (SELECT seq, SUM(length(bytes) + length(token)) OVER (ORDER BY seq DESC) AS total FROM audit) t WHERE total > ? ORDER BY seq DESC LIMIT 1',
+        [maxBytes],
+      );
+      if (cut.length > 0) n += this.db.run('DELETE FROM audit WHERE seq <= ?', [Number(cut[0].seq)]);
+      return n;
+    });
+  }
+
   /** The newest `limit` audit entries (of one device, or all), newest first. */
   latestAudit(limit: number, device?: bigint): AuditEntry[] {
     const rows =

@@ -20,13 +20,13 @@
  * Devices with profile 'reference' (pySRUP) answer neither actions nor activates: for them an action settles
  * when the broker takes it (with status null), and an activate ends the update in state 'activated'.
  */
-import { encode } from '../srup/codec.js';
+import { encode, peekHeader } from '../srup/codec.js';
 import { idHex16, toHex, utf8, utf8DecodeOrNull } from '../srup/bytes.js';
 import { encodeData } from '../srup/data.js';
 import type { DataKind, DataValue } from '../srup/data.js';
 import { SrupError } from '../srup/errors.js';
 import type { FieldsOf, Message, MessageOf, TypeName } from '../srup/schema.js';
-import { Status } from '../srup/schema.js';
+import { Status, typeInfo } from '../srup/schema.js';
 import { sealMessage } from '../srup/session.js';
 import { deviceFilter, deviceTopic, nextSequenceId, serverJoinFilter } from '../srup/topics.js';
 import type { RsaPublicKey } from '../../crypto/types.js';
@@ -39,6 +39,7 @@ import { ACTIVATE_STATUSES, INITIATE_STATUSES, UpdateFlow } from './update.js';
 import type { DeviceProfile, DeviceRecord, DeviceState, UpdateRecord } from './registry.js';
 import { isDeviceProfile } from './registry.js';
 import { ascii, uuid4 } from './tokens.js';
+import { DEFAULT_DEVICE_RATE, DeviceRates } from './rate.js';
 
 export const ID_RESPONSE_DATA_ID = 'IDENTIFICATION_RESPONSE';
 
@@ -52,6 +53,20 @@ export const REFERENCE_ID_PREFIX = 'pySRUP version';
 export type ActionResult = number | null;
 
 const DEFAULT_REQUEST_TIMEOUT = 30_000;
+
+/**
+ * The audit log keeps a message whole up to this size; of a longer one only its first AUDIT_MAX_BYTES (the
+ * header, token, signature and the start of the fields): a device's 60 KB data messages must not each cost
+ * 60 KB of audit log for ever.
+ */
+export const AUDIT_MAX_BYTES = 1024;
+
+/** What the audit log keeps of a message (see AUDIT_MAX_BYTES). */
+export function auditBytes(payload: Uint8Array): Uint8Array {
+  return payload.length <= AUDIT_MAX_BYTES ? payload : payload.slice(0, AUDIT_MAX_BYTES);
+}
+
+const RESPONSE_CODE = typeInfo('response').code;
 
 /** What the flows in join.ts and update.ts use of the engine. */
 export interface EngineCore {
@@ -123,6 +138,9 @@ export class C2Engine {
   private readonly updates: UpdateFlow;
   private readonly subscribed = new Set<bigint>();
   private state: 'new' | 'started' | 'stopped' = 'new';
+  private readonly rates: DeviceRates;
+  /** Devices told about in the log as rate limited, and when (one line a minute each). */
+  private readonly limitedLogged = new Map<bigint, number>();
   private inFlight = 0;
   private stopListening: (() => void) | null = null;
   /** Per 'reference' device: the end of its line of commands (see inLane). */
@@ -154,6 +172,7 @@ export class C2Engine {
     };
     this.joins = new JoinFlows(this.core);
     this.updates = new UpdateFlow(this.core);
+    this.rates = new DeviceRates(options.deviceRate ?? DEFAULT_DEVICE_RATE);
     if (options.onEvent) this.listeners.add(options.onEvent);
   }
 
@@ -433,6 +452,7 @@ export class C2Engine {
 
   private onMessage(topic: string, payload: Uint8Array, attempt = 1): void {
     if (this.state !== 'started') return;
+    if (attempt === 1 && this.overRate(topic, payload)) return;
     const { registry } = this.host;
     // One group: the accepted sequence ID, last seen / last response and the audit line are durable (with those
     // of the other messages that arrived at the same moment: one commit) before the message is acted on.
@@ -441,6 +461,7 @@ export class C2Engine {
       if (!r.ok) return r;
       const m = r.message;
       const now = this.now();
+      if (m.type !== 'response') this.rates.take(m.senderId, now);
       const lastResponse = m.type === 'response' ? { lastResponse: { status: m.fields.status, token: m.token, at: now } } : {};
       registry.updateDevice(m.senderId, { lastSeen: now, ...lastResponse }, now);
       registry.appendAudit({
@@ -451,7 +472,7 @@ export class C2Engine {
         sequenceId: m.sequenceId,
         token: m.token,
         status: m.type === 'response' ? m.fields.status : null,
-        bytes: payload,
+        bytes: auditBytes(payload),
       });
       return r;
     });
@@ -480,6 +501,27 @@ export class C2Engine {
         },
       ),
     );
+  }
+
+  /** True (and reported) when a registered device sent more unasked messages than its rate allows. */
+  private overRate(topic: string, payload: Uint8Array): boolean {
+    let sender: bigint;
+    try {
+      const h = peekHeader(payload);
+      if (h.code === RESPONSE_CODE || h.senderId === this.serverId) return false;
+      sender = h.senderId;
+    } catch {
+      return false; // the receive steps say why
+    }
+    const now = this.now();
+    if (this.rates.allows(sender, now)) return false;
+    const logged = this.limitedLogged.get(sender);
+    if (logged === undefined || now - logged >= 60_000) {
+      this.limitedLogged.set(sender, now);
+      this.host.log('warn', 'rejected', { reason: 'rate_limited', topic, sender: idHex16(sender) });
+    }
+    this.emit({ type: 'rejected', reason: 'rate_limited', topic, sender });
+    return true;
   }
 
   private dispatch(m: Message): Promise<void> | void {
@@ -617,7 +659,7 @@ export class C2Engine {
         sequenceId,
         token,
         status: type === 'response' ? (fields as FieldsOf<'response'>).status : null,
-        bytes,
+        bytes: auditBytes(bytes),
       });
       return bytes;
     });

@@ -6,6 +6,7 @@ import type { Crypto, RandomBytes, RsaPrivateKey } from '../../crypto/types.js';
 import type { Clock, Log, Transport } from '../agent/host.js';
 import type { Registry } from './registry.js';
 import type { C2Listener } from './events.js';
+import type { RateLimit } from './rate.js';
 
 export type { Clock, Log, Transport } from '../agent/host.js';
 
@@ -110,4 +111,10 @@ export interface C2Options {
    * (a node that died leaves them in the database). Default: no sweep (a single server arms them itself).
    */
   sweepMs?: number;
+  /**
+   * Per-device limit on what devices send unasked (data, join requests, resign / deregister requests; not
+   * responses): default DEFAULT_DEVICE_RATE (100 at once, 10 per second). Messages over it are dropped before
+   * their signature is checked and reported as rejected 'rate_limited'.
+   */
+  deviceRate?: RateLimit;
 }

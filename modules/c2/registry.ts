@@ -144,7 +144,10 @@ export interface AuditEntry {
   readonly token: Uint8Array;
   /** Response status byte, when the message is a response. */
   readonly status: number | null;
-  /** The whole message as it went over the wire. */
+  /**
+   * The message as it went over the wire: whole up to 1 KiB, else its first 1 KiB (engine.ts AUDIT_MAX_BYTES;
+   * header, token, signature and the start of the fields).
+   */
   readonly bytes: Uint8Array;
 }
 

@@ -18,6 +18,7 @@ import type { RsaPublicKey } from '../../crypto/types.js';
 import { C2Engine, type ActionResult } from '../../modules/c2/engine.js';
 import type { C2Event } from '../../modules/c2/events.js';
 import type { Clock, Log } from '../../modules/c2/host.js';
+import type { RateLimit } from '../../modules/c2/rate.js';
 import { isDeviceProfile, type DeviceProfile, type DeviceRecord } from '../../modules/c2/registry.js';
 import { blinkCode, blinkSchedule, challengeGrid, DEFAULT_PALETTE, REFERENCE_PALETTE, type Palette } from '../../modules/challenge/index.js';
 import { isDataKind, type DataKind, type DataValue } from '../../modules/srup/data.js';
@@ -43,6 +44,10 @@ export const IMAGES_DIR = 'images';
 export const DEFAULT_HTTP_PORT = 8686;
 /** Several nodes: how often each takes over the update and join timers of a node that died (ms). */
 export const SWEEP_MS = 5_000;
+
+/** 90 days, 256 MiB: a year of a quiet fleet's traffic fits; a chatty device cannot fill the disk. */
+export const DEFAULT_AUDIT_RETENTION = Object.freeze({ maxAgeMs: 90 * 24 * 3600 * 1000, maxBytes: 256 * 1024 * 1024 });
+export const AUDIT_PRUNE_INTERVAL_MS = 60_000;
 
 /** How long a device waits for a join's answer unless provisioned otherwise (modules/agent/join.ts). */
 export const DEVICE_JOIN_TIMEOUT_MS = 120_000;
@@ -82,6 +87,13 @@ export interface C2AppOptions {
   databaseUrl?: string;
   /** Make a new operator token (printed once) and CLI token. */
   resetToken?: boolean;
+  /**
+   * Audit log retention: entries older than maxAgeMs go, and the oldest go while the rest hold more than
+   * maxBytes of messages. Applied at start and every AUDIT_PRUNE_INTERVAL_MS. Default DEFAULT_AUDIT_RETENTION.
+   */
+  auditRetention?: { maxAgeMs?: number; maxBytes?: number };
+  /** Per-device limit on unasked messages (modules/c2/rate.ts); default 100 at once, 10 per second. */
+  deviceRate?: RateLimit;
   log?: Log;
   clock?: Clock;
 }
@@ -190,6 +202,8 @@ export class C2App {
   private readonly cluster: PgCluster | null;
   private connected = false;
   private stopped = false;
+  private readonly retention: { maxAgeMs: number; maxBytes: number };
+  private pruneTimer: ReturnType<typeof setInterval> | null = null;
 
   private constructor(o: C2AppOptions) {
     this.dataDir = path.resolve(o.dataDir);
@@ -250,8 +264,10 @@ export class C2App {
         initiateTimeoutMs: o.initiateTimeoutMs,
         activateTimeoutMs: o.activateTimeoutMs,
         onEvent: (e) => this.onEngineEvent(e),
+        deviceRate: o.deviceRate,
       },
     );
+    this.retention = { ...DEFAULT_AUDIT_RETENTION, ...o.auditRetention };
     this.http = new ConsoleHttp(this, { port: o.httpPort ?? DEFAULT_HTTP_PORT });
     this.campaigns = new Campaigns({
       registry: this.registry,
@@ -285,6 +301,9 @@ export class C2App {
       fs.writeFileSync(path.join(app.dataDir, HTTP_FILE), JSON.stringify({ url: app.http.origin, pid: process.pid }) + '\n', { mode: 0o600 });
       await app.engine.start();
       app.campaigns.start();
+      app.pruneAudit();
+      app.pruneTimer = setInterval(() => app.pruneAudit(), AUDIT_PRUNE_INTERVAL_MS);
+      app.pruneTimer.unref();
     } catch (e) {
       await app.stop();
       throw e;
@@ -356,6 +375,7 @@ export class C2App {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    if (this.pruneTimer !== null) clearInterval(this.pruneTimer);
     // Campaigns first (they would answer a 0x00 with an activate that can no longer be sent; the next start
     // sends it), then the transport: a message the broker hands over while it closes is still recorded by the
     // engine before it is acknowledged, so nothing the devices sent is lost across a restart.
@@ -374,6 +394,18 @@ export class C2App {
     this.cluster?.close();
     this.registry.close();
     C2App.unlock(this.dataDir);
+  }
+
+  /** Applies the audit retention now; returns how many entries went. */
+  pruneAudit(): number {
+    try {
+      const n = this.registry.pruneAudit(this.clock.now() - this.retention.maxAgeMs, this.retention.maxBytes);
+      if (n > 0) this.log('info', 'audit_pruned', { entries: n });
+      return n;
+    } catch (e) {
+      this.log('error', 'audit_prune_failed', { why: String(e) });
+      return 0;
+    }
   }
 
   on(listener: (e: AppEvent) => void): () => void {

@@ -209,6 +209,23 @@ async function confirm(ctx: CommandContext, question: string): Promise<boolean> 
 
 // ================================================================================================ serve
 
+function auditRetention(values: OptionValues): { maxAgeMs?: number; maxBytes?: number } {
+  const out: { maxAgeMs?: number; maxBytes?: number } = {};
+  const days = optString(values, 'audit-days');
+  if (days !== undefined) {
+    const n = Number(days);
+    if (!Number.isFinite(n) || n <= 0) throw new UsageError('--audit-days must be a positive number of days');
+    out.maxAgeMs = Math.round(n * 24 * 3600 * 1000);
+  }
+  const mb = optString(values, 'audit-max-mb');
+  if (mb !== undefined) {
+    const n = Number(mb);
+    if (!Number.isFinite(n) || n <= 0) throw new UsageError('--audit-max-mb must be a positive number of MiB');
+    out.maxBytes = Math.round(n * 1024 * 1024);
+  }
+  return out;
+}
+
 /** The broker password: --password, --password-file FILE, or $SRUP_BROKER_PASSWORD (in that order). */
 export function serverPassword(values: OptionValues): string | undefined {
   const text = optString(values, 'password');
@@ -248,6 +265,7 @@ async function serve(values: OptionValues, ctx: CommandContext): Promise<number>
       simpleJoins: simple,
       initiateTimeoutMs: seconds(values, 'initiate-timeout'),
       joinTimeoutMs: seconds(values, 'join-timeout'),
+      auditRetention: auditRetention(values),
       activateTimeoutMs: seconds(values, 'activate-timeout'),
       resetToken: optBoolean(values, 'reset-token'),
       databaseUrl: db,
@@ -576,6 +594,8 @@ export const c2Command: Command = {
     'password-file': { type: 'string', value: 'FILE', description: 'serve: a file holding the broker password' },
     'image-base': { type: 'string', value: 'URL', description: 'serve: base URL devices download campaign images from' },
     'simple-joins': { type: 'string', value: 'auto|manual', description: 'serve: accept simple joins at once, or hold them for approval' },
+    'audit-days': { type: 'string', value: 'N', description: 'serve: keep audit entries this many days (default 90)' },
+    'audit-max-mb': { type: 'string', value: 'N', description: 'serve: keep at most this many MiB of audited messages (default 256)' },
     'join-timeout': { type: 'string', value: 'S', description: 'serve: seconds devices wait for a join (as provisioned; default 120); the server fails a join 5 s before' },
     'initiate-timeout': { type: 'string', value: 'S', description: 'serve: seconds a device has to fetch an update (default 300)' },
     'activate-timeout': { type: 'string', value: 'S', description: 'serve: seconds to wait for the post-reboot confirmation (default 600)' },
