@@ -76,3 +76,13 @@ describe('audit retention (SQLite registry)', () => {
     }
   });
 });
+
+describe('the broker delivering again', () => {
+  test('a message delivered twice is refused as a replay at info level, not as a warning', async () => {
+    const r = await startRig({}, (rig) => rig.provision(DEV_A, 'joined'));
+    const m = data(r.keys.a, DEV_A, 1n, 4);
+    await r.inject(deviceTopic(DEV_A), m);
+    await r.inject(deviceTopic(DEV_A), m);
+    expect(r.log.events('rejected').map((l) => [l.level, l.detail.reason])).toEqual([['info', 'replay']]);
+  });
+});

@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { generateRsaKeyPair } from '../hosts/node/crypto.js';
+import { consoleLog, textLogLine } from '../hosts/node/host.js';
 import { serverPassword } from '../tools/commands/c2.js';
 import { initDeviceDir } from '../tools/commands/device.js';
 import { main } from '../tools/srup.js';
@@ -67,5 +68,34 @@ describe('srup c2 serve: the broker password', () => {
       if (saved === undefined) delete process.env.SRUP_BROKER_PASSWORD;
       else process.env.SRUP_BROKER_PASSWORD = saved;
     }
+  });
+});
+
+describe('messages that say what is wrong', () => {
+  test('srup keygen --out under /proc fails at once with the directory it could not make', async () => {
+    const r = await run(['keygen', '--out', '/proc/srup-no-such/x']);
+    expect(r.code).toBe(2);
+    expect(r.out).toMatch(/^srup keygen: cannot create \/proc\/srup-no-such\/x: (Error: )?ENOENT/);
+  });
+
+  test('a missing FILE and a missing data directory are named as such', async () => {
+    const decode = await run(['decode']);
+    expect(decode.code).toBe(2);
+    expect(decode.out.split('\n')[0]).toBe('srup decode: missing FILE (the message to decode)');
+    const c2 = await run(['c2']);
+    expect(c2.out.split('\n')[0]).toBe('srup c2: missing subcommand');
+    const list = await run(['c2', 'list', '--data', '/nonexistent/srup-c2']);
+    expect(list).toEqual({ code: 2, out: "srup c2: no C2 data directory /nonexistent/srup-c2 (give the server's --data DIR, or set SRUP_C2_DATA)\n" });
+  });
+});
+
+describe('--log text', () => {
+  test('lines are "time LEVEL event key=value", plain words bare and other text quoted, never JSON objects', () => {
+    expect(textLogLine('T', 'warn', 'rejected', { reason: 'replay', type: 'activate', seq: 7, why: 'no such "x"', ok: true, none: null }))
+      .toBe('T WARN  rejected reason=replay type=activate seq=7 why="no such \\"x\\"" ok=true none=null');
+    let out = '';
+    const log = consoleLog({ format: 'text', stream: new Writable({ write(c, _e, cb) { out += c.toString(); cb(); } }) as never, now: () => new Date(0) });
+    log('info', 'device_process_started', { pid: 42 });
+    expect(out).toBe('1970-01-01T00:00:00.000Z INFO  device_process_started pid=42\n');
   });
 });

@@ -33,6 +33,43 @@ export function writeFileDurable(file: string, data: string | Uint8Array, mode =
   fsyncDir(dir);
 }
 
+/**
+ * Creates `dir` and any missing parents, one at a time (mode for the ones it creates). Node's own recursive
+ * mkdir loops for minutes under /proc and similar file systems; this fails at once with the error of the first
+ * directory that cannot be made.
+ */
+export function makeDirs(dir: string, mode = 0o777): void {
+  const missing: string[] = [];
+  let d = path.resolve(dir);
+  for (;;) {
+    let st: fs.Stats | null = null;
+    try {
+      st = fs.statSync(d);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    if (st !== null) {
+      if (!st.isDirectory()) {
+        const e = new Error(`${d} is not a directory`) as NodeJS.ErrnoException;
+        e.code = 'ENOTDIR';
+        throw e;
+      }
+      break;
+    }
+    missing.push(d);
+    const up = path.dirname(d);
+    if (up === d) break;
+    d = up;
+  }
+  for (const m of missing.reverse()) {
+    try {
+      fs.mkdirSync(m, { mode });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+  }
+}
+
 /** Makes a directory entry change (create, rename, unlink) durable. */
 export function fsyncDir(dir: string): void {
   const fd = fs.openSync(dir, 'r');

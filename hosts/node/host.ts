@@ -36,6 +36,19 @@ export interface ConsoleLogOptions {
   now?: () => Date;
 }
 
+/** A value in a text log line: bare when it is one plain word, else a quoted string. */
+function textValue(v: string | number | boolean | null): string {
+  if (typeof v !== 'string') return String(v);
+  return /^[\w.:/@+-]+$/.test(v) ? v : JSON.stringify(v);
+}
+
+/** One text log line: "time LEVEL event key=value ...". */
+export function textLogLine(time: string, level: LogLevel, event: string, detail: Record<string, string | number | boolean | null> = {}): string {
+  let line = `${time} ${level.toUpperCase().padEnd(5)} ${event}`;
+  for (const [k, v] of Object.entries(detail)) line += ` ${k}=${textValue(v)}`;
+  return line;
+}
+
 /** A Log writing one line per event. Detail keys that clash with time/level/event are prefixed with "_". */
 export function consoleLog(options: ConsoleLogOptions = {}): Log {
   const stream = options.stream ?? process.stderr;
@@ -45,9 +58,7 @@ export function consoleLog(options: ConsoleLogOptions = {}): Log {
     if (LEVELS[level] < min) return;
     const time = now().toISOString();
     if (options.format === 'text') {
-      let line = `${time} ${level.toUpperCase().padEnd(5)} ${event}`;
-      for (const [k, v] of Object.entries(detail ?? {})) line += ` ${k}=${typeof v === 'string' ? JSON.stringify(v) : String(v)}`;
-      stream.write(line + '\n');
+      stream.write(textLogLine(time, level, event, detail) + '\n');
       return;
     }
     const rec: Record<string, string | number | boolean | null> = { time, level, event };

@@ -125,7 +125,8 @@ export function receive(deps: PipelineDeps, topic: string, payload: Uint8Array):
   if (!a.ok) {
     // reason null: our own publish echoed back, dropped silently.
     if (a.reason !== null) {
-      deps.log('warn', 'rejected', { reason: a.reason, ...(a.message === null ? {} : about(a.message)), ...a.detail });
+      // A replay is almost always the broker delivering again what was taken just before a restart: info.
+      deps.log(a.reason === 'replay' ? 'info' : 'warn', 'rejected', { reason: a.reason, ...(a.message === null ? {} : about(a.message)), ...a.detail });
     }
     return null;
   }

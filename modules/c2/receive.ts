@@ -75,7 +75,8 @@ export type Received = { readonly ok: true; readonly message: Message } | { read
 /** Runs the pipeline over one MQTT message. `rejection` is null for our own echoed messages (not an error). */
 export function receive(deps: ReceiveDeps, topic: string, payload: Uint8Array): Received {
   const reject = (reason: string, sender: bigint | null, detail: Record<string, string | number | boolean | null> = {}): Received => {
-    deps.log('warn', 'rejected', { reason, topic, ...(sender === null ? {} : { sender: idHex16(sender) }), ...detail });
+    // A replay is almost always the broker delivering again what was taken just before a restart: info.
+    deps.log(reason === 'replay' ? 'info' : 'warn', 'rejected', { reason, topic, ...(sender === null ? {} : { sender: idHex16(sender) }), ...detail });
     return { ok: false, rejection: { reason, sender } };
   };
 

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { parsePrivateKeyPem, publicKeyToPem } from '../../crypto/keys.js';
 import type { RsaPrivateKey, RsaPublicKey } from '../../crypto/types.js';
 import { generateRsaKeyPair, randomBytes } from '../../hosts/node/crypto.js';
-import { hexToId, idToHex, writeFileDurable } from '../../hosts/node/durable.js';
+import { hexToId, idToHex, makeDirs, writeFileDurable } from '../../hosts/node/durable.js';
 
 export const SERVER_FILE = 'server.json';
 export const PRIVATE_FILE = 'private.pem';
@@ -38,7 +38,7 @@ export function newIdentityId(): bigint {
 
 /** Creates the directory (0700) if needed and makes sure nobody else can read it. */
 export function ensurePrivateDir(dir: string): void {
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  makeDirs(dir, 0o700);
   fs.chmodSync(dir, 0o700);
 }
 

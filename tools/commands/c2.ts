@@ -426,7 +426,11 @@ function acl(values: OptionValues, positionals: string[], ctx: CommandContext): 
 async function clientCommand(sub: string, values: OptionValues, positionals: string[], ctx: CommandContext): Promise<number> {
   const json = optBoolean(values, 'json');
   const out = ctx.stdout;
-  const client = new C2Client(serverAddress(dataDir(values), httpPort(values)));
+  const dir = dataDir(values);
+  if (!fs.existsSync(dir)) {
+    throw new CliError(`no C2 data directory ${dir} (give the server's --data DIR, or set SRUP_C2_DATA)`, 2);
+  }
+  const client = new C2Client(serverAddress(dir, httpPort(values)));
   const print = (v: unknown, text: () => string) => out.write(json ? JSON.stringify(v) + '\n' : text());
   const colour = !optBoolean(values, 'no-color') && (ctx.stdout as { isTTY?: boolean }).isTTY === true;
 
@@ -580,7 +584,7 @@ export const c2Command: Command = {
   name: 'c2',
   summary: 'Run the C2 server and operator console, or act through the running server.',
   synopsis: '<subcommand> [ID|CAMPAIGN|FILE] [options]',
-  positionals: { min: 1, max: 2 },
+  positionals: { min: 1, max: 2, names: ['subcommand'] },
   options: {
     data: { type: 'string', value: 'DIR', description: `the server's data directory (default $SRUP_C2_DATA or ./${DEFAULT_DATA_DIR})` },
     http: { type: 'string', value: 'PORT', description: `console/API port on 127.0.0.1 (default ${DEFAULT_HTTP_PORT}; serve: 0 picks a free one)` },

@@ -14,7 +14,7 @@ export const decodeCommand: Command = {
   name: 'decode',
   summary: 'Decode a SRUP message, verify its signature and print it as JSON.',
   synopsis: 'FILE --key SIGNER_PUBLIC.pem [--recipient-key RECIPIENT_PRIVATE.pem]',
-  positionals: { min: 1, max: 1 },
+  positionals: { min: 1, max: 1, names: ['FILE (the message to decode)'] },
   options: {
     key: { type: 'string', short: 'k', value: 'PEM', description: "the signer's public key (SubjectPublicKeyInfo PEM)" },
     'recipient-key': {

@@ -13,7 +13,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import { parsePublicKeyPem, publicKeyToPem } from '../../crypto/keys.js';
@@ -23,8 +23,8 @@ import type { Log, LogLevel } from '../../modules/agent/host.js';
 import { idHex16, parseIdHex, toHex, utf8DecodeOrNull } from '../../modules/srup/bytes.js';
 import { loadDeviceConfig, type DeviceConfig } from '../../hosts/node/config.js';
 import { generateRsaKeyPair } from '../../hosts/node/crypto.js';
-import { HostFileError, writeFileDurable } from '../../hosts/node/durable.js';
-import { consoleLog, createNodeHost } from '../../hosts/node/host.js';
+import { HostFileError, makeDirs, writeFileDurable } from '../../hosts/node/durable.js';
+import { consoleLog, createNodeHost, textLogLine } from '../../hosts/node/host.js';
 import { EXIT_RESTART } from '../../hosts/node/updater.js';
 import { CliError, UsageError, optBoolean, optString, requireString, type Command, type CommandContext, type ParsedArgs } from '../lib/cli.js';
 import { readBytes, readText } from '../lib/files.js';
@@ -119,7 +119,7 @@ export function initDeviceDir(o: InitOptions): InitResult {
   const deviceJson = join(dir, 'device.json');
   if (existsSync(deviceJson) && o.force !== true) throw new CliError(`${deviceJson} already exists; use --force to replace it`, 1);
   try {
-    mkdirSync(dir, { recursive: true });
+    makeDirs(dir);
   } catch (e) {
     throw new CliError(`cannot create ${dir}: ${e instanceof Error ? e.message : String(e)}`, 2);
   }
@@ -345,7 +345,7 @@ function supervise(values: ParsedArgs['values'], io: CommandContext): Promise<nu
   };
   const say = (event: string, detail: Record<string, string | number>) => {
     const rec = { time: new Date().toISOString(), level: 'info', event, ...detail };
-    io.stderr.write(logFormat(values) === 'json' ? JSON.stringify(rec) + '\n' : `${rec.time} INFO  ${event} ${JSON.stringify(detail)}\n`);
+    io.stderr.write(logFormat(values) === 'json' ? JSON.stringify(rec) + '\n' : textLogLine(rec.time, 'info', event, detail) + '\n');
   };
 
   return new Promise<number>((resolveExit) => {

@@ -1,5 +1,6 @@
 /** `srup keygen --out DIR`: a fresh RSA key pair as DIR/private.pem (PKCS#8, 0600) and DIR/public.pem (SPKI). */
-import { chmodSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { makeDirs } from '../../hosts/node/durable.js';
 import { join } from 'node:path';
 import { generateRsaKeyPair } from '../../hosts/node/crypto.js';
 import { CliError, UsageError, optBoolean, optString, requireString, type Command } from '../lib/cli.js';
@@ -48,7 +49,7 @@ Exit status: 0 written, 1 a key file exists and --force was not given, 2 usage e
       }
     }
     try {
-      mkdirSync(dir, { recursive: true });
+      makeDirs(dir);
     } catch (e) {
       throw new CliError(`cannot create ${dir}: ${e instanceof Error ? e.message : String(e)}`, 2);
     }

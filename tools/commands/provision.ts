@@ -9,7 +9,8 @@
  */
 import { deviceAclLines } from '../c2/acl.js';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, unlinkSync, writeFileSync } from 'node:fs';
+import { makeDirs } from '../../hosts/node/durable.js';
 import { join } from 'node:path';
 import { generateRsaKeyPair } from '../../hosts/node/crypto.js';
 import { idHex16, parseIdHex } from '../../modules/srup/bytes.js';
@@ -152,7 +153,7 @@ Exit status: 0 written, 1 files exist and --force was not given, 2 usage error o
       broker: brokerUrl,
     };
     try {
-      mkdirSync(dir, { recursive: true });
+      makeDirs(dir);
       writeSecret(files[0], image);
       writeSecret(files[1], image);
       writeFileSync(files[2], JSON.stringify(registry, null, 2) + '\n');

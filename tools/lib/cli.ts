@@ -42,7 +42,8 @@ export interface Command {
   details?: string;
   options: Record<string, OptionSpec>;
   /** How many positional arguments the command takes (inclusive bounds). */
-  positionals: { min: number; max: number };
+  /** How many positional arguments, and their names for messages (e.g. ['FILE']). */
+  positionals: { min: number; max: number; names?: string[] };
   /** Returns the exit status. Throws UsageError or CliError for the common failure shapes. */
   run(args: ParsedArgs, ctx: CommandContext): Promise<number> | number;
 }
@@ -85,7 +86,7 @@ export function parseCommandArgs(cmd: Command, argv: string[]): ParsedArgs & { h
   delete parsed.values.help;
   if (!help) {
     const n = parsed.positionals.length;
-    if (n < cmd.positionals.min) throw new UsageError('missing argument');
+    if (n < cmd.positionals.min) throw new UsageError(`missing ${cmd.positionals.names?.[n] ?? 'argument'}`);
     if (n > cmd.positionals.max) throw new UsageError(`unexpected argument '${parsed.positionals[cmd.positionals.max]}'`);
   }
   return { ...parsed, help };
