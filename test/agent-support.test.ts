@@ -335,8 +335,13 @@ describe('fakes', () => {
 
   test('realClock uses the real timers', async () => {
     const t0 = realClock.now();
-    await new Promise<void>((r) => realClock.setTimeout(r, 5));
-    expect(realClock.now() - t0).toBeGreaterThanOrEqual(4);
+    const order: string[] = [];
+    await new Promise<void>((r) => {
+      realClock.setTimeout(() => { order.push('later'); r(); }, 5);
+      realClock.setTimeout(() => order.push('sooner'), 0);
+    });
+    expect(order).toEqual(['sooner', 'later']);
+    expect(realClock.now()).toBeGreaterThanOrEqual(t0);
     let fired = false;
     realClock.clearTimeout(realClock.setTimeout(() => (fired = true), 1));
     await new Promise((r) => setTimeout(r, 10));

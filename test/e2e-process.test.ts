@@ -159,7 +159,8 @@ describe('srup device as a process over MQTT with TLS', () => {
   });
 
   test('SIGKILL at random moments during a burst of 200 commands: no replay accepted, no sequence ID reused', async () => {
-    const seed = Number(process.env.SRUP_E2E_SEED ?? Date.now() % 1_000_000);
+    // A fixed seed, so that a failure can be run again as it was; SRUP_E2E_SEED tries others.
+    const seed = Number(process.env.SRUP_E2E_SEED ?? 20261124);
     const random = prng(seed);
     const { dir, id } = await initDevice('killed');
     const topic = deviceTopic(id);

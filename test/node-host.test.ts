@@ -129,21 +129,12 @@ describe('FileSequenceStore', () => {
     expect(() => FileSequenceStore.open(dir)).toThrow(/sequences\.json: field "accepted\.00000000000000aa": must be a decimal u64/);
   });
 
-  test('one durable counter update: time printed (not asserted)', () => {
-    const s = FileSequenceStore.open(tmp('seqtime'));
+  test('200 counter updates over 5 peers keep the file small and hold the last value', () => {
+    const s = FileSequenceStore.open(tmp('seqsize'));
     for (let p = 1n; p <= 4n; p++) s.setLastAccepted(p, 1n);
-    const times: number[] = [];
-    for (let i = 2; i < 202; i++) {
-      const t0 = process.hrtime.bigint();
-      s.setLastAccepted(SERVER, BigInt(i));
-      times.push(Number(process.hrtime.bigint() - t0) / 1e6);
-    }
-    times.sort((a, b) => a - b);
-    const size = fs.statSync(s.file).size;
-    // eslint-disable-next-line no-console
-    console.log(`durable counter update (temp + fsync + rename + dir fsync), ${size}-byte file, 200 updates: ` +
-      `median ${times[100].toFixed(2)} ms, p90 ${times[180].toFixed(2)} ms, max ${times[199].toFixed(2)} ms`);
-    expect(size).toBeLessThan(300);
+    for (let i = 2; i < 202; i++) s.setLastAccepted(SERVER, BigInt(i));
+    expect(fs.statSync(s.file).size).toBeLessThan(300);
+    expect(FileSequenceStore.open(path.dirname(s.file)).lastAccepted(SERVER)).toBe(201n);
   });
 
   test('killed at random moments while updating (24 times), the file always parses and never goes backwards', async () => {
@@ -157,8 +148,11 @@ describe('FileSequenceStore', () => {
           import { FileSequenceStore } from ${JSON.stringify(path.join(ROOT, 'hosts/node/stores.ts'))};
           const s = FileSequenceStore.open(process.argv[2]);
           let n = s.lastAccepted(0x42n);
-          process.stdout.write('ready\\n');
-          for (;;) { n += 1n; s.setLastAccepted(0x42n, n); s.setLastSent(0x42n, n); }
+          // 'ready' once the first update of this run is durable: every round moves the counter at least once.
+          for (let first = true; ; first = false) {
+            n += 1n; s.setLastAccepted(0x42n, n); s.setLastSent(0x42n, n);
+            if (first) process.stdout.write('ready\\n');
+          }
         `,
         resolveDir: ROOT,
         loader: 'ts',
@@ -175,7 +169,7 @@ describe('FileSequenceStore', () => {
     for (let round = 0; round < 24; round++) {
       const child = spawn(process.execPath, [childFile, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
       await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
-      await new Promise((r) => setTimeout(r, 5 + Math.floor(Math.random() * 40)));
+      await new Promise((r) => setTimeout(r, 5 + ((round * 17) % 40))); // spread over the child's loop
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGKILL');
       await exited;
@@ -188,7 +182,7 @@ describe('FileSequenceStore', () => {
       last = accepted;
       lastSent = sent;
     }
-    expect(last).toBeGreaterThan(24n);
+    expect(last).toBeGreaterThanOrEqual(24n);
   });
 });
 
