@@ -73,9 +73,9 @@ async function main(): Promise<void> {
       flooded.push(performance.now() - t0);
       await Promise.all(wrong);
     }
-    emit({ section: SECTION, name: 'authenticated request, calm (median of 5)', value: median(calm), unit: 'ms' });
-    emit({ section: SECTION, name: 'authenticated request during 40 wrong tokens (median of 5)', value: median(flooded), unit: 'ms', target: '< 1000 ms', met: Math.max(...flooded) < 1000 });
-    emit({ section: SECTION, name: 'authenticated request during 40 wrong tokens (worst of 5)', value: Math.max(...flooded), unit: 'ms' });
+    const spread = (xs: number[]) => ({ min: Math.min(...xs), max: Math.max(...xs) });
+    emit({ section: SECTION, name: 'authenticated request, calm (median of 5)', value: median(calm), unit: 'ms', spread: spread(calm) });
+    emit({ section: SECTION, name: 'authenticated request during 40 wrong tokens (median of 5)', value: median(flooded), unit: 'ms', spread: spread(flooded), target: '< 1000 ms (worst)', met: Math.max(...flooded) < 1000 });
 
     // ---- a device that sends data
     const p = provisionVirtualDevice(path.join(dir, 'device'), {

@@ -18,6 +18,8 @@ export interface Row {
   target?: string;
   /** Whether `value` meets `target`. */
   met?: boolean;
+  /** The slowest and fastest of the samples `value` is the median of, in the same unit. */
+  spread?: { min: number; max: number };
 }
 
 /** Prefix of the stdout lines that carry a row; every other line is progress text. */
@@ -56,6 +58,9 @@ export interface Rate {
   opsPerSec: number;
   usPerOp: number;
   runs: number;
+  /** The slowest and the fastest sample, in ops/s: a wide spread means a busy machine, not a figure to quote. */
+  minOpsPerSec: number;
+  maxOpsPerSec: number;
 }
 
 /** Anything the measured function returns goes here, so that no engine can skip the work. */
@@ -88,7 +93,7 @@ export function measure(fn: () => unknown): Rate {
   }
   perOp.sort((a, b) => a - b);
   const usPerOp = (perOp[(SAMPLES >> 1) - 1] + perOp[SAMPLES >> 1]) / 2;
-  return { opsPerSec: 1e6 / usPerOp, usPerOp, runs };
+  return { opsPerSec: 1e6 / usPerOp, usPerOp, runs, minOpsPerSec: 1e6 / perOp[SAMPLES - 1], maxOpsPerSec: 1e6 / perOp[0] };
 }
 
 export interface RateTarget {
@@ -108,7 +113,7 @@ function formatTarget(t: RateTarget): string {
 export function rate(section: string, name: string, fn: () => unknown, target?: RateTarget): Rate {
   progress(`  ${section}: ${name} ...`);
   const r = measure(fn);
-  const row: Row = { section, name, value: r.opsPerSec, unit: 'ops/s' };
+  const row: Row = { section, name, value: r.opsPerSec, unit: 'ops/s', spread: { min: r.minOpsPerSec, max: r.maxOpsPerSec } };
   if (target) {
     row.target = formatTarget(target);
     row.met = (target.minOpsPerSec === undefined || r.opsPerSec >= target.minOpsPerSec) && (target.maxUs === undefined || r.usPerOp <= target.maxUs);

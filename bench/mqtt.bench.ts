@@ -334,7 +334,8 @@ function emitLatency(name: string, sorted: number[], target?: number): void {
   const p50 = percentile(sorted, 50);
   const p99 = percentile(sorted, 99);
   progress(`  ${name}: p50 ${p50.toFixed(3)} ms, p99 ${p99.toFixed(3)} ms over ${sorted.length}`);
-  emit({ section: SECTION, name: `${name} p50`, value: round(p50), unit: 'ms', ...(target === undefined ? {} : { target: `≤ ${target} ms`, met: p50 <= target }) });
+  const spread = { min: round(sorted[0]), max: round(sorted[sorted.length - 1]) };
+  emit({ section: SECTION, name: `${name} p50`, value: round(p50), unit: 'ms', spread, ...(target === undefined ? {} : { target: `≤ ${target} ms`, met: p50 <= target }) });
   emit({ section: SECTION, name: `${name} p99`, value: round(p99), unit: 'ms' });
 }
 

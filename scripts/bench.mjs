@@ -132,23 +132,33 @@ function formatDuration(us) {
   return `${(us * 1000).toPrecision(3)} ns`;
 }
 
+/** The samples' range around the median: "1,900,000–2,400,000 (±11%)", or '' for a row without samples. */
+function formatSpread(row) {
+  if (!row.spread) return '';
+  const { min, max } = row.spread;
+  const pct = row.value > 0 ? Math.round(((max - min) / 2 / row.value) * 100) : 0;
+  return `${formatNumber(min)}–${formatNumber(max)} (±${pct}%)`;
+}
+
 function formatRate(row) {
   const per = row.unit === 'ops/s' ? `  (${formatDuration(1e6 / row.value)}/op)` : '';
-  return `${row.name}: ${formatNumber(row.value)} ${row.unit}${per}`;
+  const spread = row.spread ? `, samples ${formatSpread(row)}` : '';
+  return `${row.name}: ${formatNumber(row.value)} ${row.unit}${per}${spread}`;
 }
 
 function table(rows) {
-  const header = ['section', 'benchmark', 'value', 'unit', 'per op', 'target', 'met'];
+  const header = ['section', 'benchmark', 'value', 'unit', 'per op', 'spread (slowest–fastest sample)', 'target', 'met'];
   const body = rows.map((r) => [
     r.section,
     r.name,
     formatNumber(r.value),
     r.unit,
     r.unit === 'ops/s' ? formatDuration(1e6 / r.value) : '',
+    formatSpread(r),
     r.target ?? '',
     r.met === undefined ? '' : r.met ? 'met' : 'NOT MET',
   ]);
-  const right = new Set([2, 4]);
+  const right = new Set([2, 4, 5]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cells) =>
     cells
@@ -186,7 +196,7 @@ const cpuCount = cpus().length;
 const load = loadavg()[0];
 console.log(
   `${cpu} (${cpuCount} CPUs), ${platform()}-${arch()}, Node ${process.version}; load average ${load.toFixed(1)}; ` +
-    `median of 10 samples per row; ${seconds} s${args.quick ? ' (--quick: short runs, not numbers to quote)' : ''}`,
+    `median of 10 samples per row (spread: the slowest and fastest sample); ${seconds} s${args.quick ? ' (--quick: short runs, not numbers to quote)' : ''}`,
 );
 if (load > cpuCount) console.log(`note: the machine was busy (load ${load.toFixed(1)} on ${cpuCount} CPUs); rates are lower than on an idle one`);
 for (const f of failures) console.log(`section ${f.section} FAILED: ${f.error.split('\n')[0]}`);

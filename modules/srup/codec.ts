@@ -27,49 +27,63 @@ const MAX_LEN = 0xffff;
 // ---------------------------------------------------------------------------------------------------------
 // Decoding
 
+/**
+ * A cursor over the input. Error messages are built only when something fails: decoding a good message makes
+ * no strings. Byte fields are views into the input (subarray), not copies: a decoded message shares the input's
+ * memory, so a caller that keeps fields after changing or reusing the input copies them (the transports hand
+ * every message its own buffer).
+ */
 class Reader {
   pos = 0;
-  constructor(readonly buf: Uint8Array, readonly view: DataView) {}
+  private dv: DataView | null = null;
+  constructor(readonly buf: Uint8Array) {}
+
+  /** A DataView of the input, made on first use (32-bit fields only; most types have none). */
+  private get view(): DataView {
+    return this.dv ?? (this.dv = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength));
+  }
 
   need(n: number, what: string): void {
     if (this.buf.length - this.pos < n) throw new SrupError('truncated', `input ends inside ${what}`);
   }
   u8(what: string): number {
-    this.need(1, what);
+    if (this.pos >= this.buf.length) this.need(1, what);
     return this.buf[this.pos++];
   }
   u32(what: string): number {
-    this.need(4, what);
+    if (this.buf.length - this.pos < 4) this.need(4, what);
     const v = this.view.getUint32(this.pos, true);
     this.pos += 4;
     return v;
   }
   u64(what: string): bigint {
-    this.need(8, what);
-    const v = this.view.getBigUint64(this.pos, true);
-    this.pos += 8;
-    return v;
+    const b = this.buf;
+    const p = this.pos;
+    if (b.length - p < 8) this.need(8, what);
+    this.pos = p + 8;
+    // Little-endian, as two 32-bit halves: no DataView to make, and one BigInt for ids below 2^32.
+    const lo = (b[p] | (b[p + 1] << 8) | (b[p + 2] << 16) | (b[p + 3] << 24)) >>> 0;
+    const hi = (b[p + 4] | (b[p + 5] << 8) | (b[p + 6] << 16) | (b[p + 7] << 24)) >>> 0;
+    return hi === 0 ? BigInt(lo) : (BigInt(hi) << 32n) | BigInt(lo);
   }
   bytes(what: string): Uint8Array {
-    this.need(2, `the length of ${what}`);
-    const n = (this.buf[this.pos] << 8) | this.buf[this.pos + 1];
-    this.pos += 2;
-    if (this.buf.length - this.pos < n) {
-      throw new SrupError(
-        'length_exceeds_input',
-        `${what} declares ${n} bytes but only ${this.buf.length - this.pos} remain`,
-      );
+    const buf = this.buf;
+    let p = this.pos;
+    if (buf.length - p < 2) this.need(2, 'the length of ' + what);
+    const n = (buf[p] << 8) | buf[p + 1];
+    p += 2;
+    if (buf.length - p < n) {
+      throw new SrupError('length_exceeds_input', `${what} declares ${n} bytes but only ${buf.length - p} remain`);
     }
-    const v = this.buf.slice(this.pos, this.pos + n);
-    this.pos += n;
-    return v;
+    this.pos = p + n;
+    return buf.subarray(p, p + n);
   }
 }
 
 function readPrefix(bytes: Uint8Array): { r: Reader; code: number; header: Header } {
   if (!(bytes instanceof Uint8Array)) throw new SrupError('empty', 'input is not a byte array');
   if (bytes.length === 0) throw new SrupError('empty', 'empty input');
-  const r = new Reader(bytes, new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  const r = new Reader(bytes);
   const version = r.u8('the version');
   if (version !== SRUP_VERSION) {
     throw new SrupError('bad_version', `protocol version 0x${hex2(version)} is not 0x05`);
