@@ -33,6 +33,7 @@ import type { RsaPublicKey } from '../../crypto/types.js';
 import { C2Error } from './errors.js';
 import type { C2Event, C2Listener, Challenge, RemovalReason } from './events.js';
 import type { C2Host, C2Options, ClusterNote } from './host.js';
+import type { EngineCore } from './core.js';
 import { JoinFlows, challengeOf, type JoinTiming } from './join.js';
 import { receive } from './receive.js';
 import { ACTIVATE_STATUSES, INITIATE_STATUSES, UpdateFlow } from './update.js';
@@ -67,26 +68,6 @@ export function auditBytes(payload: Uint8Array): Uint8Array {
 }
 
 const RESPONSE_CODE = typeInfo('response').code;
-
-/** What the flows in join.ts and update.ts use of the engine. */
-export interface EngineCore {
-  readonly host: C2Host;
-  readonly options: C2Options;
-  /** Signs and publishes to SRUP/<device>; see C2Engine.send. */
-  send<T extends TypeName>(type: T, device: bigint, token: Uint8Array, fields: FieldsOf<T>): Promise<void>;
-  emit(event: C2Event): void;
-  newToken(): Uint8Array;
-  setDeviceState(id: bigint, state: DeviceState, extra?: Partial<DeviceRecord>): DeviceRecord;
-  subscribeDevice(id: bigint): Promise<void>;
-  unsubscribeDevice(id: bigint): Promise<void>;
-  /** Sends an ID request after a join when the options say so (errors are logged). */
-  afterJoin(id: bigint): void;
-  /** Throws C2Error('not_joined' / 'unknown_device') unless the device is joined. */
-  requireJoined(id: bigint): DeviceRecord;
-  /** Throws C2Error('bad_argument') when the message could not be encoded (e.g. a url over 65534 bytes). */
-  checkFits<T extends TypeName>(type: T, token: Uint8Array, fields: FieldsOf<T>): void;
-  now(): number;
-}
 
 interface Request {
   readonly kind: 'action' | 'id';

@@ -25,7 +25,7 @@ import type { MessageOf } from '../srup/schema.js';
 import { Status } from '../srup/schema.js';
 import { C2Error } from './errors.js';
 import type { Challenge } from './events.js';
-import type { EngineCore } from './engine.js';
+import type { EngineCore } from './core.js';
 import type { ChallengeDecision, JoinDecision, JoinRequestInfo } from './host.js';
 import type { DeviceRecord, JoinKind } from './registry.js';
 import { KeyedTimers } from './timers.js';

@@ -24,7 +24,7 @@
 import { concat, utf8, utf8DecodeOrNull } from '../srup/bytes.js';
 import { Status } from '../srup/schema.js';
 import { C2Error } from './errors.js';
-import type { EngineCore } from './engine.js';
+import type { EngineCore } from './core.js';
 import type { UpdatePatch, UpdateRecord } from './registry.js';
 import { updateEnded } from './registry.js';
 import { KeyedTimers } from './timers.js';

@@ -32,6 +32,7 @@ import type { SqlRegistry } from '../../hosts/node/sql-registry.js';
 import { C2Store, type DeviceSettings } from './store.js';
 import { Auth } from './auth.js';
 import { CampaignError, Campaigns } from './campaigns.js';
+import { AppError, parseDeviceId, type AppEvent, type ChallengeView, type ConsoleApp, type DeviceView, type JoinView } from './api.js';
 import { ConsoleHttp } from './http.js';
 import { PgCluster } from './cluster.js';
 import { ensurePrivateDir, loadOrCreateIdentity, type ServerIdentity } from './identity.js';
@@ -98,57 +99,6 @@ export interface C2AppOptions {
   clock?: Clock;
 }
 
-/** A device as the console and the CLI show it. */
-export interface DeviceView {
-  id: string;
-  state: DeviceRecord['state'];
-  /** 'srup' (answers actions, confirms activation) or 'reference' (pySRUP: does neither). */
-  profile: DeviceProfile;
-  joinKind: DeviceRecord['joinKind'];
-  label: string | null;
-  palette: string;
-  lastSeen: number | null;
-  identification: string | null;
-  firmwareName: string | null;
-  firmwareVersion: string | null;
-  lastResponse: { status: number; at: number } | null;
-  observer: string | null;
-  createdAt: number;
-  updatedAt: number;
-}
-
-export interface ChallengeView {
-  /** 64 colour indices, row-major from the top-left (modules/challenge challengeGrid). */
-  grid: number[];
-  /** The palette the device draws with: its name and the four RGB colours. */
-  palette: { name: string; colours: { name: string; symbol: string; rgb: [number, number, number] }[] };
-  /** The 10 blink digits and one repetition of the on/off schedule (blinkSchedule). */
-  blink: string;
-  schedule: { on: boolean; ms: number }[];
-}
-
-export interface JoinView extends DeviceView {
-  /** Null for a simple join held for the operator (or before the secret went out). */
-  challenge: ChallengeView | null;
-  /** When the join request arrived, and when the server fails it (the device gives up then). */
-  requestedAt: number;
-  expiresAt: number | null;
-}
-
-export class AppError extends Error {
-  readonly status: number;
-  constructor(status: number, message: string) {
-    super(message);
-    this.name = 'AppError';
-    this.status = status;
-  }
-}
-
-export type AppEvent =
-  | { kind: 'c2'; event: Record<string, unknown> }
-  | { kind: 'devices' }
-  | { kind: 'campaign'; id: number };
-
 /** Byte fields of an event up to this length are sent whole; longer ones only by their length. */
 export const MAX_EVENT_BYTES = 256;
 
@@ -173,13 +123,9 @@ export function eventJson(e: C2Event): Record<string, unknown> {
   return out;
 }
 
-export function parseDeviceId(s: unknown): bigint {
-  const id = hexToId(s);
-  if (id === null) throw new AppError(400, `not a device id (1 to 16 hex digits): ${String(s)}`);
-  return id;
-}
+export { AppError, parseDeviceId, type AppEvent, type ChallengeView, type DeviceView, type JoinView };
 
-export class C2App {
+export class C2App implements ConsoleApp {
   readonly dataDir: string;
   readonly identity: ServerIdentity;
   readonly registry: SqlRegistry;

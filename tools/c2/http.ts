@@ -14,8 +14,7 @@ import path from 'node:path';
 import { isC2Error, type C2ErrorReason } from '../../modules/c2/errors.js';
 import { isDeviceProfile } from '../../modules/c2/registry.js';
 import { idToHex } from '../../hosts/node/durable.js';
-import type { C2App, AppEvent } from './app.js';
-import { AppError, parseDeviceId } from './app.js';
+import { AppError, parseDeviceId, type AppEvent, type ConsoleApp } from './api.js';
 import { SESSION_COOKIE, safeEqual, sha256Hex, type TokenCheck } from './auth.js';
 import { CampaignError, MAX_IMAGE_BYTES, storeStream } from './campaigns.js';
 import { consoleAsset } from './assets.js';
@@ -98,7 +97,7 @@ const SECURITY_HEADERS: Record<string, string> = {
 };
 
 export class ConsoleHttp {
-  private readonly app: C2App;
+  private readonly app: ConsoleApp;
   private readonly server: http.Server;
   private readonly routes: Route[] = [];
   /**
@@ -110,7 +109,7 @@ export class ConsoleHttp {
   private heartbeat: ReturnType<typeof setInterval> | null = null;
   private offApp: (() => void) | null = null;
 
-  constructor(app: C2App, options: { port: number }) {
+  constructor(app: ConsoleApp, options: { port: number }) {
     this.app = app;
     this.port = options.port;
     this.server = http.createServer((req, res) => {
