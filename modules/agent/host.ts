@@ -1,5 +1,6 @@
 /**
- * Everything the device agent needs from the world, in one place. Hosts (hosts/node, hosts/moddable)
+ * Everything the device agent needs from the world, in one place (with the neutral ports of
+ * modules/srup/ports.ts, which the server shares). Hosts (hosts/node, hosts/moddable)
  * implement these; the agent (modules/agent) and its tests use nothing else. Nothing here is
  * platform-specific, and every method is small enough to implement on an ESP32.
  *
@@ -7,36 +8,10 @@
  * changes state returns only once the change is durable (survives power loss).
  */
 import type { Crypto, RandomBytes, RsaPrivateKey, RsaPublicKey } from '../../crypto/types.js';
+import type { Clock, Log, Transport } from '../srup/ports.js';
 
-// ------------------------------------------------------------------------------------------------ transport
-
-export interface TransportHandlers {
-  /** One MQTT message (QoS 1, so it may be a duplicate: the replay check handles that). */
-  message(topic: string, payload: Uint8Array): void;
-  /** Connected (again) to the broker. `sessionPresent` is the broker's CONNACK flag. */
-  connected(sessionPresent: boolean): void;
-  /** Lost the broker; the transport reconnects by itself with backoff. */
-  disconnected(reason: string): void;
-}
-
-/** MQTT with QoS 1 both ways and a persistent session under a stable client id. */
-export interface Transport {
-  /** Installs the handlers; called once by the agent before start(). */
-  listen(handlers: TransportHandlers): void;
-  /** Starts connecting (and keeps reconnecting until close()). */
-  start(): void;
-  /**
-   * Publishes with QoS 1; resolves when the broker acknowledged it (PUBACK). Made while offline, or in flight
-   * when the connection dropped, it is published after the next connect (a host may bound how many wait and
-   * reject beyond that). Rejects on close().
-   */
-  publish(topic: string, payload: Uint8Array): Promise<void>;
-  /** Subscribes with QoS 1; resolves on SUBACK. Subscriptions survive reconnects. */
-  subscribe(topic: string): Promise<void>;
-  unsubscribe(topic: string): Promise<void>;
-  readonly isConnected: boolean;
-  close(): Promise<void>;
-}
+// The ports the server uses too (transport, clock, log) live in modules/srup/ports.ts.
+export type { Clock, Log, LogLevel, Transport, TransportHandlers } from '../srup/ports.js';
 
 // ------------------------------------------------------------------------------------------------ key store
 
@@ -78,20 +53,6 @@ export interface SequenceStore {
   pendingUpdate(): PendingUpdate | null;
   setPendingUpdate(p: PendingUpdate | null): void;
 }
-
-// ------------------------------------------------------------------------------------------------ clock, log
-
-export interface Clock {
-  /** Milliseconds, monotonic enough for timeouts and backoff. */
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
-
-/** One line per event: `event` is a stable machine-readable name, `detail` small and flat. */
-export type Log = (level: LogLevel, event: string, detail?: Record<string, string | number | boolean | null>) => void;
 
 // ------------------------------------------------------------------------------------------------ presenter
 

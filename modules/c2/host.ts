@@ -1,14 +1,14 @@
 /**
- * What the C2 engine needs from the world. The transport, clock and log are the same interfaces the device
- * agent uses (modules/agent/host.ts); the registry is the server's store (registry.ts).
+ * What the C2 engine needs from the world. The transport, clock and log are the ports the device agent uses too
+ * (modules/srup/ports.ts); the registry is the server's store (registry.ts).
  */
 import type { Crypto, RandomBytes, RsaPrivateKey } from '../../crypto/types.js';
-import type { Clock, Log, Transport } from '../agent/host.js';
+import type { Clock, Log, Transport } from '../srup/ports.js';
 import type { Registry } from './registry.js';
 import type { C2Listener } from './events.js';
 import type { RateLimit } from './rate.js';
 
-export type { Clock, Log, Transport } from '../agent/host.js';
+export type { Clock, Log, Transport } from '../srup/ports.js';
 
 export interface C2Host {
   transport: Transport;

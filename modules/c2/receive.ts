@@ -20,7 +20,7 @@ import { admitMessage } from '../srup/session.js';
 import { parseTopic } from '../srup/topics.js';
 import type { ParsedTopic } from '../srup/topics.js';
 import { idHex16 } from '../srup/bytes.js';
-import type { Log } from '../agent/host.js';
+import type { Log } from '../srup/ports.js';
 import type { DeviceRecord, Registry } from './registry.js';
 
 /**
