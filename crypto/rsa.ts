@@ -3,6 +3,7 @@
  * padding helpers the node:crypto host reuses. Modular exponentiation is left-to-right sliding-window with
  * Montgomery reduction, which on XS is markedly cheaper than BigInt `%`; private operations use the CRT.
  */
+import { constantTimeEqual } from './equal.js';
 import { bigIntToBytes, bigIntToWords, bitLength, bytesToBigInt } from './der.js';
 import { CryptoError } from './types.js';
 import type { RandomBytes, RsaPrivateKey, RsaPublicKey } from './types.js';
@@ -111,13 +112,7 @@ export function modPow(base: bigint, exp: bigint, m: bigint): bigint {
   return r;
 }
 
-/** Byte strings equal, without an early exit. */
-export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d |= a[i] ^ b[i];
-  return d === 0;
-}
+export { constantTimeEqual };
 
 // ---- raw RSA ----
 

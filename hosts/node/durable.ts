@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { idHex16, parseIdHex } from '../../modules/srup/bytes.js';
 
 export function writeFileDurable(file: string, data: string | Uint8Array, mode = 0o600): void {
   const dir = path.dirname(file);
@@ -92,14 +93,12 @@ export function readTextIfExists(file: string): string | null {
 
 /** A 64-bit id as 16 lowercase hex digits (the JSON and log form). */
 export function idToHex(id: bigint): string {
-  if (id < 0n || id > 0xffffffffffffffffn) throw new RangeError(`id out of u64 range: ${id}`);
-  return id.toString(16).padStart(16, '0');
+  return idHex16(id);
 }
 
 /** Reads 1..16 hex digits as a u64 id; null if it is not that. */
 export function hexToId(text: unknown): bigint | null {
-  if (typeof text !== 'string' || !/^[0-9a-fA-F]{1,16}$/.test(text)) return null;
-  return BigInt('0x' + text);
+  return parseIdHex(text, false);
 }
 
 /** A file of ours that is missing, unreadable or malformed; `field` names the bad JSON field, if one. */

@@ -28,21 +28,19 @@ import type {
   UpdateState,
 } from '../../modules/c2/registry.js';
 import { provisionedRecord } from '../../modules/c2/registry.js';
-import { idHex16 } from '../../modules/srup/bytes.js';
+import { idHex16, parseIdHex } from '../../modules/srup/bytes.js';
 import { nextSequenceId } from '../../modules/srup/topics.js';
 import { migrate, schemaVersion } from './sql-schema.js';
 import type { SqlDb, SqlValue } from './sql.js';
 
-const U64_MAX = (1n << 64n) - 1n;
 const ZERO16 = '0000000000000000';
 
-function hex16(v: bigint): string {
-  if (v < 0n || v > U64_MAX) throw new RangeError(`not a u64: ${v}`);
-  return idHex16(v);
-}
+/** Ids and counters as stored: 16 lowercase hex digits (idHex16 checks the u64 range). */
+const hex16 = idHex16;
 
+/** Read back (written by hex16, so always 16 hex digits). */
 function fromHex16(s: string): bigint {
-  return BigInt('0x' + s);
+  return parseIdHex(s, false) as bigint;
 }
 
 /** The newest ID accepted from a peer (`?` is the peer), as a subquery. */

@@ -14,7 +14,7 @@ import { idHex16, utf8 } from '../srup/bytes.js';
 import { encodeData } from '../srup/data.js';
 import type { DataKind, DataValue } from '../srup/data.js';
 import type { FieldsOf, Message, TypeName } from '../srup/schema.js';
-import { sealMessage, uuid4 } from '../srup/session.js';
+import { conversationToken, sealMessage } from '../srup/session.js';
 import { deviceTopic, joinTopic, nextSequenceId } from '../srup/topics.js';
 import * as commands from './commands.js';
 import type { AgentContext, AgentEvent, AgentOptions, JoinKind, JoinOutcome } from './context.js';
@@ -62,7 +62,7 @@ export class Agent {
       self: this.deviceId,
       send: (type, peer, token, fields) => this.send(type, peer, token, fields),
       emit: (e) => this.emit(e),
-      newToken: () => utf8(uuid4(host.random(16))),
+      newToken: () => conversationToken(host.random),
     };
     this.joins = new JoinFlows(this.ctx);
     this.update = new UpdateFlow(this.ctx);

@@ -106,9 +106,5 @@ export interface AgentContext {
 /** The token generator, shared with the server side (modules/srup/session.ts). */
 export { uuid4 } from '../srup/session.js';
 
-/** Compares two byte strings without an early exit on the first difference (the length is not secret). */
-export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
-  let d = a.length ^ b.length;
-  for (let i = 0; i < a.length; i++) d |= a[i] ^ (i < b.length ? b[i] : 0);
-  return d === 0;
-}
+/** Compares secret byte strings without an early exit (crypto/equal.ts: the one comparison). */
+export { constantTimeEqual } from '../../crypto/equal.js';

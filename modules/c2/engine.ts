@@ -27,7 +27,7 @@ import type { DataKind, DataValue } from '../srup/data.js';
 import { SrupError } from '../srup/errors.js';
 import type { FieldsOf, Message, MessageOf, TypeName } from '../srup/schema.js';
 import { Status, typeInfo } from '../srup/schema.js';
-import { sealMessage } from '../srup/session.js';
+import { conversationToken, sealMessage } from '../srup/session.js';
 import { deviceFilter, deviceTopic, nextSequenceId, serverJoinFilter } from '../srup/topics.js';
 import type { RsaPublicKey } from '../../crypto/types.js';
 import { C2Error } from './errors.js';
@@ -39,7 +39,6 @@ import { receive } from './receive.js';
 import { ACTIVATE_STATUSES, INITIATE_STATUSES, UpdateFlow } from './update.js';
 import type { DeviceProfile, DeviceRecord, DeviceState, UpdateRecord } from './registry.js';
 import { isDeviceProfile } from './registry.js';
-import { ascii, uuid4 } from './tokens.js';
 import { DEFAULT_DEVICE_RATE, DeviceRates } from './rate.js';
 
 export const ID_RESPONSE_DATA_ID = 'IDENTIFICATION_RESPONSE';
@@ -672,7 +671,7 @@ export class C2Engine {
   }
 
   private newToken(): Uint8Array {
-    return ascii(uuid4(this.host.random));
+    return conversationToken(this.host.random);
   }
 
   // ================================================================================================ requests

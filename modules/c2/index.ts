@@ -47,4 +47,5 @@ export { DEVICE_PROFILES, isDeviceProfile, updateEnded } from './registry.js';
 export { MemoryRegistry } from './memory-registry.js';
 export { PERMISSIONS as SERVER_PERMISSIONS } from './receive.js';
 export { challengeOf } from './join.js';
-export { uuid4, joinSecret } from './tokens.js';
+export { joinSecret } from './tokens.js';
+export { uuid4, conversationToken } from '../srup/session.js';

@@ -1,17 +1,11 @@
 /** Tokens and one-time secrets made from host randomness (never Math.random). */
 import type { RandomBytes } from '../../crypto/types.js';
 import { toHex } from '../srup/bytes.js';
-import { uuid4 as uuid4FromBytes } from '../srup/session.js';
 
 function random16(random: RandomBytes): Uint8Array {
   const b = random(16);
   if (!(b instanceof Uint8Array) || b.length !== 16) throw new TypeError('host randomness returned other than 16 bytes');
   return b;
-}
-
-/** `str(uuid.uuid4())`, as pySRUP makes tokens for new conversations: 36 characters, version 4, RFC 4122 variant. */
-export function uuid4(random: RandomBytes): string {
-  return uuid4FromBytes(random16(random));
 }
 
 /**

@@ -1,4 +1,8 @@
-/** Small byte helpers shared by the pure layers. No platform APIs: these run on XS as they are. */
+/**
+ * Small byte helpers shared by the pure layers, and the one place for hex text and ids: every layer (hosts and
+ * tools too) writes and reads ids with idHex16 / parseIdHex. No platform APIs: these run on XS as they are.
+ */
+import { constantTimeEqual } from '../../crypto/equal.js';
 
 export const EMPTY = new Uint8Array(0);
 
@@ -56,12 +60,8 @@ export function concat(...parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
-export function equal(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d |= a[i] ^ b[i];
-  return d === 0;
-}
+/** Byte strings equal, without an early exit (crypto/equal.ts: the one comparison). */
+export const equal = constantTimeEqual;
 
 /** UTF-8 encoding of a JS string (lone surrogates become U+FFFD, as TextEncoder does). */
 export function utf8(s: string): Uint8Array {
@@ -115,16 +115,22 @@ export function idTopicHex(id: bigint): string {
   return id.toString(16);
 }
 
-/** 16 lowercase hex digits: how ids appear in JSON and logs. */
+/** 16 lowercase hex digits: how ids appear in JSON and logs. RangeError for a value that is not a u64. */
 export function idHex16(id: bigint): string {
+  if (id < 0n || id > U64_MAX) throw new RangeError(`not a u64 id: ${id}`);
   return id.toString(16).padStart(16, '0');
 }
 
 export const U64_MAX = (1n << 64n) - 1n;
 
-/** Parses an id written as hex (with or without 0x, any case, 1-16 digits). Null when it is not one. */
-export function parseIdHex(s: string): bigint | null {
-  const t = s.startsWith('0x') || s.startsWith('0X') ? s.slice(2) : s;
+/**
+ * Parses an id written as 1-16 hex digits, any case; with `prefix` (the default, for people typing ids) a
+ * leading 0x is allowed too, without it (files, URLs, the registry) it is not. Null for anything else, also for
+ * a value that is not a string.
+ */
+export function parseIdHex(s: unknown, prefix = true): bigint | null {
+  if (typeof s !== 'string') return null;
+  const t = prefix && (s.startsWith('0x') || s.startsWith('0X')) ? s.slice(2) : s;
   if (!/^[0-9a-fA-F]{1,16}$/.test(t)) return null;
   return BigInt('0x' + t);
 }
