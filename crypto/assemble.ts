@@ -10,6 +10,7 @@
  */
 import { decrypt, encrypt, signDigest, verifyDigest } from './rsa.js';
 import type { Crypto, RandomBytes, RsaPrivateKey, RsaPublicKey, Sha256Stream } from './types.js';
+import { CryptoError } from './types.js';
 
 /** AES-CBC over whole 16-byte blocks; key of 16, 24 or 32 bytes and iv of 16 are checked before the call. */
 export interface RawAesCbc {
@@ -88,8 +89,8 @@ export function assembleCrypto(p: CryptoPrimitives): Crypto {
       return decrypt(key, ciphertext);
     },
     aesCbcEncrypt(key: Uint8Array, iv: Uint8Array, plaintext: Uint8Array): Uint8Array {
-      if (!aesArgsOk(key, iv)) throw new RangeError('AES-CBC takes a 16, 24 or 32-byte key and a 16-byte IV');
-      if (!(plaintext instanceof Uint8Array)) throw new TypeError('AES-CBC encrypts a Uint8Array');
+      if (!aesArgsOk(key, iv)) throw new CryptoError('bad_argument', 'AES-CBC takes a 16, 24 or 32-byte key and a 16-byte IV');
+      if (!(plaintext instanceof Uint8Array)) throw new CryptoError('bad_argument', 'AES-CBC encrypts a Uint8Array');
       return p.aesCbc.encrypt(key, iv, pkcs7Pad(plaintext));
     },
     aesCbcDecrypt(key: Uint8Array, iv: Uint8Array, ciphertext: Uint8Array): Uint8Array | null {

@@ -203,12 +203,12 @@ export function derInteger(v: bigint): Uint8Array {
 
 export function derOid(dotted: string): Uint8Array {
   const parts = dotted.split('.');
-  if (parts.length < 2) throw new RangeError('an OID needs at least two arcs');
+  if (parts.length < 2) throw new CryptoError('bad_argument', 'an OID needs at least two arcs');
   const arcs = parts.map((p) => {
-    if (!/^(0|[1-9][0-9]*)$/.test(p)) throw new RangeError(`bad OID arc ${p}`);
+    if (!/^(0|[1-9][0-9]*)$/.test(p)) throw new CryptoError('bad_argument', `bad OID arc ${p}`);
     return BigInt(p);
   });
-  if (arcs[0] > 2n || (arcs[0] < 2n && arcs[1] >= 40n)) throw new RangeError('bad OID head');
+  if (arcs[0] > 2n || (arcs[0] < 2n && arcs[1] >= 40n)) throw new CryptoError('bad_argument', 'bad OID head');
   const values = [arcs[0] * 40n + arcs[1], ...arcs.slice(2)];
   const out: number[] = [];
   for (const v of values) {
@@ -253,8 +253,8 @@ export function bytesToBigInt(bytes: Uint8Array): bigint {
  * fit), otherwise the minimal number of bytes (none for 0n).
  */
 export function bigIntToBytes(v: bigint, length: number): Uint8Array {
-  if (v < 0n) throw new RangeError('negative integer');
-  if (length > 0 && v >> BigInt(8 * length) > 0n) throw new RangeError('integer too large for its length');
+  if (v < 0n) throw new CryptoError('bad_argument', 'negative integer');
+  if (length > 0 && v >> BigInt(8 * length) > 0n) throw new CryptoError('bad_argument', 'integer too large for its length');
   const size = length > 0 ? length : (bitLength(v) + 7) >> 3;
   const out = new Uint8Array(size);
   let x = v;

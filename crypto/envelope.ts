@@ -17,7 +17,7 @@ function bad(message: string): never {
 
 function randomOf(random: RandomBytes, n: number): Uint8Array {
   const r = random(n);
-  if (!(r instanceof Uint8Array) || r.length !== n) throw new TypeError(`RandomBytes returned other than ${n} bytes`);
+  if (!(r instanceof Uint8Array) || r.length !== n) throw new CryptoError('bad_random', `RandomBytes returned other than ${n} bytes`);
   return r;
 }
 
@@ -34,7 +34,7 @@ function getU32(b: Uint8Array, at: number): number {
 
 /** Encrypts `plaintext` to `recipient`: a fresh AES-256 key and IV, the key wrapped with RSA PKCS#1 v1.5. */
 export function sealEnvelope(crypto: Crypto, recipient: RsaPublicKey, plaintext: Uint8Array, random: RandomBytes): Uint8Array {
-  if (plaintext.length > MAX_PLAINTEXT) throw new RangeError('plaintext too long for an envelope');
+  if (plaintext.length > MAX_PLAINTEXT) throw new CryptoError('message_too_long', 'plaintext too long for an envelope');
   const aesKey = randomOf(random, AES_KEY);
   const iv = randomOf(random, IV);
   const wrapped = crypto.rsaEncrypt(recipient, aesKey, random);

@@ -25,7 +25,7 @@ export class Montgomery {
   private readonly mPrime: bigint;
 
   constructor(m: bigint) {
-    if (m <= 1n || (m & 1n) === 0n) throw new RangeError('Montgomery arithmetic needs an odd modulus over 1');
+    if (m <= 1n || (m & 1n) === 0n) throw new CryptoError('bad_argument', 'Montgomery arithmetic needs an odd modulus over 1');
     const bits = bitLength(m);
     this.m = m;
     this.k = BigInt(bits);
@@ -99,7 +99,7 @@ export class Montgomery {
 
 /** base^exp mod m for any m > 0 and exp >= 0. */
 export function modPow(base: bigint, exp: bigint, m: bigint): bigint {
-  if (m <= 0n || exp < 0n) throw new RangeError('modPow needs m > 0 and exp >= 0');
+  if (m <= 0n || exp < 0n) throw new CryptoError('bad_argument', 'modPow needs m > 0 and exp >= 0');
   if (m === 1n) return 0n;
   let b = base % m;
   if (b < 0n) b += m;
@@ -137,8 +137,8 @@ export function rsaPrivateOp(key: RsaPrivateKey, x: bigint): bigint {
 /** EMSA-PKCS1-v1_5 encoding of a SHA-256 digest into k bytes. */
 export function emsaPkcs1Sha256(digest: Uint8Array, k: number): Uint8Array {
   const tLen = SHA256_DIGEST_INFO_PREFIX.length + digest.length;
-  if (digest.length !== 32) throw new RangeError('a SHA-256 digest is 32 bytes');
-  if (k < tLen + 11) throw new RangeError('key too small for a SHA-256 signature');
+  if (digest.length !== 32) throw new CryptoError('bad_argument', 'a SHA-256 digest is 32 bytes');
+  if (k < tLen + 11) throw new CryptoError('bad_argument', 'key too small for a SHA-256 signature');
   const em = new Uint8Array(k);
   em[1] = 0x01;
   em.fill(0xff, 2, k - tLen - 1);
@@ -152,7 +152,7 @@ export function signDigest(key: RsaPrivateKey, digest: Uint8Array): Uint8Array {
   const m = bytesToBigInt(emsaPkcs1Sha256(digest, key.size));
   const s = rsaPrivateOp(key, m);
   // A fault in the CRT computation would leak a factor of n through the signature: never release one.
-  if (rsaPublicOp(key.publicKey, s) !== m) throw new Error('RSA signature failed its self-check');
+  if (rsaPublicOp(key.publicKey, s) !== m) throw new CryptoError('sign_failed', 'RSA signature failed its self-check');
   return bigIntToBytes(s, key.size);
 }
 
@@ -182,9 +182,9 @@ export function pkcs1Type2Pad(message: Uint8Array, k: number, random: RandomByte
   let filled = 0;
   for (let round = 0; filled < psLen; round++) {
     // Each round asks for more than is missing, so a sound source finishes in one or two rounds.
-    if (round === 64) throw new Error('RandomBytes keeps returning zero bytes');
+    if (round === 64) throw new CryptoError('bad_random', 'RandomBytes keeps returning zero bytes');
     const r = random(psLen - filled + 16);
-    if (!(r instanceof Uint8Array)) throw new TypeError('RandomBytes must return a Uint8Array');
+    if (!(r instanceof Uint8Array)) throw new CryptoError('bad_random', 'RandomBytes must return a Uint8Array');
     for (let i = 0; i < r.length && filled < psLen; i++) {
       if (r[i] !== 0) em[2 + filled++] = r[i];
     }

@@ -61,8 +61,11 @@ export type CryptoErrorReason =
   | 'bad_der' // malformed DER / ASN.1
   | 'unsupported_key' // not RSA, or an unsupported structure
   | 'key_too_small' // modulus under 1024 bits
-  | 'message_too_long' // RSA encryption input over size - 11
-  | 'bad_envelope'; // an envelope that is malformed or does not open
+  | 'message_too_long' // RSA encryption or envelope input too long
+  | 'bad_envelope' // an envelope that is malformed or does not open
+  | 'bad_argument' // a value a primitive cannot take (an even modulus, a digest of the wrong size, an AES key...)
+  | 'bad_random' // the host's RandomBytes returned the wrong type or size, or only zero bytes
+  | 'sign_failed'; // a signature failed its own check (a fault while signing): never sent
 
 export class CryptoError extends Error {
   readonly reason: CryptoErrorReason;

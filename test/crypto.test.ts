@@ -177,8 +177,8 @@ describe('DER', () => {
     expect(hex(bigIntToBytes(0x0102030405n, 8))).toBe('0000000102030405');
     expect(hex(bigIntToBytes(0x0102030405n, 0))).toBe('0102030405');
     expect(hex(bigIntToBytes(0n, 0))).toBe('');
-    expect(() => bigIntToBytes(0x010203n, 2)).toThrow(RangeError);
-    expect(() => bigIntToBytes(1n << 40n, 5)).toThrow(RangeError);
+    expect(() => bigIntToBytes(0x010203n, 2)).toThrow(expect.objectContaining({ name: 'CryptoError', reason: 'bad_argument' }));
+    expect(() => bigIntToBytes(1n << 40n, 5)).toThrow(expect.objectContaining({ name: 'CryptoError', reason: 'bad_argument' }));
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 100 }), (b) => {
         expect(bigIntToBytes(bytesToBigInt(b), b.length || 1).subarray(b.length ? 0 : 1)).toEqual(b);

@@ -5,6 +5,9 @@ import { constantTimeEqual as fromAgent } from '../modules/agent/context.js';
 import { equal, idHex16, parseIdHex } from '../modules/srup/bytes.js';
 import { conversationToken } from '../modules/srup/session.js';
 import { hexToId, idToHex } from '../hosts/node/durable.js';
+import { nodeCrypto } from '../hosts/node/crypto.js';
+import { pureCrypto } from '../crypto/pure.js';
+import { tryDecode } from '../modules/srup/codec.js';
 
 test('one constant-time comparison, with one rule for different lengths', () => {
   expect(new Set([fromCrypto, fromRsa, fromAgent, equal]).size).toBe(1);
@@ -27,4 +30,14 @@ test('one conversation token maker for device and server: uuid4 text from 16 ran
   const t = conversationToken(() => new Uint8Array(16).fill(0xff));
   expect(new TextDecoder().decode(t)).toBe('ffffffff-ffff-4fff-bfff-ffffffffffff');
   expect(() => conversationToken(() => new Uint8Array(15))).toThrow(RangeError);
+});
+
+test('typed reasons at the boundaries: a non-byte input is not_bytes, crypto misuse is a CryptoError', () => {
+  for (const bad of [null, undefined, 'abc', [5, 1], new ArrayBuffer(4)]) {
+    expect(tryDecode(bad as never)).toMatchObject({ ok: false, error: { reason: 'not_bytes' } });
+  }
+  expect(tryDecode(new Uint8Array(0))).toMatchObject({ ok: false, error: { reason: 'empty' } });
+  for (const c of [pureCrypto, nodeCrypto]) {
+    expect(() => c.aesCbcEncrypt(new Uint8Array(3), new Uint8Array(16), new Uint8Array(1))).toThrow(expect.objectContaining({ name: 'CryptoError', reason: 'bad_argument' }));
+  }
 });

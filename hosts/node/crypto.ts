@@ -12,6 +12,7 @@ import { pkcs1Type2Pad, pkcs1Type2Unpad } from '../../crypto/rsa.js';
 import { bigIntToBytes } from '../../crypto/der.js';
 import { parsePrivateKeyPem, parsePublicKeyPem, privateKeyToPem, publicKeyToPem } from '../../crypto/keys.js';
 import type { Crypto, RandomBytes, RsaPrivateKey, RsaPublicKey, Sha256Stream } from '../../crypto/types.js';
+import { CryptoError } from '../../crypto/types.js';
 
 const { constants, createCipheriv, createDecipheriv, createHash, createPrivateKey, createPublicKey } = nodeCryptoModule;
 
@@ -118,7 +119,7 @@ export const nodeCrypto: Crypto = Object.freeze({
   },
   aesCbcEncrypt(key: Uint8Array, iv: Uint8Array, plaintext: Uint8Array): Uint8Array {
     const alg = aesName(key, iv);
-    if (alg === null) throw new RangeError('AES-CBC takes a 16, 24 or 32-byte key and a 16-byte IV');
+    if (alg === null) throw new CryptoError('bad_argument', 'AES-CBC takes a 16, 24 or 32-byte key and a 16-byte IV');
     const c = createCipheriv(alg, key, iv);
     return view(Buffer.concat([c.update(plaintext), c.final()]));
   },

@@ -9,7 +9,7 @@
  * past the end. It is stricter than the reference: wrong version, unknown type, trailing bytes, a zero-length
  * signature and missing or non-zero 0x2C padding are all rejected.
  */
-import { SrupError } from './errors.js';
+import { SrupError, requireBytes } from './errors.js';
 import {
   GENERIC_CODE,
   Header,
@@ -81,7 +81,7 @@ class Reader {
 }
 
 function readPrefix(bytes: Uint8Array): { r: Reader; code: number; header: Header } {
-  if (!(bytes instanceof Uint8Array)) throw new SrupError('empty', 'input is not a byte array');
+  requireBytes(bytes);
   if (bytes.length === 0) throw new SrupError('empty', 'empty input');
   const r = new Reader(bytes);
   const version = r.u8('the version');

@@ -2,6 +2,7 @@
  * The one error type of the protocol layer. `reason` is machine-readable and stable; `message` is for people.
  */
 export type SrupErrorReason =
+  | 'not_bytes' // the input is not a Uint8Array (requireBytes)
   | 'empty' // no bytes at all
   | 'truncated' // the input ends inside a fixed-size field or a length prefix
   | 'length_exceeds_input' // a length prefix declares more bytes than the input has left
@@ -13,8 +14,7 @@ export type SrupErrorReason =
   | 'trailing_bytes' // bytes after the last field
   | 'field_range' // (encoding) a value does not fit its field
   | 'bad_data' // typed data payload of the wrong size or not valid UTF-8
-  | 'bad_signature' // signature does not verify with the sender's key
-  | 'bad_json'; // a message description (CLI / JSON form) that does not fit the schema
+  | 'bad_signature'; // signature does not verify with the sender's key
 
 export class SrupError extends Error {
   readonly reason: SrupErrorReason;
@@ -27,4 +27,13 @@ export class SrupError extends Error {
 
 export function isSrupError(e: unknown): e is SrupError {
   return e instanceof SrupError;
+}
+
+/**
+ * The one boundary check for byte inputs of the protocol layer's decoders: a value that is not a Uint8Array is
+ * 'not_bytes' (not 'empty', which is a Uint8Array of length 0).
+ */
+export function requireBytes(input: unknown, what = 'input'): Uint8Array {
+  if (!(input instanceof Uint8Array)) throw new SrupError('not_bytes', `${what} is not a byte array`);
+  return input;
 }

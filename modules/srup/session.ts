@@ -20,6 +20,7 @@
 import type { Crypto, RandomBytes, RsaPrivateKey, RsaPublicKey } from '../../crypto/types.js';
 import { utf8 } from './bytes.js';
 import { encode, peekHeader, tryDecode } from './codec.js';
+import type { SrupErrorReason } from './errors.js';
 import type { Message, TypeName, UnsignedMessage, UnsignedOf } from './schema.js';
 import { sign, verify } from './sign.js';
 
@@ -43,17 +44,20 @@ export interface ReceiveRules<P> {
 
 export type RejectionDetail = Record<string, string | number | boolean | null>;
 
+/** Why the receive steps refused a message: the decoder's reason, or the step that refused it. */
+export type AdmissionReason = SrupErrorReason | 'unknown_sender' | 'bad_signature' | 'not_permitted' | 'replay';
+
 export type Admission<P> =
   | { readonly ok: true; readonly message: Message; readonly peer: P }
   /**
    * `reason` is null for our own echoed message (not an error); `message` is null when the bytes did not decode.
    * `detail`: `length` (decode), `why` (not_permitted) or `last` (replay).
    */
-  | { readonly ok: false; readonly reason: string | null; readonly message: Message | null; readonly detail: RejectionDetail };
+  | { readonly ok: false; readonly reason: AdmissionReason | null; readonly message: Message | null; readonly detail: RejectionDetail };
 
 /** Runs the receive steps over one payload. On success the sequence ID is already persisted. */
 export function admitMessage<P>(rules: ReceiveRules<P>, payload: Uint8Array): Admission<P> {
-  const reject = (reason: string | null, message: Message | null, detail: RejectionDetail = {}): Admission<P> => ({
+  const reject = (reason: AdmissionReason | null, message: Message | null, detail: RejectionDetail = {}): Admission<P> => ({
     ok: false,
     reason,
     message,

@@ -5,6 +5,7 @@ import { CryptoError } from '../../crypto/types.js';
 import { randomBytes } from '../../hosts/node/crypto.js';
 import { encode } from '../../modules/srup/codec.js';
 import { SrupError } from '../../modules/srup/errors.js';
+import { JsonFormError } from '../lib/json.js';
 import { TYPE_NAMES } from '../../modules/srup/schema.js';
 import { sign } from '../../modules/srup/sign.js';
 import { CliError, requireString, wrapList, type Command } from '../lib/cli.js';
@@ -63,7 +64,7 @@ Exit status: 0 written, 1 the JSON does not describe a message of TYPE, 2 usage 
       const unsigned = parseMessageJson(json, { type: positionals[0], seal });
       bytes = encode(sign(crypto, key, unsigned));
     } catch (e) {
-      if (e instanceof SrupError) throw new CliError(e.message, 1);
+      if (e instanceof SrupError || e instanceof JsonFormError) throw new CliError(e.message, 1);
       throw e;
     }
     if (output === '-') {

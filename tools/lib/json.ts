@@ -217,8 +217,17 @@ export interface ParseOptions {
   seal?: SealFn;
 }
 
+/** A message description (the CLI's JSON form) that does not fit the schema; `reason` 'bad_json'. */
+export class JsonFormError extends Error {
+  readonly reason = 'bad_json';
+  constructor(message: string) {
+    super(message);
+    this.name = 'JsonFormError';
+  }
+}
+
 function fail(path: string, msg: string): never {
-  throw new SrupError('bad_json', `${path}: ${msg}`);
+  throw new JsonFormError(`${path}: ${msg}`);
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -378,7 +387,7 @@ const TOP_INFO = [
 
 /**
  * Builds an unsigned message from its JSON description (sidecar conventions; see the module comment).
- * Throws SrupError('bad_json') whose message starts with the path of the offending member.
+ * Throws JsonFormError (reason 'bad_json') whose message starts with the path of the offending member.
  */
 export function parseMessageJson(input: unknown, opts: ParseOptions = {}): UnsignedMessage {
   if (!isObject(input)) fail('(top level)', `expected an object, got ${describe(input)}`);
