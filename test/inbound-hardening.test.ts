@@ -8,7 +8,7 @@ import { parsePrivateKeyPem } from '../crypto/keys.js';
 import type { Crypto } from '../crypto/types.js';
 import { nodeCrypto } from '../hosts/node/crypto.js';
 import { utf8 } from '../modules/srup/bytes.js';
-import { admitMessage, sealMessage, type ReceiveRules } from '../modules/srup/session.js';
+import { admitMessage, sealMessage, type Admission, type ReceiveRules } from '../modules/srup/session.js';
 import mqtt from 'mqtt';
 import os from 'node:os';
 import { Writable } from 'node:stream';
@@ -39,10 +39,15 @@ function rules(crypto: Crypto, last: bigint): ReceiveRules<true> & { accepted: b
     crypto,
     peer: (sender) => (sender === SERVER ? true : null),
     keyOf: () => signer.publicKey,
-    permission: () => null,
     lastAccepted: () => (accepted.length ? accepted[accepted.length - 1] : last),
-    setLastAccepted: (_s, seq) => accepted.push(seq),
   };
+}
+
+/** The decision, applied as a side applies it: persist what it says. */
+function admit(r: ReturnType<typeof rules>, bytes: Uint8Array): Admission<true> {
+  const a = admitMessage(r, bytes);
+  if (a.ok) r.accepted.push(a.persist.sequenceId);
+  return a;
 }
 
 function action(seq: bigint, key = signer, sender = SERVER): Uint8Array {
@@ -54,7 +59,7 @@ describe('refused before RSA', () => {
     const crypto = countingCrypto();
     const r = rules(crypto, 100n);
     for (const seq of [1n, 50n, 100n]) {
-      const a = admitMessage(r, action(seq, other));
+      const a = admit(r, action(seq, other));
       expect(a).toMatchObject({ ok: false, reason: 'replay', detail: { last: '100' } });
     }
     expect(crypto.verifies).toBe(0);
@@ -64,12 +69,12 @@ describe('refused before RSA', () => {
   test('unknown senders and malformed bytes cost no signature check; a fresh forgery costs one and changes nothing', () => {
     const crypto = countingCrypto();
     const r = rules(crypto, 100n);
-    expect(admitMessage(r, action(101n, other, 0x99n))).toMatchObject({ ok: false, reason: 'unknown_sender' });
-    expect(admitMessage(r, new Uint8Array([5, 0x0f, 1]))).toMatchObject({ ok: false, reason: 'truncated' });
+    expect(admit(r, action(101n, other, 0x99n))).toMatchObject({ ok: false, reason: 'unknown_sender' });
+    expect(admit(r, new Uint8Array([5, 0x0f, 1]))).toMatchObject({ ok: false, reason: 'truncated' });
     expect(crypto.verifies).toBe(0);
-    expect(admitMessage(r, action(101n, other))).toMatchObject({ ok: false, reason: 'bad_signature' });
+    expect(admit(r, action(101n, other))).toMatchObject({ ok: false, reason: 'bad_signature' });
     expect(crypto.verifies).toBe(1);
-    expect(admitMessage(r, action(101n))).toMatchObject({ ok: true });
+    expect(admit(r, action(101n))).toMatchObject({ ok: true });
     expect(r.accepted).toEqual([101n]);
   });
 });
@@ -124,5 +129,22 @@ describeIf('the broker access rules', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('admission is a decision', () => {
+  test('admitMessage reads and writes nothing of the side: it says what to persist, and the side does it', () => {
+    const reads: string[] = [];
+    const r: ReceiveRules<true> = {
+      self: DEVICE,
+      crypto: nodeCrypto,
+      peer: (s) => (reads.push('peer'), s === SERVER ? true : null),
+      keyOf: () => signer.publicKey,
+      lastAccepted: () => (reads.push('last'), 7n),
+    };
+    const a = admitMessage(r, action(8n));
+    expect(a).toMatchObject({ ok: true, persist: { sender: SERVER, sequenceId: 8n } });
+    expect(Object.keys(r).sort()).toEqual(['crypto', 'keyOf', 'lastAccepted', 'peer', 'self']);
+    expect(reads).toEqual(['peer', 'last']);
   });
 });

@@ -72,7 +72,6 @@ export class Agent {
       sequences: host.sequences,
       crypto: host.crypto,
       log: host.log,
-      pendingJoin: () => this.joins.waiting(),
     };
     if (options.onEvent) this.listeners.add(options.onEvent);
   }
@@ -184,7 +183,7 @@ export class Agent {
     if (this.state !== 'started') return;
     let m: Message | null;
     try {
-      m = receive(this.pipeline, topic, payload);
+      m = receive(this.pipeline, this.joins.waiting(), topic, payload);
     } catch (e) {
       // Not bad input (that is rejected above) but a host failure, e.g. the sequence store could not persist the
       // counter: the message is not acted on, and the throw must not reach the MQTT client that called us.

@@ -72,14 +72,14 @@ export interface PipelineDeps {
   readonly sequences: SequenceStore;
   readonly crypto: Crypto;
   readonly log: Log;
-  /** The join the agent is waiting on, if any. */
-  pendingJoin(): { server: bigint; kind: JoinKind } | null;
 }
 
+/** The join the agent is waiting on, if any (passed in by the agent with each message: data, not a call back). */
+export type WaitingJoin = { readonly server: bigint; readonly kind: JoinKind } | null;
+
 /** Why `m` from its sender is not allowed, or null when it is. */
-export function permissionProblem(deps: PipelineDeps, m: Message): string | null {
+export function permissionProblem(deps: PipelineDeps, join: WaitingJoin, m: Message): string | null {
   const rule = PERMISSIONS[m.type];
-  const join = deps.pendingJoin();
   switch (rule) {
     case 'server':
       return deps.keys.serverId() === m.senderId ? null : 'not_from_server';
@@ -101,10 +101,11 @@ export function permissionProblem(deps: PipelineDeps, m: Message): string | null
 }
 
 /**
- * Runs the pipeline over one MQTT message. Returns the accepted message (its sequence ID already persisted),
- * or null when it was dropped (logged, except for our own echoed messages).
+ * Runs the pipeline over one MQTT message: the topic, the shared decision (admitMessage), the permission rule,
+ * then the decision's `persist`. Returns the accepted message (its sequence ID persisted), or null when it was
+ * dropped (logged, except for our own echoed messages).
  */
-export function receive(deps: PipelineDeps, topic: string, payload: Uint8Array): Message | null {
+export function receive(deps: PipelineDeps, join: WaitingJoin, topic: string, payload: Uint8Array): Message | null {
   if (topic !== deviceTopic(deps.self)) {
     deps.log('warn', 'rejected', { reason: 'wrong_topic', topic });
     return null;
@@ -116,12 +117,15 @@ export function receive(deps: PipelineDeps, topic: string, payload: Uint8Array):
       crypto: deps.crypto,
       peer: (sender) => deps.keys.peerKey(sender),
       keyOf: (key) => key,
-      permission: (m) => permissionProblem(deps, m),
       lastAccepted: (sender) => deps.sequences.lastAccepted(sender),
-      setLastAccepted: (sender, seq) => deps.sequences.setLastAccepted(sender, seq),
     },
     payload,
   );
+  const problem = a.ok ? permissionProblem(deps, join, a.message) : null;
+  if (problem !== null && a.ok) {
+    deps.log('warn', 'rejected', { reason: 'not_permitted', ...about(a.message), why: problem });
+    return null;
+  }
   if (!a.ok) {
     // reason null: our own publish echoed back, dropped silently.
     if (a.reason !== null) {
@@ -130,6 +134,7 @@ export function receive(deps: PipelineDeps, topic: string, payload: Uint8Array):
     }
     return null;
   }
+  deps.sequences.setLastAccepted(a.persist.sender, a.persist.sequenceId);
   deps.log('debug', 'accepted', about(a.message));
   return a.message;
 }

@@ -92,18 +92,21 @@ export function receive(deps: ReceiveDeps, topic: string, payload: Uint8Array): 
       crypto: deps.crypto,
       peer: (sender) => registry.device(sender),
       keyOf: (device) => device.publicKey,
-      permission: (m, device) => permissionProblem(where, m, device),
       lastAccepted: (sender) => (registry.replayFloor !== undefined ? registry.replayFloor(sender) : registry.sequence(sender).lastAccepted),
-      setLastAccepted: (sender, seq) => registry.setLastAccepted(sender, seq),
     },
     payload,
   );
+  if (a.ok) {
+    const problem = permissionProblem(where, a.message, a.peer);
+    if (problem !== null) return reject('not_permitted', a.message.senderId, { ...about(a.message), why: problem });
+  }
   if (!a.ok) {
     if (a.reason === null) return { ok: false, rejection: null };
     if (a.message === null) return reject(a.reason, null, a.detail);
     return reject(a.reason, a.message.senderId, { ...about(a.message), ...a.detail });
   }
   const m = a.message;
+  registry.setLastAccepted(a.persist.sender, a.persist.sequenceId);
   deps.log('debug', 'accepted', { ...about(m), sender: idHex16(m.senderId) });
   return { ok: true, message: m };
 }

@@ -35,11 +35,7 @@ export interface ReceiveRules<P> {
   peer(sender: bigint): P | null;
   /** The key the sender's signature must verify with. */
   keyOf(peer: P): RsaPublicKey;
-  /** Why this side does not take `m` from `peer`, or null when it does. */
-  permission(m: Message, peer: P): string | null;
   lastAccepted(sender: bigint): bigint;
-  /** Durable on return. */
-  setLastAccepted(sender: bigint, sequenceId: bigint): void;
 }
 
 export type RejectionDetail = Record<string, string | number | boolean | null>;
@@ -48,14 +44,22 @@ export type RejectionDetail = Record<string, string | number | boolean | null>;
 export type AdmissionReason = SrupErrorReason | 'unknown_sender' | 'bad_signature' | 'not_permitted' | 'replay';
 
 export type Admission<P> =
-  | { readonly ok: true; readonly message: Message; readonly peer: P }
+  /**
+   * Genuine and new. `persist` is what the side must make durable (setLastAccepted) once its own permission
+   * rule takes the message, and before it acts on it; nothing has been written yet.
+   */
+  | { readonly ok: true; readonly message: Message; readonly peer: P; readonly persist: { readonly sender: bigint; readonly sequenceId: bigint } }
   /**
    * `reason` is null for our own echoed message (not an error); `message` is null when the bytes did not decode.
    * `detail`: `length` (decode), `why` (not_permitted) or `last` (replay).
    */
   | { readonly ok: false; readonly reason: AdmissionReason | null; readonly message: Message | null; readonly detail: RejectionDetail };
 
-/** Runs the receive steps over one payload. On success the sequence ID is already persisted. */
+/**
+ * The shared receive steps over one payload, as a decision: it reads (the trust store, the replay counter) and
+ * changes nothing, and calls nothing of the side's; the side checks its permission rule, then applies
+ * `persist`, then acts (modules/agent/pipeline.ts, modules/c2/receive.ts).
+ */
 export function admitMessage<P>(rules: ReceiveRules<P>, payload: Uint8Array): Admission<P> {
   const reject = (reason: AdmissionReason | null, message: Message | null, detail: RejectionDetail = {}): Admission<P> => ({
     ok: false,
@@ -84,11 +88,7 @@ export function admitMessage<P>(rules: ReceiveRules<P>, payload: Uint8Array): Ad
 
   if (!verify(rules.crypto, rules.keyOf(peer), m)) return reject('bad_signature', m);
 
-  const problem = rules.permission(m, peer);
-  if (problem !== null) return reject('not_permitted', m, { why: problem });
-
-  rules.setLastAccepted(m.senderId, m.sequenceId);
-  return { ok: true, message: m, peer };
+  return { ok: true, message: m, peer, persist: { sender: m.senderId, sequenceId: m.sequenceId } };
 }
 
 // ------------------------------------------------------------------------------------------------ sending
