@@ -4,13 +4,15 @@
  * durable, and a kill at any moment leaves either the old or the new complete file.
  *
  *   keys.json       {"deviceId":"<16 hex>","serverId":"<16 hex>"|null,"privateKey":"<PEM>","peers":{"<16 hex>":"<PEM>"}}
- *   sequences.json  {"accepted":{"<16 hex>":"<decimal>"},"sent":{...},"pending":null|{"server":"<16 hex>","token":"<hex>","state":"staged"|"activating"}}
+ *   sequences.json  {"accepted":{"<16 hex>":"<decimal>"},"sent":{...},"pending":null|{"server":"<16 hex>","token":"<hex>","state":"staged"|"activating"},
+ *                    "owed":[{"peer":"<16 hex>","seq":"<decimal>","kind":"action"|"id_request"|"initiate","token":"<hex>","actionId":N,"status":N|null}]}
  *
  * Counters are decimal strings: a u64 does not fit a JSON number.
  */
 import path from 'node:path';
 import fs from 'node:fs';
-import type { KeyStore, PendingUpdate, SequenceStore } from '../../modules/agent/host.js';
+import type { KeyStore, Owe, OwedAnswer, PendingUpdate, SequenceStore } from '../../modules/agent/host.js';
+import { owedList } from '../../modules/agent/memory.js';
 import type { RsaPrivateKey, RsaPublicKey } from '../../crypto/types.js';
 import { parsePrivateKeyPem, parsePublicKeyPem, privateKeyToPem, publicKeyToPem } from '../../crypto/keys.js';
 import { HostFileError, hexToId, idToHex, readJsonObject, writeFileDurable } from './durable.js';
@@ -205,17 +207,48 @@ function parsePending(file: string, v: unknown): PendingUpdate | null {
   return { server, token, state: o.state };
 }
 
+function parseOwed(file: string, v: unknown): OwedAnswer[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v)) throw new HostFileError(file, 'owed', 'must be an array');
+  return v.map((x: unknown, i): OwedAnswer => {
+    const o = (typeof x === 'object' && x !== null ? x : {}) as Record<string, unknown>;
+    const peer = hexToId(o.peer);
+    if (peer === null) throw new HostFileError(file, `owed[${i}].peer`, 'must be 16 hex digits');
+    if (typeof o.seq !== 'string' || !/^(0|[1-9][0-9]{0,19})$/.test(o.seq) || BigInt(o.seq) > U64_MAX) {
+      throw new HostFileError(file, `owed[${i}].seq`, 'must be a decimal u64 in a string');
+    }
+    if (o.kind !== 'action' && o.kind !== 'id_request' && o.kind !== 'initiate') {
+      throw new HostFileError(file, `owed[${i}].kind`, 'must be "action", "id_request" or "initiate"');
+    }
+    if (typeof o.token !== 'string' || !/^([0-9a-f]{2})*$/.test(o.token)) throw new HostFileError(file, `owed[${i}].token`, 'must be lowercase hex');
+    const byte = (n: unknown) => typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= 255;
+    if (!byte(o.actionId)) throw new HostFileError(file, `owed[${i}].actionId`, 'must be 0-255');
+    if (o.status !== null && !byte(o.status)) throw new HostFileError(file, `owed[${i}].status`, 'must be 0-255 or null');
+    return { peer, seq: BigInt(o.seq), kind: o.kind, token: unhex(o.token), actionId: o.actionId as number, status: o.status as number | null };
+  });
+}
+
+function unhex(text: string): Uint8Array {
+  const out = new Uint8Array(text.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(text.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
 export class FileSequenceStore implements SequenceStore {
   readonly file: string;
+  /** A JSON file has room for many; the flash counter log keeps 32 (modules/store/counter-log.ts). */
+  readonly owedCapacity = 256;
   private readonly accepted: Map<bigint, bigint>;
   private readonly sent: Map<bigint, bigint>;
   private pending: PendingUpdate | null;
+  private owes: OwedAnswer[];
 
-  private constructor(file: string, accepted: Map<bigint, bigint>, sent: Map<bigint, bigint>, pending: PendingUpdate | null) {
+  private constructor(file: string, accepted: Map<bigint, bigint>, sent: Map<bigint, bigint>, pending: PendingUpdate | null, owed: OwedAnswer[]) {
     this.file = file;
     this.accepted = accepted;
     this.sent = sent;
     this.pending = pending;
+    this.owes = owed;
   }
 
   /** Opens `sequences.json` in `dir` (an absent file is an empty store; it is written on the first change). */
@@ -223,38 +256,53 @@ export class FileSequenceStore implements SequenceStore {
     const file = path.join(dir, SEQUENCES_FILE);
     if (!fs.existsSync(file)) {
       fs.mkdirSync(dir, { recursive: true });
-      return new FileSequenceStore(file, new Map(), new Map(), null);
+      return new FileSequenceStore(file, new Map(), new Map(), null, []);
     }
     const o = readJsonObject(file);
     return new FileSequenceStore(file, parseCounters(file, 'accepted', o.accepted), parseCounters(file, 'sent', o.sent),
-      parsePending(file, o.pending));
+      parsePending(file, o.pending), parseOwed(file, o.owed));
   }
 
   lastAccepted(peer: bigint): bigint {
     return this.accepted.get(peer) ?? 0n;
   }
 
-  setLastAccepted(peer: bigint, seq: bigint): void {
-    this.setCounter(this.accepted, peer, seq);
+  setLastAccepted(peer: bigint, seq: bigint, owe?: Owe): void {
+    this.setCounter(this.accepted, peer, seq, owe === undefined ? null : owedList.owe(this.owes, peer, seq, owe));
   }
 
   lastSent(peer: bigint): bigint {
     return this.sent.get(peer) ?? 0n;
   }
 
-  setLastSent(peer: bigint, seq: bigint): void {
-    this.setCounter(this.sent, peer, seq);
+  setLastSent(peer: bigint, seq: bigint, answer?: { seq: bigint; status: number }): void {
+    this.setCounter(this.sent, peer, seq, answer === undefined ? null : owedList.answer(this.owes, peer, answer));
+  }
+
+  owed(): readonly OwedAnswer[] {
+    return this.owes;
+  }
+
+  settle(peer: bigint, seq: bigint): void {
+    const old = this.owes;
+    const next = owedList.settle(old, peer, seq);
+    if (next.length === old.length) return;
+    this.owes = next;
+    this.saveOrUndo(() => { this.owes = old; });
   }
 
   forget(peer: bigint): void {
     const a = this.accepted.get(peer);
     const s = this.sent.get(peer);
-    if (a === undefined && s === undefined) return;
+    const owes = this.owes;
+    if (a === undefined && s === undefined && !owes.some((x) => x.peer === peer)) return;
     this.accepted.delete(peer);
     this.sent.delete(peer);
+    this.owes = owes.filter((x) => x.peer !== peer);
     this.saveOrUndo(() => {
       if (a !== undefined) this.accepted.set(peer, a);
       if (s !== undefined) this.sent.set(peer, s);
+      this.owes = owes;
     });
   }
 
@@ -268,15 +316,19 @@ export class FileSequenceStore implements SequenceStore {
     this.saveOrUndo(() => { this.pending = old; });
   }
 
-  private setCounter(map: Map<bigint, bigint>, peer: bigint, seq: bigint): void {
+  /** One durable change: a counter, and with `owes` the owed-answer list as well. */
+  private setCounter(map: Map<bigint, bigint>, peer: bigint, seq: bigint, owes: OwedAnswer[] | null): void {
     idToHex(peer);
     if (seq < 0n || seq > U64_MAX) throw new RangeError(`sequence ID out of u64 range: ${seq}`);
     const old = map.get(peer);
-    if (old === seq) return;
+    const oldOwes = this.owes;
+    if (old === seq && owes === null) return;
     map.set(peer, seq);
+    if (owes !== null) this.owes = owes;
     this.saveOrUndo(() => {
       if (old === undefined) map.delete(peer);
       else map.set(peer, old);
+      this.owes = oldOwes;
     });
   }
 
@@ -300,6 +352,7 @@ export class FileSequenceStore implements SequenceStore {
       accepted: obj(this.accepted),
       sent: obj(this.sent),
       pending: p === null ? null : { server: idToHex(p.server), token: hexBytes(p.token), state: p.state },
+      ...(this.owes.length === 0 ? {} : { owed: this.owes.map((x) => ({ peer: idToHex(x.peer), seq: x.seq.toString(), kind: x.kind, token: hexBytes(x.token), actionId: x.actionId, status: x.status })) }),
     };
     writeFileDurable(this.file, JSON.stringify(doc));
   }

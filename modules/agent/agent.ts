@@ -7,20 +7,28 @@
  *
  * A message's path: transport -> Agent.onMessage (here) -> receive() (pipeline.ts: topic and permission; decode,
  * key, signature, replay and persist in modules/srup/session.ts, the same steps as the server's) ->
- * Agent.dispatch (here) -> the flow (commands.ts, join.ts, update.ts) -> Agent.send (here: sequence ID,
- * signature, topic) -> transport.
+ * Agent.dispatch (here) -> the flow (commands.ts, join.ts, update.ts) -> Outbox.send (outbox.ts: sequence ID,
+ * signature, topic, offline queue) -> transport.
+ *
+ * Every answer is delivered across a power cut: the pipeline records the answer an accepted command is owed in the
+ * same durable change as its sequence ID (SequenceStore.setLastAccepted with an Owe), the outbox records the
+ * answer's status with its own sequence ID and settles it on PUBACK, and after a restart the agent sends what is
+ * still owed again, once connected (resendOwed): a decided answer with its status, an action or initiate cut off
+ * before it was decided as failed (0x2F / 0xFE). The server recognises a second copy by its token.
  */
 import { idHex16, utf8 } from '../srup/bytes.js';
 import { encodeData } from '../srup/data.js';
 import type { DataKind, DataValue } from '../srup/data.js';
 import type { FieldsOf, Message, TypeName } from '../srup/schema.js';
-import { conversationToken, sealMessage } from '../srup/session.js';
-import { deviceTopic, joinTopic, nextSequenceId } from '../srup/topics.js';
+import { Status } from '../srup/schema.js';
+import { conversationToken } from '../srup/session.js';
+import { deviceTopic } from '../srup/topics.js';
 import * as commands from './commands.js';
 import type { AgentContext, AgentEvent, AgentOptions, JoinKind, JoinOutcome } from './context.js';
 import { AgentError } from './context.js';
-import type { AgentHost } from './host.js';
+import type { AgentHost, OwedAnswer } from './host.js';
 import { JoinFlows } from './join.js';
+import { Outbox } from './outbox.js';
 import { receive } from './pipeline.js';
 import type { PipelineDeps } from './pipeline.js';
 import { UpdateFlow } from './update.js';
@@ -28,13 +36,6 @@ import { UpdateFlow } from './update.js';
 export { AgentError } from './context.js';
 export type { ActionHandler, AgentEvent, AgentOptions, JoinKind, JoinOutcome } from './context.js';
 export { PERMISSIONS } from './pipeline.js';
-
-/** Join requests go to SRUP/servers/<server>/<own id>; everything else to SRUP/<own id> (SRUP-WIRE.md §8). */
-const JOIN_REQUEST_TYPES: ReadonlySet<TypeName> = new Set<TypeName>([
-  'join_request',
-  'human_join_request',
-  'observed_join_request',
-]);
 
 export class Agent {
   /** This device's id. */
@@ -44,6 +45,9 @@ export class Agent {
   private readonly pipeline: PipelineDeps;
   private readonly joins: JoinFlows;
   private readonly update: UpdateFlow;
+  private readonly outbox: Outbox;
+  /** The answers owed when start() was called: a previous life's, sent again at the first connection. */
+  private owedAtStart: readonly OwedAnswer[] = [];
   private readonly listeners = new Set<(e: AgentEvent) => void>();
   private state: 'new' | 'started' | 'closed' = 'new';
   private bootChecked = false;
@@ -60,10 +64,11 @@ export class Agent {
       host,
       options,
       self: this.deviceId,
-      send: (type, peer, token, fields) => this.send(type, peer, token, fields),
+      send: (type, peer, token, fields, answering) => this.send(type, peer, token, fields, answering),
       emit: (e) => this.emit(e),
       newToken: () => conversationToken(host.random),
     };
+    this.outbox = new Outbox(host, this.deviceId, host.keys.privateKey, options.queueLimit);
     this.joins = new JoinFlows(this.ctx);
     this.update = new UpdateFlow(this.ctx);
     this.pipeline = {
@@ -90,6 +95,7 @@ export class Agent {
   start(): void {
     if (this.state !== 'new') throw new AgentError('already_started', 'start() may be called once');
     this.state = 'started';
+    this.owedAtStart = this.host.sequences.owed().slice();
     this.host.transport.listen({
       message: (topic, payload) => this.onMessage(topic, payload),
       connected: (sessionPresent) => this.onConnected(sessionPresent),
@@ -107,6 +113,7 @@ export class Agent {
     if (this.state === 'closed') return;
     this.state = 'closed';
     this.joins.close();
+    this.outbox.close();
     await this.host.transport.close();
   }
 
@@ -138,12 +145,22 @@ export class Agent {
     return this.joins.start(kind, target, observerId);
   }
 
-  /** Sends a data message (new token) to the server; `kind` as in modules/srup/data.ts. */
+  /**
+   * Sends a data message (new token) to the server; `kind` as in modules/srup/data.ts. Resolves once the broker
+   * has it (PUBACK). While offline it waits, at most `queueLimit` of them (AgentError 'queue_full' beyond that),
+   * and goes out after the reconnect. Not kept across a power cut.
+   */
   async sendData<K extends DataKind>(dataId: string, kind: K, value: DataValue<K>): Promise<void> {
     const server = this.requireServer();
     const data = encodeData(kind, value);
-    const ok = await this.send('data', server, this.ctx.newToken(), { dataId: utf8(dataId), data });
-    if (!ok) throw new AgentError('publish_failed', 'the broker did not take the data message');
+    if (this.outbox.full()) throw new AgentError('queue_full', 'too many messages are waiting for the broker');
+    const ok = await this.outbox.send('data', server, this.ctx.newToken(), { dataId: utf8(dataId), data }, null, true);
+    if (!ok) throw new AgentError('publish_failed', 'the data message was not sent');
+  }
+
+  /** Messages not yet taken by the broker (waiting while offline, and in flight). */
+  get unsent(): number {
+    return this.outbox.pending;
   }
 
   /** Leaves the server for good: deregister_request, then the server's key is dropped and the server cleared. */
@@ -175,7 +192,40 @@ export class Agent {
     });
     if (!this.bootChecked) {
       this.bootChecked = true;
+      this.resendOwed();
       this.track(() => this.update.afterBoot());
+    }
+    this.outbox.flush();
+  }
+
+  /** Sends again the answers a previous life of this device owed (see the file comment). */
+  private resendOwed(): void {
+    const owed = this.owedAtStart;
+    this.owedAtStart = [];
+    const { keys, sequences, log } = this.host;
+    for (const w of owed) {
+      if (w.peer !== keys.serverId()) {
+        // Not this device's server any more: nobody to answer.
+        try {
+          sequences.settle(w.peer, w.seq);
+        } catch (e) {
+          log('warn', 'settle_failed', { why: String(e) });
+        }
+        continue;
+      }
+      const interrupted = w.status === null;
+      let sent: Promise<boolean>;
+      let status: number;
+      if (w.kind === 'id_request') {
+        status = 0;
+        sent = this.send('data', w.peer, w.token, commands.idResponse(this.ctx.options), w.seq);
+      } else {
+        status = w.status ?? (w.kind === 'action' ? Status.ACTION_FAIL : Status.UPDATE_FAIL_FILE);
+        sent = this.send('response', w.peer, w.token, { status }, w.seq);
+      }
+      log(interrupted ? 'warn' : 'info', 'answer_resent', { kind: w.kind, seq: w.seq.toString(), status, interrupted });
+      this.emit({ type: 'answer_resent', server: w.peer, kind: w.kind, token: w.token, status, interrupted });
+      void sent;
     }
   }
 
@@ -245,27 +295,18 @@ export class Agent {
 
   // ---------------------------------------------------------------------------------------------- sending
 
-  private send<T extends TypeName>(type: T, peer: bigint, token: Uint8Array, fields: FieldsOf<T>): Promise<boolean> {
-    const { sequences, keys, crypto, transport } = this.host;
+  /**
+   * Sends through the outbox. `answering`: the sequence ID of the command this answers; when the store owes that
+   * answer, its status is recorded with the new sequence ID and settled on PUBACK.
+   */
+  private send<T extends TypeName>(type: T, peer: bigint, token: Uint8Array, fields: FieldsOf<T>, answering?: bigint): Promise<boolean> {
     // After close() a handler still finishing must not use up sequence IDs on a message that cannot leave.
     if (this.state === 'closed') return Promise.resolve(false);
-    let bytes: Uint8Array;
-    try {
-      const sequenceId = nextSequenceId(sequences.lastSent(peer), sequences.lastAccepted(peer));
-      sequences.setLastSent(peer, sequenceId); // durable before the message exists anywhere else
-      bytes = sealMessage(crypto, keys.privateKey, { type, sequenceId, senderId: this.deviceId, token, fields });
-    } catch (e) {
-      this.host.log('error', 'send_failed', { type, why: String(e) });
-      return Promise.resolve(false);
+    let answer: { seq: bigint; status: number } | null = null;
+    if (answering !== undefined && this.host.sequences.owed().some((w) => w.peer === peer && w.seq === answering)) {
+      answer = { seq: answering, status: type === 'response' ? (fields as FieldsOf<'response'>).status : 0 };
     }
-    const topic = JOIN_REQUEST_TYPES.has(type) ? joinTopic(peer, this.deviceId) : deviceTopic(this.deviceId);
-    return transport.publish(topic, bytes).then(
-      () => true,
-      (e: unknown) => {
-        this.host.log('warn', 'publish_failed', { type, why: String(e) });
-        return false;
-      },
-    );
+    return this.outbox.send(type, peer, token, fields, answer);
   }
 
   private emit(e: AgentEvent): void {

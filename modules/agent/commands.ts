@@ -36,7 +36,7 @@ export async function onAction(ctx: AgentContext, m: MessageOf<'action'>): Promi
     }
   }
   ctx.emit({ type: 'action', actionId: id, status });
-  await ctx.send('response', m.senderId, m.token, { status });
+  await ctx.send('response', m.senderId, m.token, { status }, m.sequenceId);
 }
 
 export function onData(ctx: AgentContext, m: MessageOf<'data'>): void {
@@ -59,10 +59,12 @@ export function onData(ctx: AgentContext, m: MessageOf<'data'>): void {
 
 export async function onIdRequest(ctx: AgentContext, m: MessageOf<'id_request'>): Promise<void> {
   ctx.emit({ type: 'id_request', server: m.senderId });
-  await ctx.send('data', m.senderId, m.token, {
-    dataId: utf8(ID_RESPONSE_DATA_ID),
-    data: utf8(`${ctx.options.firmwareName} ${ctx.options.firmwareVersion}`),
-  });
+  await ctx.send('data', m.senderId, m.token, idResponse(ctx.options), m.sequenceId);
+}
+
+/** The ID response's fields: data IDENTIFICATION_RESPONSE = "<firmwareName> <firmwareVersion>". */
+export function idResponse(options: AgentContext['options']): { dataId: Uint8Array; data: Uint8Array } {
+  return { dataId: utf8(ID_RESPONSE_DATA_ID), data: utf8(`${options.firmwareName} ${options.firmwareVersion}`) };
 }
 
 export function onTerminate(ctx: AgentContext, m: MessageOf<'terminate_command'>): void {

@@ -4,7 +4,7 @@
  * modules/srup/session.ts, shared with the server.
  */
 import type { FieldsOf, TypeName } from '../srup/schema.js';
-import type { AgentHost } from './host.js';
+import type { AgentHost, OwedKind } from './host.js';
 
 // ------------------------------------------------------------------------------------------------ options
 
@@ -30,6 +30,8 @@ export interface AgentOptions {
   joinTimeoutMs?: number;
   /** How long the observe hook may take (default 60 000 ms). */
   observeTimeoutMs?: number;
+  /** How many data messages (sendData) may wait for the broker while offline (default 8). */
+  queueLimit?: number;
 }
 
 // ------------------------------------------------------------------------------------------------ events
@@ -41,6 +43,8 @@ export type JoinOutcome = 'joined' | 'refused' | 'failed' | 'timeout';
 export type AgentEvent =
   | { type: 'connected'; sessionPresent: boolean }
   | { type: 'disconnected'; reason: string }
+  /** After a restart: an answer owed by the previous run sent again; `interrupted` when it was never decided. */
+  | { type: 'answer_resent'; server: bigint; kind: OwedKind; token: Uint8Array; status: number; interrupted: boolean }
   | { type: 'join_requested'; kind: JoinKind; server: bigint }
   /** Joined a server: after a join result 0x50, or a join_command. */
   | { type: 'joined'; server: bigint; via: JoinKind | 'join_command' }
@@ -72,7 +76,8 @@ export type AgentErrorReason =
   | 'no_server_key' // no trusted key for the server, so its answers could never be verified
   | 'busy' // a join is already waiting for its result
   | 'bad_argument'
-  | 'publish_failed'; // the broker did not take a message the caller asked to send
+  | 'publish_failed' // the broker did not take a message the caller asked to send
+  | 'queue_full'; // too many messages wait for the broker (offline): AgentOptions.queueLimit
 
 /** Thrown (or rejected) by the agent's public methods; received messages never throw. */
 export class AgentError extends Error {
@@ -93,11 +98,11 @@ export interface AgentContext {
   /** This device's id (host.keys.deviceId). */
   readonly self: bigint;
   /**
-   * Signs and publishes a message to `peer`: sequence ID = nextSequenceId(lastSent, lastAccepted), persisted
-   * with setLastSent before publishing; topic per SRUP-WIRE.md §8. Resolves on PUBACK, never rejects (a failed
-   * publish is logged) and returns whether the broker took it.
+   * Signs and publishes a message to `peer` through the outbox (outbox.ts: sequence ID, persist, topic, offline
+   * queue). Resolves on PUBACK, never rejects, and returns whether the broker took it. `answering`: the sequence ID
+   * of the command this message answers (its answer is owed across a power cut).
    */
-  send<T extends TypeName>(type: T, peer: bigint, token: Uint8Array, fields: FieldsOf<T>): Promise<boolean>;
+  send<T extends TypeName>(type: T, peer: bigint, token: Uint8Array, fields: FieldsOf<T>, answering?: bigint): Promise<boolean>;
   emit(event: AgentEvent): void;
   /** A fresh conversation token: a uuid4 string from host randomness, as UTF-8 bytes (36 bytes). */
   newToken(): Uint8Array;

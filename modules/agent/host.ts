@@ -32,6 +32,9 @@ export interface KeyStore {
 
 // ------------------------------------------------------------------------------------------------ sequence store
 
+/** The longest command token whose answer is kept across a power cut (pySRUP's tokens are 36 bytes). */
+export const MAX_OWED_TOKEN = 48;
+
 /** A pending update: downloaded and verified (`staged`), or activated and waiting for confirmation. */
 export interface PendingUpdate {
   readonly server: bigint;
@@ -39,16 +42,48 @@ export interface PendingUpdate {
   readonly state: 'staged' | 'activating';
 }
 
+/** The commands whose answers are kept across a power cut: action (0x04), ID request (0x06), initiate (0x01). */
+export type OwedKind = 'action' | 'id_request' | 'initiate';
+
+/** What the device records about a command it must answer, in the same durable change as its sequence ID. */
+export interface Owe {
+  readonly kind: OwedKind;
+  /** The command's token (echoed by the answer). */
+  readonly token: Uint8Array;
+  /** The action id for 'action', else 0. */
+  readonly actionId: number;
+}
+
+/** An answer the device owes a peer, from the command's acceptance until the broker took the answer (PUBACK). */
+export interface OwedAnswer extends Owe {
+  readonly peer: bigint;
+  /** The command's sequence ID: with `peer`, what names the command. */
+  readonly seq: bigint;
+  /** The answer's status once it is decided (0 for an ID response), null until then. */
+  readonly status: number | null;
+}
+
 /**
- * Replay counters, one pair per peer (sequence IDs are u64), and the pending update token.
+ * Replay counters, one pair per peer (sequence IDs are u64), the pending update token, and the answers owed.
  * Unknown peers read as 0n. Setters are durable on return.
  */
 export interface SequenceStore {
   lastAccepted(peer: bigint): bigint;
-  setLastAccepted(peer: bigint, seq: bigint): void;
+  /** With `owe`: records the answer owed for this command in the same durable change (power loss keeps both or neither). */
+  setLastAccepted(peer: bigint, seq: bigint, owe?: Owe): void;
   lastSent(peer: bigint): bigint;
-  setLastSent(peer: bigint, seq: bigint): void;
-  /** Forgets both counters of a peer (after deregistration). */
+  /**
+   * With `answer`: the message sent answers the owed command `answer.seq` of `peer` with `answer.status`, recorded in
+   * the same durable change as the counter.
+   */
+  setLastSent(peer: bigint, seq: bigint, answer?: { readonly seq: bigint; readonly status: number }): void;
+  /** The answers owed, oldest first. */
+  owed(): readonly OwedAnswer[];
+  /** How many answers the store can keep owed at once; the agent owes no more than this (tokens up to MAX_OWED_TOKEN bytes). */
+  readonly owedCapacity: number;
+  /** The answer to command `seq` of `peer` reached the broker: it is owed no more. */
+  settle(peer: bigint, seq: bigint): void;
+  /** Forgets both counters of a peer and the answers owed to it (after deregistration). */
   forget(peer: bigint): void;
   pendingUpdate(): PendingUpdate | null;
   setPendingUpdate(p: PendingUpdate | null): void;

@@ -4,7 +4,7 @@
  * new Agent over the same two store objects.
  */
 import type { RsaPrivateKey, RsaPublicKey } from '../../crypto/types.js';
-import type { KeyStore, PendingUpdate, SequenceStore } from './host.js';
+import type { KeyStore, Owe, OwedAnswer, PendingUpdate, SequenceStore } from './host.js';
 
 export interface MemoryKeyStoreInit {
   deviceId: bigint;
@@ -51,30 +51,61 @@ export class MemoryKeyStore implements KeyStore {
   }
 }
 
+/** The owed-answer list after one change (shared by the stores that keep the list as a whole). */
+export const owedList = {
+  owe(list: readonly OwedAnswer[], peer: bigint, seq: bigint, o: Owe): OwedAnswer[] {
+    if (list.some((x) => x.peer === peer && x.seq === seq)) return list.slice();
+    return [...list, { peer, seq, kind: o.kind, token: o.token.slice(), actionId: o.actionId, status: null }];
+  },
+  answer(list: readonly OwedAnswer[], peer: bigint, a: { seq: bigint; status: number }): OwedAnswer[] {
+    return list.map((x) => (x.peer === peer && x.seq === a.seq ? { ...x, status: a.status } : x));
+  },
+  settle(list: readonly OwedAnswer[], peer: bigint, seq: bigint): OwedAnswer[] {
+    return list.filter((x) => !(x.peer === peer && x.seq === seq));
+  },
+};
+
 export class MemorySequenceStore implements SequenceStore {
+  readonly owedCapacity: number;
   private readonly accepted = new Map<bigint, bigint>();
   private readonly sent = new Map<bigint, bigint>();
   private pending: PendingUpdate | null = null;
+  private owes: OwedAnswer[] = [];
+
+  constructor(owedCapacity = 256) {
+    this.owedCapacity = owedCapacity;
+  }
 
   lastAccepted(peer: bigint): bigint {
     return this.accepted.get(peer) ?? 0n;
   }
 
-  setLastAccepted(peer: bigint, seq: bigint): void {
+  setLastAccepted(peer: bigint, seq: bigint, owe?: Owe): void {
     this.accepted.set(peer, seq);
+    if (owe !== undefined) this.owes = owedList.owe(this.owes, peer, seq, owe);
   }
 
   lastSent(peer: bigint): bigint {
     return this.sent.get(peer) ?? 0n;
   }
 
-  setLastSent(peer: bigint, seq: bigint): void {
+  setLastSent(peer: bigint, seq: bigint, answer?: { seq: bigint; status: number }): void {
     this.sent.set(peer, seq);
+    if (answer !== undefined) this.owes = owedList.answer(this.owes, peer, answer);
+  }
+
+  owed(): readonly OwedAnswer[] {
+    return this.owes;
+  }
+
+  settle(peer: bigint, seq: bigint): void {
+    this.owes = owedList.settle(this.owes, peer, seq);
   }
 
   forget(peer: bigint): void {
     this.accepted.delete(peer);
     this.sent.delete(peer);
+    this.owes = this.owes.filter((x) => x.peer !== peer);
   }
 
   pendingUpdate(): PendingUpdate | null {

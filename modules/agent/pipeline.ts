@@ -21,7 +21,8 @@ import type { Message, TypeName } from '../srup/schema.js';
 import { admitMessage } from '../srup/session.js';
 import { deviceTopic } from '../srup/topics.js';
 import type { JoinKind } from './context.js';
-import type { KeyStore, Log, SequenceStore } from './host.js';
+import type { KeyStore, Log, Owe, SequenceStore } from './host.js';
+import { MAX_OWED_TOKEN } from './host.js';
 
 /**
  * Who may send a device each message type.
@@ -134,9 +135,29 @@ export function receive(deps: PipelineDeps, join: WaitingJoin, topic: string, pa
     }
     return null;
   }
-  deps.sequences.setLastAccepted(a.persist.sender, a.persist.sequenceId);
+  // A command that is answered is owed its answer from here on, in the same durable change as its counter.
+  deps.sequences.setLastAccepted(a.persist.sender, a.persist.sequenceId, oweFor(deps, a.message));
   deps.log('debug', 'accepted', about(a.message));
   return a.message;
+}
+
+/**
+ * What the device owes for `m` until the broker has its answer: commands that are answered (action, ID request,
+ * initiate). Undefined for anything else, and — answered as before but without the guarantee across a power
+ * cut, and logged — when the token is longer than MAX_OWED_TOKEN or the store already owes all it can keep.
+ */
+export function oweFor(deps: PipelineDeps, m: Message): Owe | undefined {
+  let owe: Owe;
+  if (m.type === 'action') owe = { kind: 'action', token: m.token, actionId: m.fields.actionId };
+  else if (m.type === 'id_request') owe = { kind: 'id_request', token: m.token, actionId: 0 };
+  else if (m.type === 'initiate') owe = { kind: 'initiate', token: m.token, actionId: 0 };
+  else return undefined;
+  const { sequences } = deps;
+  if (m.token.length > MAX_OWED_TOKEN || sequences.owed().length >= sequences.owedCapacity) {
+    deps.log('warn', 'answer_not_durable', { type: m.type, tokenLength: m.token.length, owed: sequences.owed().length });
+    return undefined;
+  }
+  return owe;
 }
 
 function about(m: Message): { type: TypeName; sender: string; seq: string } {

@@ -64,7 +64,7 @@ export class UpdateFlow {
         this.ctx.host.log('warn', 'update_failed', { status, why, server: idHex16(server) });
         this.ctx.emit({ type: 'update_failed', server, status });
       }
-      await this.ctx.send('response', server, m.token, { status });
+      await this.ctx.send('response', server, m.token, { status }, m.sequenceId);
     };
 
     const url = cString(m.fields.url);

@@ -61,6 +61,9 @@ const DEFAULT_REQUEST_TIMEOUT = 30_000;
  */
 export const AUDIT_MAX_BYTES = 1024;
 
+/** How many answers and readings the engine remembers to recognise copies sent again (C2Engine.sentAgain). */
+const RECENT_ANSWERS = 1024;
+
 /** What the audit log keeps of a message (see AUDIT_MAX_BYTES). */
 export function auditBytes(payload: Uint8Array): Uint8Array {
   return payload.length <= AUDIT_MAX_BYTES ? payload : payload.slice(0, AUDIT_MAX_BYTES);
@@ -117,6 +120,8 @@ export class C2Engine {
   private readonly requests = new Map<string, Request>();
   private readonly updates: UpdateFlow;
   private readonly subscribed = new Set<bigint>();
+  /** Answers and readings taken lately (device, type, status or data id, token), to recognise a copy sent again. */
+  private readonly recentAnswers = new Map<string, true>();
   private state: 'new' | 'started' | 'stopped' = 'new';
   private readonly rates: DeviceRates;
   /** Devices told about in the log as rate limited, and when (one line a minute each). */
@@ -463,7 +468,14 @@ export class C2Engine {
             if (r.rejection !== null) this.emit({ type: 'rejected', reason: r.rejection.reason, topic, sender: r.rejection.sender });
             return;
           }
-          if (this.state === 'started') return this.dispatch(r.message);
+          if (this.state !== 'started') return;
+          const m = r.message;
+          if (this.sentAgain(m)) {
+            this.host.log('info', 'duplicate_answer', { device: idHex16(m.senderId), type: m.type, token: toHex(m.token) });
+            this.emit({ type: 'duplicate', device: m.senderId, messageType: m.type, token: m.token });
+            return;
+          }
+          return this.dispatch(m);
         },
         (e: unknown) => {
           // Several server nodes on one database: another node took this message first, or the database chose
@@ -502,6 +514,23 @@ export class C2Engine {
     }
     this.emit({ type: 'rejected', reason: 'rate_limited', topic, sender });
     return true;
+  }
+
+  /**
+   * True when `m` is an answer or a reading this engine has already taken: a device sends an answer again after
+   * a power cut, and a message again after a connection lost before its PUBACK, with a new sequence ID and the
+   * same token. A response counts as the same when device, status and token match (an update's 0x00 and its
+   * later 0x10 share a token); data when device, data id and token match. The last RECENT_ANSWERS are kept.
+   */
+  private sentAgain(m: Message): boolean {
+    let key: string;
+    if (m.type === 'response') key = `${idHex16(m.senderId)} r ${m.fields.status} ${toHex(m.token)}`;
+    else if (m.type === 'data') key = `${idHex16(m.senderId)} d ${toHex(m.fields.dataId)} ${toHex(m.token)}`;
+    else return false;
+    if (this.recentAnswers.has(key)) return true;
+    this.recentAnswers.set(key, true);
+    if (this.recentAnswers.size > RECENT_ANSWERS) this.recentAnswers.delete(this.recentAnswers.keys().next().value as string);
+    return false;
   }
 
   private dispatch(m: Message): Promise<void> | void {

@@ -38,6 +38,8 @@ export type C2Event =
   /** An update changed state. */
   | { type: 'update'; update: UpdateRecord }
   | { type: 'removed'; device: bigint; reason: RemovalReason; by: 'server' | 'device' }
+  /** A device sent an answer or reading again (same token; after a power cut or a lost connection): taken once. */
+  | { type: 'duplicate'; device: bigint; messageType: string; token: Uint8Array }
   /** An incoming message failed the receive pipeline; nothing changed. */
   | { type: 'rejected'; reason: string; topic: string; sender: bigint | null };
 

@@ -23,6 +23,7 @@ import { encode, peekHeader, tryDecode } from './codec.js';
 import type { SrupErrorReason } from './errors.js';
 import type { Message, TypeName, UnsignedMessage, UnsignedOf } from './schema.js';
 import { sign, verify } from './sign.js';
+import { nextSequenceId } from './topics.js';
 
 // ------------------------------------------------------------------------------------------------ receiving
 
@@ -94,11 +95,37 @@ export function admitMessage<P>(rules: ReceiveRules<P>, payload: Uint8Array): Ad
 // ------------------------------------------------------------------------------------------------ sending
 
 /**
- * A new message as bytes: signed with `key` and encoded. The caller chooses the sequence ID (topics.ts
- * nextSequenceId) and persists it. Throws SrupError when a value does not fit its field.
+ * A new message as bytes: signed with `key` and encoded, with the sequence ID it carries. Throws SrupError when a
+ * value does not fit its field. Outgoing messages to a peer take their sequence ID through sealNext.
  */
 export function sealMessage<T extends TypeName>(crypto: Crypto, key: RsaPrivateKey, m: UnsignedOf<T>): Uint8Array {
   return encode(sign(crypto, key, m as UnsignedMessage));
+}
+
+/** The counters a side keeps for one peer. */
+export interface PeerCounters {
+  readonly lastSent: bigint;
+  readonly lastAccepted: bigint;
+}
+
+/**
+ * The one sending rule of both sides, device and server: the sequence ID is nextSequenceId(last sent, last
+ * accepted) (topics.ts; what a reference peer with one counter per peer accepts); the message is sealed first, so
+ * that a value that does not fit uses up no sequence ID (SrupError, nothing persisted); then `persist(sequenceId)`
+ * makes the new last-sent durable (it may record more in the same change); only then may the caller publish the
+ * bytes, so that no sequence ID ever leaves twice, whatever moment the power goes.
+ */
+export function sealNext<T extends TypeName>(
+  crypto: Crypto,
+  key: RsaPrivateKey,
+  counters: PeerCounters,
+  m: Omit<UnsignedOf<T>, 'sequenceId'>,
+  persist: (sequenceId: bigint) => void,
+): { readonly sequenceId: bigint; readonly bytes: Uint8Array } {
+  const sequenceId = nextSequenceId(counters.lastSent, counters.lastAccepted);
+  const bytes = sealMessage(crypto, key, { ...m, sequenceId } as UnsignedOf<T>);
+  persist(sequenceId);
+  return { sequenceId, bytes };
 }
 
 // ------------------------------------------------------------------------------------------------ tokens

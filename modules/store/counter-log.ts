@@ -23,6 +23,21 @@
  *   0x05 pending    state u8 | 0 0 0 | server u64 | token
  *   0x06 no pending (empty payload)
  *
+ * Format version 2 adds the answers owed (a command accepted whose answer the broker has not taken yet), so that
+ * an answer is never lost to a power cut between accepting a command and the PUBACK of its answer:
+ *
+ *   snapshot        … as above | owed count u16 | count × owed
+ *   owed            peer u64 | command seq u64 | kind u8 (1 action, 2 id_request, 3 initiate) | action id u8 |
+ *                   status u16 (0xFFFF: not decided) | token length u16 | token (at most MAX_OWED_TOKEN bytes)
+ *   0x07 accepted, owing    peer u64 | seq u64 | kind u8 | action id u8 | token length u16 | token
+ *                           (the counter and the owed answer in one entry: both or neither survive)
+ *   0x08 sent, answering    peer u64 | seq u64 | command seq u64 | status u16
+ *   0x09 settled            peer u64 | command seq u64
+ *
+ * A version 1 block is read as before; the first change after it moves the state into a version 2 block.
+ * A firmware that reads only version 1 refuses a version 2 block (unsupported_version) rather than replay older
+ * counters.
+ *
  * A change appends one entry (one small write). When the block is full, the whole state goes as a snapshot
  * into the next block of the ring: erase it, write the snapshot, then the block header (the commit). The
  * previous block stays intact until the ring comes round to it again, so power lost during the erase or the
@@ -33,13 +48,20 @@ import { crc32 } from './crc32.js';
 import { StoreError } from './errors.js';
 import { isErased, type Flash, type StoreLayout } from './flash.js';
 import { align4, getU16, getU32, getU64, putU16, putU32, putU64, U64_MASK } from './bytes.js';
+import { MAX_OWED_TOKEN } from '../agent/host.js';
 
 export const LOG_MAGIC = 0x4c435253; // "SRCL" read as little-endian u32
-export const LOG_VERSION = 1;
+export const LOG_VERSION = 2;
 export const LOG_HEADER_LENGTH = 16;
-/** Snapshots hold at most this many peers, and tokens at most this many bytes, so one always fits a block. */
-export const MAX_PEERS = 128;
+/**
+ * Snapshots hold at most this many peers, an update token of at most MAX_TOKEN_LENGTH bytes and MAX_OWED answers
+ * owed with tokens of at most MAX_OWED_TOKEN bytes, so that one always fits a 4 KiB block:
+ * 4 + 64 × 24 + 266 + 2 + 32 × (22 + 48) = 4048 bytes of payload.
+ */
+export const MAX_PEERS = 64;
 export const MAX_TOKEN_LENGTH = 255;
+export const MAX_OWED = 32;
+export { MAX_OWED_TOKEN };
 
 export const ENTRY_SNAPSHOT = 0x01;
 export const ENTRY_ACCEPTED = 0x02;
@@ -47,6 +69,23 @@ export const ENTRY_SENT = 0x03;
 export const ENTRY_FORGET = 0x04;
 export const ENTRY_PENDING = 0x05;
 export const ENTRY_NO_PENDING = 0x06;
+export const ENTRY_ACCEPTED_OWING = 0x07;
+export const ENTRY_SENT_ANSWERING = 0x08;
+export const ENTRY_SETTLED = 0x09;
+
+export type OwedKind = 'action' | 'id_request' | 'initiate';
+const KIND_CODES: Record<OwedKind, number> = { action: 1, id_request: 2, initiate: 3 };
+const KINDS: readonly (OwedKind | null)[] = [null, 'action', 'id_request', 'initiate'];
+const NO_STATUS = 0xffff;
+
+export interface OwedRecord {
+  readonly peer: bigint;
+  readonly seq: bigint;
+  readonly kind: OwedKind;
+  readonly token: Uint8Array;
+  readonly actionId: number;
+  readonly status: number | null;
+}
 
 export type PendingState = 'staged' | 'activating';
 
@@ -65,6 +104,7 @@ export interface Counters {
 export interface CounterState {
   readonly peers: Map<bigint, Counters>;
   pending: PendingRecord | null;
+  owed: OwedRecord[];
 }
 
 function u64(v: bigint): bigint {
@@ -90,7 +130,10 @@ export function encodeSnapshot(s: CounterState): Uint8Array {
   if (peers.length > MAX_PEERS) throw new StoreError('too_large', `more than ${MAX_PEERS} peers`);
   const p = s.pending;
   const tail = p === null ? 1 : 1 + 8 + 2 + p.token.length;
-  const payload = new Uint8Array(4 + 24 * peers.length + tail);
+  if (s.owed.length > MAX_OWED) throw new StoreError('too_large', `more than ${MAX_OWED} answers owed`);
+  let owedBytes = 2;
+  for (const w of s.owed) owedBytes += 22 + w.token.length;
+  const payload = new Uint8Array(4 + 24 * peers.length + tail + owedBytes);
   putU16(payload, 0, peers.length);
   let o = 4;
   for (const [id, c] of peers) {
@@ -106,7 +149,47 @@ export function encodeSnapshot(s: CounterState): Uint8Array {
     putU16(payload, o + 9, p.token.length);
     payload.set(p.token, o + 11);
   }
+  o += tail;
+  putU16(payload, o, s.owed.length);
+  o += 2;
+  for (const w of s.owed) {
+    putU64(payload, o, w.peer);
+    putU64(payload, o + 8, w.seq);
+    payload[o + 16] = KIND_CODES[w.kind];
+    payload[o + 17] = w.actionId;
+    putU16(payload, o + 18, w.status === null ? NO_STATUS : w.status);
+    putU16(payload, o + 20, w.token.length);
+    payload.set(w.token, o + 22);
+    o += 22 + w.token.length;
+  }
   return entry(ENTRY_SNAPSHOT, payload);
+}
+
+function owingEntry(peer: bigint, seq: bigint, kind: OwedKind, actionId: number, token: Uint8Array): Uint8Array {
+  const p = new Uint8Array(20 + token.length);
+  putU64(p, 0, u64(peer));
+  putU64(p, 8, u64(seq));
+  p[16] = KIND_CODES[kind];
+  p[17] = actionId;
+  putU16(p, 18, token.length);
+  p.set(token, 20);
+  return entry(ENTRY_ACCEPTED_OWING, p);
+}
+
+function answeringEntry(peer: bigint, seq: bigint, commandSeq: bigint, status: number): Uint8Array {
+  const p = new Uint8Array(26);
+  putU64(p, 0, u64(peer));
+  putU64(p, 8, u64(seq));
+  putU64(p, 16, u64(commandSeq));
+  putU16(p, 24, status);
+  return entry(ENTRY_SENT_ANSWERING, p);
+}
+
+function settledEntry(peer: bigint, commandSeq: bigint): Uint8Array {
+  const p = new Uint8Array(16);
+  putU64(p, 0, u64(peer));
+  putU64(p, 8, u64(commandSeq));
+  return entry(ENTRY_SETTLED, p);
 }
 
 function counterEntry(type: number, peer: bigint, seq: bigint): Uint8Array {
@@ -135,8 +218,8 @@ function pendingState(code: number): PendingState | null {
   return code === 1 ? 'staged' : code === 2 ? 'activating' : null;
 }
 
-/** Applies one decoded entry to `s`; false when the payload is malformed. */
-function apply(s: CounterState, type: number, p: Uint8Array): boolean {
+/** Applies one decoded entry of a block of format `version` to `s`; false when the payload is malformed. */
+function apply(s: CounterState, type: number, p: Uint8Array, version: number = LOG_VERSION): boolean {
   const peer = (id: bigint): Counters => {
     let c = s.peers.get(id);
     if (!c) s.peers.set(id, (c = { accepted: 0n, sent: 0n }));
@@ -157,7 +240,51 @@ function apply(s: CounterState, type: number, p: Uint8Array): boolean {
         const len = getU16(p, o + 9);
         if (p.length < o + 11 + len) return false;
         s.pending = { state, server: getU64(p, o + 1), token: p.slice(o + 11, o + 11 + len) };
+        o += 10 + len;
       }
+      o += 1;
+      s.owed = [];
+      if (version < 2) return true;
+      if (p.length < o + 2) return false;
+      const count = getU16(p, o);
+      o += 2;
+      for (let i = 0; i < count; i++) {
+        if (p.length < o + 22) return false;
+        const kind = KINDS[p[o + 16]] ?? null;
+        const st = getU16(p, o + 18);
+        const len = getU16(p, o + 20);
+        if (kind === null || p.length < o + 22 + len || (st !== NO_STATUS && st > 0xff)) return false;
+        s.owed.push({ peer: getU64(p, o), seq: getU64(p, o + 8), kind, actionId: p[o + 17], status: st === NO_STATUS ? null : st, token: p.slice(o + 22, o + 22 + len) });
+        o += 22 + len;
+      }
+      return true;
+    }
+    case ENTRY_ACCEPTED_OWING: {
+      if (version < 2 || p.length < 20) return false;
+      const kind = KINDS[p[16]] ?? null;
+      const len = getU16(p, 18);
+      if (kind === null || p.length !== 20 + len) return false;
+      const id = getU64(p, 0);
+      const seq = getU64(p, 8);
+      peer(id).accepted = seq;
+      // The same command owed once (a change repeated after a power cut that let it land).
+      if (!s.owed.some((w) => w.peer === id && w.seq === seq)) s.owed.push({ peer: id, seq, kind, actionId: p[17], status: null, token: p.slice(20) });
+      return true;
+    }
+    case ENTRY_SENT_ANSWERING: {
+      if (version < 2 || p.length !== 26 || getU16(p, 24) > 0xff) return false;
+      const id = getU64(p, 0);
+      const commandSeq = getU64(p, 16);
+      const status = getU16(p, 24);
+      peer(id).sent = getU64(p, 8);
+      s.owed = s.owed.map((w) => (w.peer === id && w.seq === commandSeq ? { ...w, status } : w));
+      return true;
+    }
+    case ENTRY_SETTLED: {
+      if (version < 2 || p.length !== 16) return false;
+      const id = getU64(p, 0);
+      const commandSeq = getU64(p, 8);
+      s.owed = s.owed.filter((w) => !(w.peer === id && w.seq === commandSeq));
       return true;
     }
     case ENTRY_ACCEPTED:
@@ -168,10 +295,13 @@ function apply(s: CounterState, type: number, p: Uint8Array): boolean {
       else c.sent = getU64(p, 8);
       return true;
     }
-    case ENTRY_FORGET:
+    case ENTRY_FORGET: {
       if (p.length !== 8) return false;
-      s.peers.delete(getU64(p, 0));
+      const id = getU64(p, 0);
+      s.peers.delete(id);
+      s.owed = s.owed.filter((w) => w.peer !== id);
       return true;
+    }
     case ENTRY_PENDING: {
       const state = p.length >= 12 ? pendingState(p[0]) : null;
       if (state === null) return false;
@@ -187,13 +317,13 @@ function apply(s: CounterState, type: number, p: Uint8Array): boolean {
 }
 
 function emptyState(): CounterState {
-  return { peers: new Map(), pending: null };
+  return { peers: new Map(), pending: null, owed: [] };
 }
 
 function cloneState(s: CounterState): CounterState {
   const peers = new Map<bigint, Counters>();
   for (const [id, c] of s.peers) peers.set(id, { accepted: c.accepted, sent: c.sent });
-  return { peers, pending: s.pending };
+  return { peers, pending: s.pending, owed: s.owed.slice() };
 }
 
 interface Scan {
@@ -217,7 +347,8 @@ function scanBlock(flash: Flash, block: number): Scan | null {
   if (getU32(b, 0) !== LOG_MAGIC || crc32(b, 0, 12) !== getU32(b, 12)) return null;
   if (b[4] > LOG_VERSION)
     throw new StoreError('unsupported_version', `counter log block ${block} is format version ${b[4]}; this firmware reads ${LOG_VERSION}`);
-  if (b[4] !== LOG_VERSION) return null;
+  const version = b[4];
+  if (version !== 1 && version !== LOG_VERSION) return null;
   const state = emptyState();
   let o = LOG_HEADER_LENGTH;
   let first = true;
@@ -237,7 +368,7 @@ function scanBlock(flash: Flash, block: number): Scan | null {
       o + n + 4 <= size &&
       crc32(b, o, o + n) === getU32(b, o + n) &&
       (first ? b[o] === ENTRY_SNAPSHOT : b[o] !== ENTRY_SNAPSHOT) &&
-      apply(state, b[o], b.subarray(o + 4, o + n));
+      apply(state, b[o], b.subarray(o + 4, o + n), version);
     if (!ok) {
       if (first) return null;
       dirty = true;
@@ -247,7 +378,8 @@ function scanBlock(flash: Flash, block: number): Scan | null {
     o += align4(n + 4);
   }
   if (first) return null;
-  return { epoch: getU32(b, 8), state, head: o, dirty };
+  // A block of an older format takes no new entries: the next change starts a block of this format.
+  return { epoch: getU32(b, 8), state, head: o, dirty: dirty || version !== LOG_VERSION };
 }
 
 /** Epoch order with wrap-around. */
@@ -304,6 +436,11 @@ export class CounterLog {
     return this.state.pending;
   }
 
+  /** The answers owed, oldest first. */
+  get owed(): readonly OwedRecord[] {
+    return this.state.owed;
+  }
+
   counters(peer: bigint): Readonly<Counters> {
     return this.state.peers.get(peer) ?? { accepted: 0n, sent: 0n };
   }
@@ -318,8 +455,29 @@ export class CounterLog {
     this.change(counterEntry(ENTRY_SENT, peer, seq));
   }
 
+  /** setAccepted, and in the same entry an answer owed for that command. */
+  acceptOwing(peer: bigint, seq: bigint, kind: OwedKind, actionId: number, token: Uint8Array): void {
+    if (token.length > MAX_OWED_TOKEN) throw new StoreError('too_large', 'token too long for an owed answer');
+    if (this.counters(peer).accepted === seq && this.state.owed.some((w) => w.peer === peer && w.seq === seq)) return;
+    if (this.state.owed.length >= MAX_OWED) throw new StoreError('too_large', `more than ${MAX_OWED} answers owed`);
+    if (!Number.isInteger(actionId) || actionId < 0 || actionId > 0xff) throw new StoreError('bad_record', 'action id out of range');
+    this.change(owingEntry(peer, seq, kind, actionId, token));
+  }
+
+  /** setSent, and in the same entry the status answering the owed command `commandSeq`. */
+  sentAnswering(peer: bigint, seq: bigint, commandSeq: bigint, status: number): void {
+    if (!Number.isInteger(status) || status < 0 || status > 0xff) throw new StoreError('bad_record', 'status out of range');
+    this.change(answeringEntry(peer, seq, commandSeq, status));
+  }
+
+  /** The answer to `commandSeq` of `peer` is delivered: no longer owed. */
+  settle(peer: bigint, commandSeq: bigint): void {
+    if (!this.state.owed.some((w) => w.peer === peer && w.seq === commandSeq)) return;
+    this.change(settledEntry(peer, commandSeq));
+  }
+
   forget(peer: bigint): void {
-    if (!this.state.peers.has(peer)) return;
+    if (!this.state.peers.has(peer) && !this.state.owed.some((w) => w.peer === peer)) return;
     this.change(forgetEntry(peer));
   }
 

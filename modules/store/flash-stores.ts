@@ -3,10 +3,10 @@
  * in the A/B slots and the counter log (counter-log.ts) in the blocks after them. Every setter is durable on
  * return. Pure: the host hands in a Flash.
  */
-import type { KeyStore, PendingUpdate, SequenceStore } from '../agent/host.js';
+import type { KeyStore, Owe, OwedAnswer, PendingUpdate, SequenceStore } from '../agent/host.js';
 import type { RsaPrivateKey, RsaPublicKey } from '../../crypto/types.js';
 import { parsePkcs1PrivateKeyDer, parsePrivateKeyDer, parsePublicKeyDer, publicKeyToDer } from '../../crypto/keys.js';
-import { CounterLog } from './counter-log.js';
+import { CounterLog, MAX_OWED } from './counter-log.js';
 import { StoreError } from './errors.js';
 import { DEFAULT_LAYOUT, layoutFor, type Flash, type StoreLayout } from './flash.js';
 import { RecordSlots, type DeviceRecord } from './record.js';
@@ -80,6 +80,7 @@ export class FlashKeyStore implements KeyStore {
 }
 
 export class FlashSequenceStore implements SequenceStore {
+  readonly owedCapacity = MAX_OWED;
   private readonly log: CounterLog;
 
   constructor(flash: Flash, layout: StoreLayout = DEFAULT_LAYOUT) {
@@ -90,16 +91,26 @@ export class FlashSequenceStore implements SequenceStore {
     return this.log.counters(peer).accepted;
   }
 
-  setLastAccepted(peer: bigint, seq: bigint): void {
-    this.log.setAccepted(peer, seq);
+  setLastAccepted(peer: bigint, seq: bigint, owe?: Owe): void {
+    if (owe === undefined) this.log.setAccepted(peer, seq);
+    else this.log.acceptOwing(peer, seq, owe.kind, owe.actionId, owe.token);
   }
 
   lastSent(peer: bigint): bigint {
     return this.log.counters(peer).sent;
   }
 
-  setLastSent(peer: bigint, seq: bigint): void {
-    this.log.setSent(peer, seq);
+  setLastSent(peer: bigint, seq: bigint, answer?: { seq: bigint; status: number }): void {
+    if (answer === undefined) this.log.setSent(peer, seq);
+    else this.log.sentAnswering(peer, seq, answer.seq, answer.status);
+  }
+
+  owed(): readonly OwedAnswer[] {
+    return this.log.owed;
+  }
+
+  settle(peer: bigint, seq: bigint): void {
+    this.log.settle(peer, seq);
   }
 
   forget(peer: bigint): void {

@@ -84,7 +84,11 @@ export class CutFlash implements Flash {
 export type CounterOp =
   | { kind: 'accepted' | 'sent'; peer: bigint; seq: bigint }
   | { kind: 'forget'; peer: bigint }
-  | { kind: 'pending'; p: { server: bigint; token: Uint8Array; state: 'staged' | 'activating' } | null };
+  | { kind: 'pending'; p: { server: bigint; token: Uint8Array; state: 'staged' | 'activating' } | null }
+  /** A command accepted with its answer owed; the answer sent with its status; the answer delivered. */
+  | { kind: 'owe'; peer: bigint; seq: bigint; actionId: number; token: Uint8Array }
+  | { kind: 'answer'; peer: bigint; seq: bigint; commandSeq: bigint; status: number }
+  | { kind: 'settle'; peer: bigint; commandSeq: bigint };
 
 /** The three peers of the workloads. */
 export const PEERS = [1n, 2n, 3n].map((k) => k * 0x1111111111111111n);
@@ -94,4 +98,7 @@ export function applyOp(log: CounterLog, op: CounterOp): void {
   else if (op.kind === 'sent') log.setSent(op.peer, op.seq);
   else if (op.kind === 'forget') log.forget(op.peer);
   else if (op.kind === 'pending') log.setPending(op.p);
+  else if (op.kind === 'owe') log.acceptOwing(op.peer, op.seq, 'action', op.actionId, op.token);
+  else if (op.kind === 'answer') log.sentAnswering(op.peer, op.seq, op.commandSeq, op.status);
+  else log.settle(op.peer, op.commandSeq);
 }

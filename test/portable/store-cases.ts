@@ -6,8 +6,8 @@
  * and every 9th other write, so that it stays quick on XS.
  */
 import { parsePrivateKeyPem, privateKeyToDer, publicKeyToDer } from '../../crypto/keys.js';
-import { toHex } from '../../modules/srup/bytes.js';
-import { CounterLog, MAX_PEERS } from '../../modules/store/counter-log.js';
+import { fromHex, toHex } from '../../modules/srup/bytes.js';
+import { CounterLog, MAX_OWED, MAX_OWED_TOKEN, MAX_PEERS } from '../../modules/store/counter-log.js';
 import { crc32 } from '../../modules/store/crc32.js';
 import { StoreError } from '../../modules/store/errors.js';
 import { FlashKeyStore, FlashSequenceStore, partitionImage } from '../../modules/store/flash-stores.js';
@@ -82,24 +82,47 @@ function powerRecord(n: number): DeviceRecord {
 
 type Op = CounterOp;
 
-/** Mostly counter increments over three peers (one near 2^63), some pending updates and forgets. */
+/** Owed answers as the workloads track them: `peer/seq/actionId/token/status` in acceptance order. */
+type OwedModel = { peer: bigint; seq: bigint; actionId: number; token: Uint8Array; status: number | null }[];
+
+/**
+ * Mostly counter increments over three peers (one near 2^63), some commands accepted with their answer owed,
+ * answered and settled, some pending updates and forgets.
+ */
 function workload(n: number): Op[] {
   const r = new Prng(42);
   const acc = new Map<bigint, bigint>();
   const sent = new Map<bigint, bigint>();
+  let owed: OwedModel = [];
   const ops: Op[] = [];
   for (let i = 0; i < n; i++) {
     const peer = PEERS[r.int(0, 2)];
     const x = r.int(0, 99);
     const base = peer === PEERS[2] ? (1n << 63n) - 300n : 0n;
+    const mine = owed.filter((w) => w.peer === peer);
     if (x < 45) {
       const v = (acc.get(peer) ?? base) + 1n + BigInt(r.int(0, 2));
       acc.set(peer, v);
-      ops.push({ kind: 'accepted', peer, seq: v });
+      if (x < 15 && owed.length < MAX_OWED) {
+        const token = Uint8Array.from({ length: r.int(0, 48) }, (_, k) => (k + i) & 0xff);
+        const actionId = r.int(0, 255);
+        owed.push({ peer, seq: v, actionId, token, status: null });
+        ops.push({ kind: 'owe', peer, seq: v, actionId, token });
+      } else ops.push({ kind: 'accepted', peer, seq: v });
     } else if (x < 90) {
       const v = (sent.get(peer) ?? base) + 1n;
       sent.set(peer, v);
-      ops.push({ kind: 'sent', peer, seq: v });
+      if (x < 60 && mine.length > 0) {
+        const w = mine[r.int(0, mine.length - 1)];
+        const status = r.int(0, 255);
+        owed = owed.map((o) => (o === w ? { ...o, status } : o));
+        ops.push({ kind: 'answer', peer, seq: v, commandSeq: w.seq, status });
+      } else if (x < 70 && mine.length > 0) {
+        const w = mine[0];
+        sent.set(peer, v - 1n);
+        owed = owed.filter((o) => o !== w);
+        ops.push({ kind: 'settle', peer, commandSeq: w.seq });
+      } else ops.push({ kind: 'sent', peer, seq: v });
     } else if (x < 97) {
       const none = r.int(0, 9) < 3;
       ops.push({
@@ -109,6 +132,7 @@ function workload(n: number): Op[] {
     } else {
       acc.delete(peer);
       sent.delete(peer);
+      owed = owed.filter((o) => o.peer !== peer);
       ops.push({ kind: 'forget', peer });
     }
   }
@@ -118,6 +142,7 @@ function workload(n: number): Op[] {
 interface Observed {
   counters: bigint[][];
   pending: { server: bigint; token: Uint8Array; state: string } | null;
+  owed: OwedModel;
 }
 
 /** key(state after the first k operations), for k = 0..ops.length, in one pass. */
@@ -125,7 +150,8 @@ function expectedKeys(ops: readonly Op[]): string[] {
   const acc = new Map<bigint, bigint>();
   const sent = new Map<bigint, bigint>();
   let pending: Observed['pending'] = null;
-  const snap = (): string => key({ counters: PEERS.map((p) => [acc.get(p) ?? 0n, sent.get(p) ?? 0n]), pending });
+  let owed: OwedModel = [];
+  const snap = (): string => key({ counters: PEERS.map((p) => [acc.get(p) ?? 0n, sent.get(p) ?? 0n]), pending, owed });
   const out = [snap()];
   for (const op of ops) {
     if (op.kind === 'accepted') acc.set(op.peer, op.seq);
@@ -133,7 +159,15 @@ function expectedKeys(ops: readonly Op[]): string[] {
     else if (op.kind === 'forget') {
       acc.delete(op.peer);
       sent.delete(op.peer);
+      owed = owed.filter((o) => o.peer !== op.peer);
     } else if (op.kind === 'pending') pending = op.p === null ? null : { server: op.p.server, token: op.p.token, state: op.p.state };
+    else if (op.kind === 'owe') {
+      acc.set(op.peer, op.seq);
+      owed.push({ peer: op.peer, seq: op.seq, actionId: op.actionId, token: op.token, status: null });
+    } else if (op.kind === 'answer') {
+      sent.set(op.peer, op.seq);
+      owed = owed.map((o) => (o.peer === op.peer && o.seq === op.commandSeq ? { ...o, status: op.status } : o));
+    } else owed = owed.filter((o) => !(o.peer === op.peer && o.seq === op.commandSeq));
     out.push(snap());
   }
   return out;
@@ -144,13 +178,15 @@ function observe(log: CounterLog): Observed {
   return {
     counters: PEERS.map((peer) => [log.counters(peer).accepted, log.counters(peer).sent]),
     pending: p === null ? null : { server: p.server, token: p.token.slice(), state: p.state },
+    owed: log.owed.map((w) => ({ peer: w.peer, seq: w.seq, actionId: w.actionId, token: w.token, status: w.status })),
   };
 }
 
 /** A comparable text form of an observed state. */
 function key(o: Observed): string {
   const p = o.pending;
-  return `${o.counters.map((c) => c.join('/')).join(',')};${p === null ? '-' : `${p.server}/${toHex(p.token)}/${p.state}`}`;
+  const owed = o.owed.map((w) => `${w.peer}/${w.seq}/${w.actionId}/${toHex(w.token)}/${w.status}`).join(',');
+  return `${o.counters.map((c) => c.join('/')).join(',')};${p === null ? '-' : `${p.server}/${toHex(p.token)}/${p.state}`};${owed}`;
 }
 
 const LOG_LAYOUT: StoreLayout = { recordSlotBlocks: 1, logFirstBlock: 2, logBlocks: 3 };
@@ -304,8 +340,46 @@ export function storeCases(): Case[] {
         s.setLastAccepted(0x0102030405060708n, 0x8000000000000001n);
         equal(f.bytesWritten - before, 24, 'bytes written by one change');
         const base = 2 * 4096;
-        bytesEqual(f.read(base, 12), Uint8Array.of(0x53, 0x52, 0x43, 0x4c, 1, 0, 0, 0, 1, 0, 0, 0), 'block header');
+        bytesEqual(f.read(base, 12), Uint8Array.of(0x53, 0x52, 0x43, 0x4c, 2, 0, 0, 0, 1, 0, 0, 0), 'block header');
         equal(toHex(f.read(base, 16 + 40 + 24 + 4)), BLOCK_HEX, 'header, snapshot, entry, erased');
+      },
+    },
+    {
+      name: 'store: a version 1 counter log is read as it is; the next change moves it into a version 2 block',
+      run() {
+        const f = new MemoryFlash(SRUP_PARTITION_SIZE);
+        f.write(2 * 4096, fromHex(BLOCK_V1_HEX));
+        const s = new FlashSequenceStore(f);
+        equal(s.lastAccepted(0x0102030405060708n), 0x8000000000000001n, 'counter from the version 1 block');
+        equal(s.owed().length, 0, 'nothing owed');
+        s.setLastAccepted(7n, 3n, { kind: 'id_request', token: Uint8Array.of(1, 2), actionId: 0 });
+        equal(f.read(3 * 4096 + 4, 1)[0], 2, 'the next block is version 2');
+        const again = new FlashSequenceStore(f);
+        equal(again.lastAccepted(0x0102030405060708n), 0x8000000000000001n, 'old counter kept');
+        deepEqual(again.owed(), [{ peer: 7n, seq: 3n, kind: 'id_request', actionId: 0, status: null, token: Uint8Array.of(1, 2) }], 'owed answer');
+      },
+    },
+    {
+      name: 'store: an answer owed with its command counter, its status with the sent counter, settled on delivery; kept across restarts and compaction',
+      run() {
+        const f = new MemoryFlash(SRUP_PARTITION_SIZE);
+        const s = new FlashSequenceStore(f);
+        equal(s.owedCapacity, MAX_OWED, 'capacity');
+        const token = (i: number) => Uint8Array.from({ length: MAX_OWED_TOKEN }, (_, k) => (k + i) & 0xff);
+        for (let i = 1; i <= MAX_OWED; i++) s.setLastAccepted(5n, BigInt(i), { kind: 'action', token: token(i), actionId: i });
+        throwsReason(() => s.setLastAccepted(5n, 99n, { kind: 'action', token: token(99), actionId: 1 }), StoreError, 'too_large', 'one more than the capacity');
+        equal(s.lastAccepted(5n), BigInt(MAX_OWED), 'the refused change left the counter');
+        s.setLastSent(5n, 40n, { seq: 2n, status: 0x20 });
+        s.settle(5n, 1n);
+        // Enough changes to compact the log several times: the owed answers travel in every snapshot.
+        for (let i = 0n; i < 400n; i++) s.setLastSent(6n, i + 1n);
+        const again = new FlashSequenceStore(f);
+        equal(again.lastSent(5n), 40n, 'sent counter');
+        equal(again.owed().length, MAX_OWED - 1, 'owed after one settled');
+        deepEqual(again.owed()[0], { peer: 5n, seq: 2n, kind: 'action', actionId: 2, status: 0x20, token: token(2) }, 'answered, not yet settled');
+        deepEqual(again.owed()[1], { peer: 5n, seq: 3n, kind: 'action', actionId: 3, status: null, token: token(3) }, 'not yet answered');
+        again.forget(5n);
+        equal(new FlashSequenceStore(f).owed().length, 0, 'forget drops what was owed to the peer');
       },
     },
     {
@@ -336,10 +410,10 @@ export function storeCases(): Case[] {
         bytesEqual(f.bytes, before, 'partition after the refusal');
         const g = new MemoryFlash(SRUP_PARTITION_SIZE);
         new FlashSequenceStore(g).setLastAccepted(5n, 10n);
-        const h = Uint8Array.of(0x53, 0x52, 0x43, 0x4c, 2, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0);
+        const h = Uint8Array.of(0x53, 0x52, 0x43, 0x4c, 3, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0);
         put32(h, 12, crc32(h, 0, 12));
         g.write(3 * 4096, h);
-        throwsReason(() => new FlashSequenceStore(g), StoreError, 'unsupported_version', 'log block of version 2');
+        throwsReason(() => new FlashSequenceStore(g), StoreError, 'unsupported_version', 'log block of version 3');
         g.bytes[3 * 4096 + 13] ^= 1; // the same header with a bad CRC is only an invalid block
         equal(new FlashSequenceStore(g).lastAccepted(5n), 10n, 'counter with the damaged header');
       },
@@ -439,8 +513,14 @@ export function storeCases(): Case[] {
  * snapshot (one peer: accepted 1, sent 0; no pending update), the entry "accepted 0x8000000000000001", then
  * erased flash. Pinned from the implementation; the layout is the one documented in counter-log.ts.
  */
+/** The same block as the first version of the format wrote it (no answers owed in the snapshot). */
+const BLOCK_V1_HEX =
+  '5352434c' + '01000000' + '01000000' + '3d01df29' +
+  '01001d00' + '01000000' + '0807060504030201' + '0100000000000000' + '0000000000000000' + '00' + '0fe0f099' + 'ffffff' +
+  '02001000' + '0807060504030201' + '0100000000000080' + '57c33f4e';
+
 const BLOCK_HEX =
-  '5352434c' + '01000000' + '01000000' + '3d01df29' + // header: magic, version, epoch 1, CRC
-  '01001d00' + '01000000' + '0807060504030201' + '0100000000000000' + '0000000000000000' + '00' + '0fe0f099' + 'ffffff' + // snapshot
+  '5352434c' + '02000000' + '01000000' + 'de0650a7' + // header: magic, version 2, epoch 1, CRC
+  '01001f00' + '01000000' + '0807060504030201' + '0100000000000000' + '0000000000000000' + '00' + '0000' + '5e54ae0b' + 'ff' + // snapshot (no pending update, no answer owed)
   '02001000' + '0807060504030201' + '0100000000000080' + '57c33f4e' + // accepted entry
   'ffffffff';
