@@ -100,5 +100,5 @@ export function applyOp(log: CounterLog, op: CounterOp): void {
   else if (op.kind === 'pending') log.setPending(op.p);
   else if (op.kind === 'owe') log.acceptOwing(op.peer, op.seq, 'action', op.actionId, op.token);
   else if (op.kind === 'answer') log.sentAnswering(op.peer, op.seq, op.commandSeq, op.status);
-  else log.settle(op.peer, op.commandSeq);
+  else if (op.kind === 'settle') log.settle(op.peer, op.commandSeq);
 }

@@ -167,7 +167,7 @@ function expectedKeys(ops: readonly Op[]): string[] {
     } else if (op.kind === 'answer') {
       sent.set(op.peer, op.seq);
       owed = owed.map((o) => (o.peer === op.peer && o.seq === op.commandSeq ? { ...o, status: op.status } : o));
-    } else owed = owed.filter((o) => !(o.peer === op.peer && o.seq === op.commandSeq));
+    } else if (op.kind === 'settle') owed = owed.filter((o) => !(o.peer === op.peer && o.seq === op.commandSeq));
     out.push(snap());
   }
   return out;
