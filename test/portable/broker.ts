@@ -27,6 +27,11 @@
  *     message per promise job, so messages from one publisher arrive in the order sent. A subscriber receives
  *     its own publishes (no "no local" in MQTT 3.1.1); SRUP peers drop their own messages.
  *   - Payloads are copied on publish and on delivery.
+ *   - With `redeliverUnacked` (the power-cut tests), a message counts as acknowledged only once the subscriber's
+ *     handler has returned with the connection still up: what was on its way to a connection that ended, and the
+ *     message whose handler the connection ended in (the device lost power), goes back to the front of the
+ *     session's queue and is delivered again, first, on reconnect, as an MQTT broker does with unacknowledged QoS 1
+ *     messages. Without it, such messages are dropped.
  *   - Test controls: client.disconnect(reason) / client.reconnect(); broker.inject(topic, payload) publishes as
  *     no client (an attacker or a foreign peer); broker.settle() waits until nothing is left to deliver;
  *     broker.watch(predicate, found) reports the first logged publish that matches.
@@ -87,7 +92,9 @@ interface Session {
   readonly clientId: string;
   readonly subscriptions: Set<string>;
   /** Messages that arrived while no client was connected (persistent sessions only). */
-  readonly queued: { topic: string; payload: Uint8Array }[];
+  queued: { topic: string; payload: Uint8Array }[];
+  /** redeliverUnacked: messages handed to the connection and not yet acknowledged, in order. */
+  inflight: { topic: string; payload: Uint8Array }[];
   readonly clean: boolean;
   connection: MemoryTransport | null;
 }
@@ -100,7 +107,10 @@ export class MemoryBroker {
   private pumping = false;
   private readonly watchers: { match: (p: Published) => boolean; found: (p: Published) => void }[] = [];
 
-  constructor(private readonly scheduler: BrokerScheduler = PROMISE_JOBS) {}
+  constructor(
+    private readonly scheduler: BrokerScheduler = PROMISE_JOBS,
+    private readonly options: { readonly redeliverUnacked?: boolean } = {},
+  ) {}
 
   /** A new Transport for `clientId` (not connected until start()). */
   client(clientId: string, options: ClientOptions = {}): MemoryTransport {
@@ -178,10 +188,11 @@ export class MemoryBroker {
     const present = s !== undefined && !clean && !s.clean;
     if (s === undefined || clean || s.clean) {
       if (s?.connection && s.connection !== t) s.connection.dropByBroker('session taken over');
-      s = { clientId: t.clientId, subscriptions: new Set(), queued: [], clean, connection: null };
+      s = { clientId: t.clientId, subscriptions: new Set(), queued: [], inflight: [], clean, connection: null };
       this.sessions.set(t.clientId, s);
     } else if (s.connection && s.connection !== t) {
       s.connection.dropByBroker('session taken over');
+      s.queued = [...s.inflight.splice(0), ...s.queued];
     }
     s.connection = t;
     return present;
@@ -192,7 +203,21 @@ export class MemoryBroker {
     const s = this.sessions.get(t.clientId);
     if (!s || s.connection !== t) return;
     const items = s.queued.splice(0);
-    for (const item of items) this.enqueue(() => t.deliver(item.topic, item.payload));
+    for (const item of items) this.handOver(s, t, item);
+  }
+
+  /** Queues the delivery of `item` to the connection `t` of session `s`. */
+  private handOver(s: Session, t: MemoryTransport, item: { topic: string; payload: Uint8Array }): void {
+    if (this.options.redeliverUnacked !== true) {
+      this.enqueue(() => t.deliver(item.topic, item.payload));
+      return;
+    }
+    s.inflight.push(item);
+    this.enqueue(() => {
+      if (s.connection !== t || s.inflight[0] !== item) return; // the connection ended: it went back to the queue
+      t.deliver(item.topic, item.payload);
+      if (s.connection === t && s.inflight[0] === item) s.inflight.shift(); // acknowledged
+    });
   }
 
   /** @internal */
@@ -200,6 +225,7 @@ export class MemoryBroker {
     const s = this.sessions.get(t.clientId);
     if (!s || s.connection !== t) return;
     s.connection = null;
+    s.queued = [...s.inflight.splice(0), ...s.queued];
     if (s.clean) this.sessions.delete(t.clientId);
   }
 
@@ -222,7 +248,7 @@ export class MemoryBroker {
       for (const f of s.subscriptions) if (topicMatches(f, topic)) match = true;
       if (!match) continue;
       const conn = s.connection;
-      if (conn !== null) this.enqueue(() => conn.deliver(topic, copy));
+      if (conn !== null) this.handOver(s, conn, { topic, payload: copy });
       else if (!s.clean) s.queued.push({ topic, payload: copy });
     }
     for (const w of this.watchers.splice(0)) {

@@ -24,7 +24,7 @@ import { idTopicHex } from '../../modules/srup/bytes.js';
 import { decode } from '../../modules/srup/codec.js';
 import type { Message } from '../../modules/srup/schema.js';
 import { FlashKeyStore, FlashSequenceStore, partitionImage } from '../../modules/store/flash-stores.js';
-import { MemoryFlash, SRUP_PARTITION_SIZE } from '../../modules/store/flash.js';
+import { MemoryFlash, SRUP_PARTITION_SIZE, type Flash } from '../../modules/store/flash.js';
 import { DEFAULT_PRESENTER } from '../../modules/store/record.js';
 import { MemoryBroker, type MemoryTransport } from './broker.js';
 import { ChallengeRecorder, CollectingLog, FakeDownloader, FakeUpdater, ManualClock } from './fakes.js';
@@ -86,6 +86,8 @@ export interface DeviceSetup {
   readonly serverId?: bigint | null;
   /** Provision the device's key in the C2 registry (default true). */
   readonly provision?: boolean;
+  /** With `flash`: what the stores of each boot see of the partition (e.g. a flash that loses power). */
+  readonly flashAtBoot?: (partition: MemoryFlash, device: SimDevice) => Flash;
 }
 
 /** What differs between worlds. */
@@ -160,8 +162,9 @@ export class SimDevice<P extends Presenter = Presenter> {
   boot(): void {
     this.boots++;
     if (this.flash !== null) {
-      this.keys = new FlashKeyStore(this.flash);
-      this.seqs = new FlashSequenceStore(this.flash);
+      const flash = this.setup.flashAtBoot?.(this.flash, this as SimDevice) ?? this.flash;
+      this.keys = new FlashKeyStore(flash);
+      this.seqs = new FlashSequenceStore(flash);
     }
     this.transport = this.world.broker.client(this.clientId);
     this.agent = new Agent(
