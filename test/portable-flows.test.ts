@@ -11,6 +11,7 @@ import { flowKeys1024, flowKeys2048, type FlowKeys } from './portable/flow-world
 import type { AsyncCase } from './portable/harness.js';
 import { storeCases } from './portable/store-cases.js';
 import { powerCutCases } from './portable/power-cut-cases.js';
+import { deviceCases } from './portable/device-cases.js';
 
 const VECTORS = join(__dirname, 'data', 'srup-vectors');
 
@@ -28,6 +29,7 @@ function register(cases: readonly AsyncCase[]): void {
 
 describe('device agent against the C2 engine, RSA-1024 test keys', () => register(agentCases(flowKeys1024, 'RSA-1024')));
 describe('device agent against the C2 engine, RSA-2048 vector keys', () => register(agentCases(vectorKeys, 'RSA-2048')));
+describe('device API against the C2 engine', () => register(deviceCases(flowKeys1024, 'RSA-1024')));
 describe('flash stores', () => register(storeCases()));
 describe('every answer delivered across power cuts, flash stores', () => register(powerCutCases(flowKeys1024, 'RSA-1024')));
 describe('challenge pictures and matrix', () => register(challengeCases()));

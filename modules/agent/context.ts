@@ -77,6 +77,7 @@ export type AgentErrorReason =
   | 'busy' // a join is already waiting for its result
   | 'bad_argument'
   | 'publish_failed' // the broker did not take a message the caller asked to send
+  | 'not_joined' // a join ended without joining (refused, failed, timed out)
   | 'queue_full'; // too many messages wait for the broker (offline): AgentOptions.queueLimit
 
 /** Thrown (or rejected) by the agent's public methods; received messages never throw. */

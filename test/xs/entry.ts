@@ -17,6 +17,7 @@ import { AsyncCase, runCasesAsync } from '../portable/harness.js';
 import { roundTripCases } from '../portable/roundtrip-cases.js';
 import { storeCases } from '../portable/store-cases.js';
 import { powerCutCases } from '../portable/power-cut-cases.js';
+import { deviceCases } from '../portable/device-cases.js';
 import { IndexJson, Sidecar, makeVectorSet } from '../portable/vectors.js';
 import { base64ToBytes } from './base64.js';
 import { pendingTimers, xsTimers } from './timers.js';
@@ -50,6 +51,7 @@ const groups: [string, AsyncCase[]][] = [
   ['flows RSA-1024', agentCases(flowKeys1024, 'RSA-1024')],
   ['flows RSA-2048', agentCases(vectorKeys, 'RSA-2048')],
   ['stores', storeCases()],
+  ['device API', deviceCases(flowKeys1024, 'RSA-1024')],
   ['power cuts', powerCutCases(flowKeys1024, 'RSA-1024', [1])],
   ['challenge', challengeCases()],
 ];

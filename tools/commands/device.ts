@@ -1,7 +1,7 @@
 /**
- * `srup device`: a SRUP device on this computer. The device agent (modules/agent) runs over the Node host
- * (hosts/node): MQTT with a persistent session, durable key and sequence stores, two image slots as files, the
- * join challenge drawn in the terminal.
+ * `srup device`: a SRUP device on this computer, a user of the device API (modules/device, exported for Node
+ * applications as `srup-agent/device`) over the Node host (hosts/node): MQTT with a persistent session, durable
+ * key and sequence stores, two image slots as files, the join challenge drawn in the terminal.
  *
  *   srup device --config DIR [--join simple|human|observed:<observer hex>|none] [--log json|text]
  *   srup device init --out DIR --server-id HEX --server-key PEM --broker URL [--ca FILE] [--cert FILE --key FILE]
@@ -18,7 +18,7 @@ import { join, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import { parsePublicKeyPem, publicKeyToPem } from '../../crypto/keys.js';
 import type { RsaPrivateKey, RsaPublicKey } from '../../crypto/types.js';
-import { Agent, AgentError, type AgentEvent, type JoinKind } from '../../modules/agent/agent.js';
+import { AgentError, Device, type DeviceEvent, type JoinKind } from '../../modules/device/device.js';
 import type { Log, LogLevel } from '../../modules/agent/host.js';
 import { idHex16, parseIdHex, toHex, utf8DecodeOrNull } from '../../modules/srup/bytes.js';
 import { loadDeviceConfig, type DeviceConfig } from '../../hosts/node/config.js';
@@ -213,7 +213,7 @@ function runInit({ values }: ParsedArgs, { stdout }: CommandContext): number {
 // ================================================================================================== running
 
 /** One log line per agent event, ids as 16 hex digits and tokens as text (or hex when not text). */
-function eventDetail(e: AgentEvent): Record<string, string | number | boolean | null> {
+function eventDetail(e: DeviceEvent): Record<string, string | number | boolean | null> {
   const out: Record<string, string | number | boolean | null> = {};
   for (const [k, v] of Object.entries(e)) {
     if (k === 'type') continue;
@@ -263,23 +263,24 @@ async function runDevice(values: ParsedArgs['values'], io: CommandContext): Prom
     throw new CliError(`bad device state in ${config.stateDir}: ${e instanceof Error ? e.message : String(e)}`, 2);
   }
 
-  const agent = new Agent(host, {
-    firmwareName: config.firmware.name,
-    firmwareVersion: config.firmware.version,
+  const device = new Device(host, {
+    name: config.firmware.name,
+    version: config.firmware.version,
     joinTimeoutMs: config.joinTimeoutMs,
-    onData: (dataId, bytes) => {
+    onOtherData: (dataId, bytes) => {
       log('info', 'data_received', { dataId, length: bytes.length, text: utf8DecodeOrNull(bytes), hex: toHex(bytes.subarray(0, 64)) });
     },
     onEvent: (e) => {
-      if (e.type !== 'connected' && e.type !== 'disconnected') log('info', e.type, eventDetail(e));
+      // Rejections and undecodable data are logged where they happen.
+      if (e.type !== 'connected' && e.type !== 'disconnected' && e.type !== 'rejected' && e.type !== 'bad_data') log('info', e.type, eventDetail(e));
     },
   });
 
   let joinStarted = false;
-  agent.on((e) => {
+  device.on((e) => {
     if (e.type !== 'connected' || joinStarted || join.kind === 'none') return;
     joinStarted = true;
-    agent.join(join.kind, join.kind === 'observed' ? join.observer : undefined).then(
+    device.join(join.kind, join.kind === 'observed' ? join.observer : undefined).then(
       (outcome) => log(outcome === 'joined' ? 'info' : 'warn', 'join_result', { kind: join.kind, outcome }),
       (err: unknown) => log('error', 'join_not_started', { kind: join.kind, reason: err instanceof AgentError ? err.reason : String(err) }),
     );
@@ -293,7 +294,7 @@ async function runDevice(values: ParsedArgs['values'], io: CommandContext): Prom
       log('info', 'stopping', { signal });
       // A download in progress would keep the process alive until it ends: do not wait for it for long.
       setTimeout(() => process.exit(0), 3000).unref();
-      agent.close().then(
+      device.close().then(
         () => resolveExit(0),
         () => resolveExit(0),
       );
@@ -301,7 +302,7 @@ async function runDevice(values: ParsedArgs['values'], io: CommandContext): Prom
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
     watchSupervisor(process, stop);
-    agent.start();
+    device.start().catch(() => undefined); // readiness is logged as the event 'ready'
   });
 }
 
