@@ -82,7 +82,7 @@ describe('SqliteRegistry durability and schema', () => {
     db.prepare(`INSERT INTO sequences VALUES ('fedcba9876543210', '0000000000000010', '0000000000000020')`).run();
     db.pragma('user_version = 2');
     db.close();
-    // Versions 1 and 2 made more tables; migrating from 2 adds only `accepted`.
+    // Versions 1 and 2 made more tables; migrating from 2 adds only `accepted` and `readings`.
     const raw = new Database(file);
     raw.exec(`CREATE TABLE updates (ord INTEGER PRIMARY KEY AUTOINCREMENT, token TEXT NOT NULL UNIQUE, device TEXT NOT NULL, url TEXT NOT NULL,
       digest TEXT NOT NULL, state TEXT NOT NULL, status INTEGER, failure TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
@@ -91,7 +91,7 @@ describe('SqliteRegistry durability and schema', () => {
     raw.close();
     const r = sqlite(file);
     expect(r.schemaVersion()).toBe(SCHEMA_VERSION);
-    expect(SCHEMA_VERSION).toBe(3);
+    expect(SCHEMA_VERSION).toBe(4);
     expect([r.device(BIG)?.state, r.device(BIG)?.profile]).toEqual(['joined', 'reference']);
     expect(r.sequence(BIG)).toEqual({ lastSent: 16n, lastAccepted: 32n });
     const check = new Database(file, { readonly: true });

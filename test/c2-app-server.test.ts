@@ -134,6 +134,26 @@ describeIf('C2 server', () => {
     expect(types).toEqual(expect.arrayContaining(['out action', 'in response 32', 'in response 46', 'out data', 'out id_request', 'in data']));
   });
 
+  test('data a device sends is kept per data id and shown on its panel: latest value, time, numeric history', async () => {
+    const dev = stack.devices[1];
+    const id = idToHex(dev.id);
+    await dev.sendData('temperature', 21.5);
+    await dev.sendData('humidity', 40, 'int32');
+    await dev.sendData('temperature', 19.75);
+    await dev.sendData('door', 'closed');
+    await dev.sendData('level', 3, 'uint16');
+    const data = async () => ((await get(`/api/devices/${id}`)).body as { data: { dataId: string; kind: string; text: string; at: number; history: { value: number }[] }[] }).data;
+    await until('four data ids', async () => (await data()).length === 4);
+    const d = await data();
+    expect(d.map((x) => [x.dataId, x.kind, x.text, x.history.map((h) => h.value)])).toEqual([
+      ['temperature', 'double', '19.75', [21.5, 19.75]],
+      ['humidity', 'int32', '40', [40]],
+      ['door', 'text', 'closed', []],
+      ['level', 'int', '3', [3]],
+    ]);
+    for (const x of d) expect(typeof x.at).toBe('number');
+  });
+
   test('an update campaign: 0x00 / 0xFF responses, activation, post-reboot confirmation 0x10', async () => {
     const image = demoImage('srup-virtual', '1.1.0', 100 * 1024);
     const up = await request(base, 'POST', '/api/images', { headers: { Origin: base, Cookie: session.cookie, 'X-CSRF-Token': session.csrf }, raw: image });

@@ -578,7 +578,7 @@ const SCHEMA_V1 = `
 `;
 
 describe('SqliteRegistry: migration from schema version 1', () => {
-  test('a version-1 database gains the profile column: its devices are srup, everything else is kept', () => {
+  test('a version-1 database gains the profile column (its devices are srup) and the data history, everything else is kept', () => {
     const file = tmpDb();
     const key = parsePublicKeyPem(pem('pydev', 'public'));
     const old = new Database(file);
@@ -594,9 +594,10 @@ describe('SqliteRegistry: migration from schema version 1', () => {
     old.prepare(`INSERT INTO sequences VALUES ('07a1c3e5f2d94b68', '0000000000000010', '000000000000000f')`).run();
     old.close();
 
-    expect(SCHEMA_VERSION).toBe(3);
+    expect(SCHEMA_VERSION).toBe(4);
     const reg = new SqliteRegistry(file);
-    expect(reg.schemaVersion()).toBe(3);
+    expect(reg.schemaVersion()).toBe(4);
+    expect(reg.readings(PYDEV)).toEqual([]);
     const d = reg.device(PYDEV);
     expect({ ...d, publicKey: null }).toEqual({
       id: PYDEV,
@@ -624,7 +625,7 @@ describe('SqliteRegistry: migration from schema version 1', () => {
 
     // Opened again: no second migration, the profile is kept.
     const again = new SqliteRegistry(file);
-    expect(again.schemaVersion()).toBe(3);
+    expect(again.schemaVersion()).toBe(4);
     expect(again.device(PYDEV)?.profile).toBe('reference');
     again.close();
     const raw = new Database(file, { readonly: true });
@@ -639,8 +640,8 @@ describe('SqliteRegistry: migration from schema version 1', () => {
   test('a database from a newer version is still refused', () => {
     const file = tmpDb();
     const db = new Database(file);
-    db.pragma('user_version = 4');
+    db.pragma('user_version = 5');
     db.close();
-    expect(() => new SqliteRegistry(file)).toThrow(/newer version \(schema 4; this program knows 3\)/);
+    expect(() => new SqliteRegistry(file)).toThrow(/newer version \(schema 5; this program knows 4\)/);
   });
 });

@@ -1,7 +1,8 @@
 /**
  * The operator console in a real browser (Debian's Chromium through playwright-core), against the whole stack:
  * log in, read the join challenge off the page and compare it with what the device's presenter shows, approve,
- * then run an update campaign on three devices where one download is corrupted.
+ * then run an update campaign on three devices where one download is corrupted, and watch a device's readings
+ * arrive on its panel.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -115,6 +116,30 @@ describeIf('operator console in Chromium', () => {
     await campaign.locator(`tr[data-device="${ids[2]}"] button.retry-one`).click();
     await until('a second initiate', () => stack.app.registry.audit({ device: stack.devices[2].id }).filter((a) => a.type === 'initiate').length === initiatesBefore + 1);
     await campaign.locator(`tr[data-device="${ids[2]}"][data-state="failed"] td.status:text("0xFF digest mismatch")`).waitFor();
+  });
+
+  test('device panel: readings a device sends appear live, with their time and a trend line', async () => {
+    const { page } = b;
+    const dev = stack.devices[0];
+    const id = idToHex(dev.id);
+    await page.click(`#devices tr[data-id="${id}"] a.open`);
+    await page.waitForSelector('#device-panel:not([hidden])');
+    await page.waitForSelector('#dp-readings td:text("no data yet")');
+    await dev.sendData('temperature', 21.5);
+    const row = page.locator('#dp-readings tr[data-id="temperature"]');
+    await row.locator('td.value:text("21.5 double")').waitFor();
+    expect(await row.locator('svg.trend').count()).toBe(0); // one reading: no trend yet
+    await dev.sendData('temperature', 22.25);
+    await dev.sendData('temperature', 20);
+    await dev.sendData('status', 'door open');
+    await row.locator('td.value:text("20 double")').waitFor();
+    expect(await row.locator('svg.trend').getAttribute('aria-label')).toBe('trend of 3 readings from 20 to 22.25');
+    await page.locator('#dp-readings tr[data-id="status"] td.value:text("door open text")').waitFor();
+    const cells = await row.locator('td').allTextContents();
+    expect(cells[0]).toBe('temperature');
+    expect(cells[2]).toMatch(/\d/); // the time of the latest reading
+    expect(stack.app.registry.readings(dev.id, 'temperature').map((r) => r.data.length)).toEqual([8, 8, 8]);
+    await page.click('#dp-close');
   });
 
   test('device panel: ID request, action and terminate from the page', async () => {

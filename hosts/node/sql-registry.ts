@@ -16,6 +16,8 @@ import type {
   AuditEntry,
   AuditInput,
   AuditQuery,
+  Reading,
+  ReadingInput,
   DevicePatch,
   DeviceProfile,
   DeviceRecord,
@@ -27,7 +29,7 @@ import type {
   UpdateRecord,
   UpdateState,
 } from '../../modules/c2/registry.js';
-import { provisionedRecord } from '../../modules/c2/registry.js';
+import { READINGS_PER_DATA_ID, provisionedRecord } from '../../modules/c2/registry.js';
 import { idHex16, parseIdHex } from '../../modules/srup/bytes.js';
 import { nextSequenceId } from '../../modules/srup/topics.js';
 import { migrate, schemaVersion } from './sql-schema.js';
@@ -317,6 +319,7 @@ export class SqlRegistry implements Registry {
       this.db.run('DELETE FROM sequences WHERE peer = ?', [key]);
       this.db.run('DELETE FROM accepted WHERE peer = ?', [key]);
       this.db.run('DELETE FROM updates WHERE device = ?', [key]);
+      this.db.run('DELETE FROM readings WHERE device = ?', [key]);
       return had;
     });
   }
@@ -495,5 +498,33 @@ export class SqlRegistry implements Registry {
         ? this.db.all<AuditRow>('SELECT * FROM audit ORDER BY seq DESC LIMIT ?', [limit])
         : this.db.all<AuditRow>('SELECT * FROM audit WHERE device = ? ORDER BY seq DESC LIMIT ?', [hex16(device), limit]);
     return rows.map(toAudit);
+  }
+
+  // ------------------------------------------------------------------------------------------ data history
+
+  appendReading(r: ReadingInput): Reading {
+    const key = hex16(r.device);
+    return this.db.transaction(() => {
+      const row = this.db.writeReturning<{ seq: number }>(
+        'INSERT INTO readings (device, data_id, at, token, data) VALUES (?, ?, ?, ?, ?) RETURNING seq',
+        [key, r.dataId, r.at, r.token, r.data],
+      )[0];
+      this.db.run(
+        `DELETE FROM readings WHERE device = ? AND data_id = ? AND seq <= (
+           SELECT seq FROM readings WHERE device = ? AND data_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`,
+        [key, r.dataId, key, r.dataId, READINGS_PER_DATA_ID],
+      );
+      return { device: r.device, dataId: r.dataId, at: r.at, token: r.token.slice(), data: r.data.slice(), seq: Number(row.seq) };
+    });
+  }
+
+  readings(device: bigint, dataId?: string): Reading[] {
+    const key = hex16(device);
+    type Row = { seq: number; data_id: string; at: number; token: Uint8Array; data: Uint8Array };
+    const rows =
+      dataId === undefined
+        ? this.db.all<Row>('SELECT seq, data_id, at, token, data FROM readings WHERE device = ? ORDER BY seq', [key])
+        : this.db.all<Row>('SELECT seq, data_id, at, token, data FROM readings WHERE device = ? AND data_id = ? ORDER BY seq', [key, dataId]);
+    return rows.map((x) => ({ seq: Number(x.seq), device, dataId: x.data_id, at: x.at, token: new Uint8Array(x.token), data: new Uint8Array(x.data) }));
   }
 }

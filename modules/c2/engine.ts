@@ -588,6 +588,8 @@ export class C2Engine {
       return;
     }
     if (dataId !== ID_RESPONSE_DATA_ID) {
+      // The data history (the last READINGS_PER_DATA_ID per device and data id), then the event.
+      this.host.registry.appendReading({ device, dataId, at: this.now(), token: m.token, data: m.fields.data });
       this.emit({ type: 'data', device, dataId, data: m.fields.data, token: m.token });
       return;
     }

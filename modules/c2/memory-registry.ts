@@ -11,12 +11,14 @@ import type {
   DeviceProfile,
   DeviceRecord,
   DeviceState,
+  Reading,
+  ReadingInput,
   Registry,
   SequenceState,
   UpdatePatch,
   UpdateRecord,
 } from './registry.js';
-import { provisionedRecord } from './registry.js';
+import { READINGS_PER_DATA_ID, provisionedRecord } from './registry.js';
 import { C2Error } from './errors.js';
 import { nextSequenceId } from '../srup/topics.js';
 
@@ -74,6 +76,7 @@ export class MemoryRegistry implements Registry {
     const had = this.devs.delete(id);
     this.seqs.delete(id);
     for (const [t, u] of this.ups) if (u.device === id) this.ups.delete(t);
+    for (const [k, list] of this.readingLists) if (list[0]?.device === id) this.readingLists.delete(k);
     return had;
   }
 
@@ -161,5 +164,28 @@ export class MemoryRegistry implements Registry {
       if (query.limit !== undefined && out.length >= query.limit) break;
     }
     return out;
+  }
+
+  // ------------------------------------------------------------------------------------------ data history
+
+  private readonly readingLists = new Map<string, Reading[]>();
+  private readingSeq = 0;
+
+  appendReading(r: ReadingInput): Reading {
+    const key = `${r.device.toString(16)} ${r.dataId}`;
+    const list = this.readingLists.get(key) ?? [];
+    const rec: Reading = { device: r.device, dataId: r.dataId, at: r.at, token: r.token.slice(), data: r.data.slice(), seq: ++this.readingSeq };
+    list.push(rec);
+    if (list.length > READINGS_PER_DATA_ID) list.splice(0, list.length - READINGS_PER_DATA_ID);
+    this.readingLists.set(key, list);
+    return { ...rec, token: rec.token.slice(), data: rec.data.slice() };
+  }
+
+  readings(device: bigint, dataId?: string): Reading[] {
+    const out: Reading[] = [];
+    for (const list of this.readingLists.values()) {
+      for (const x of list) if (x.device === device && (dataId === undefined || x.dataId === dataId)) out.push({ ...x, token: x.token.slice(), data: x.data.slice() });
+    }
+    return out.sort((a, b) => a.seq - b.seq);
   }
 }

@@ -161,6 +161,24 @@ export interface AuditQuery {
   readonly limit?: number;
 }
 
+/** A data message a device sent (not its ID response), as the registry keeps it. */
+export interface ReadingInput {
+  readonly device: bigint;
+  readonly dataId: string;
+  readonly at: number;
+  readonly token: Uint8Array;
+  /** The payload as it came (the wire carries no type; see modules/srup/data.ts). */
+  readonly data: Uint8Array;
+}
+
+export interface Reading extends ReadingInput {
+  /** Increasing over all readings. */
+  readonly seq: number;
+}
+
+/** How many readings a registry keeps per device and data id (the oldest go first). */
+export const READINGS_PER_DATA_ID = 100;
+
 export interface Registry {
   // ------------------------------------------------------------------------------------------ devices
   device(id: bigint): DeviceRecord | null;
@@ -220,6 +238,12 @@ export interface Registry {
    * threw, and a durable registry undoes the writes `fn` made (the memory registry keeps them).
    */
   group<T>(fn: () => T): Promise<T>;
+
+  // ------------------------------------------------------------------------------------------ data history
+  /** Keeps a reading; only the last READINGS_PER_DATA_ID per device and data id stay. */
+  appendReading(r: ReadingInput): Reading;
+  /** A device's readings, oldest first: of one data id, or of all (the last READINGS_PER_DATA_ID of each). */
+  readings(device: bigint, dataId?: string): Reading[];
 }
 
 /**

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parsePublicKeyPem } from '../../crypto/keys.js';
 import type { RsaPublicKey } from '../../crypto/types.js';
-import type { Registry } from '../../modules/c2/registry.js';
+import { READINGS_PER_DATA_ID, type Registry } from '../../modules/c2/registry.js';
 import { testKeys } from './c2-wire.js';
 
 const U64_MAX = (1n << 64n) - 1n;
@@ -34,6 +34,29 @@ export function registryContract(name: string, make: () => Registry, cleanup: (r
     const sameKey = (k: RsaPublicKey, want: RsaPublicKey) => {
       expect([k.kind, k.n, k.e, k.size]).toEqual([want.kind, want.n, want.e, want.size]);
     };
+
+    test('data history: readings in order per data id, the last READINGS_PER_DATA_ID of each kept, copies out, gone with the device', () => {
+      reg.addDevice(A, keyA, 1);
+      reg.addDevice(B, keyB, 1);
+      for (let i = 0; i < READINGS_PER_DATA_ID + 5; i++) {
+        reg.appendReading({ device: A, dataId: 'temperature', at: 1000 + i, token: Uint8Array.of(i & 255), data: Uint8Array.of(i & 255, 0, 0, 0) });
+        if (i % 50 === 0) reg.appendReading({ device: A, dataId: 'label', at: 2000 + i, token: Uint8Array.of(1), data: Uint8Array.of(0x61 + i / 50) });
+      }
+      reg.appendReading({ device: B, dataId: 'temperature', at: 5, token: new Uint8Array(0), data: Uint8Array.of(9) });
+      const t = reg.readings(A, 'temperature');
+      expect(t).toHaveLength(READINGS_PER_DATA_ID);
+      expect([t[0].at, t.at(-1)!.at]).toEqual([1005, 1000 + READINGS_PER_DATA_ID + 4]);
+      expect(t[0].data).toEqual(Uint8Array.of(5, 0, 0, 0));
+      for (let i = 1; i < t.length; i++) expect(t[i].seq).toBeGreaterThan(t[i - 1].seq);
+      expect(reg.readings(A, 'label').map((x) => [x.dataId, x.at, x.data[0]])).toEqual([['label', 2000, 0x61], ['label', 2050, 0x62], ['label', 2100, 0x63]]);
+      expect(reg.readings(A)).toHaveLength(READINGS_PER_DATA_ID + 3);
+      expect(reg.readings(B).map((x) => [x.device, x.dataId, x.at])).toEqual([[B, 'temperature', 5]]);
+      reg.readings(A, 'label')[0].data[0] = 0;
+      expect(reg.readings(A, 'label')[0].data[0]).toBe(0x61);
+      expect(reg.removeDevice(A)).toBe(true);
+      expect(reg.readings(A)).toEqual([]);
+      expect(reg.readings(B)).toHaveLength(1);
+    });
 
     test('a provisioned device has defaults; unknown ids read as null', () => {
       const d = reg.addDevice(A, keyA, 100);

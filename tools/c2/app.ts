@@ -102,6 +102,53 @@ export interface C2AppOptions {
 /** Byte fields of an event up to this length are sent whole; longer ones only by their length. */
 export const MAX_EVENT_BYTES = 256;
 
+/** How the console shows one data id of a device: its latest reading, and the numeric history for the trend line. */
+export interface DataView {
+  dataId: string;
+  /** When the latest reading arrived. */
+  at: number;
+  /** How the latest payload reads (readingValue). */
+  kind: ReadingKind;
+  /** The latest value as text. */
+  text: string;
+  /** Up to READINGS_PER_DATA_ID readings of the same kind as the latest, oldest first (numeric kinds only). */
+  history: { at: number; value: number }[];
+}
+
+export type ReadingKind = 'text' | 'int32' | 'double' | 'int' | 'bytes';
+
+/**
+ * What a data payload most likely is, as the device API sends it (modules/device: string, int32, double, bytes;
+ * the wire carries no type tag): printable UTF-8 is text; otherwise 4 bytes an int32, 8 bytes a (finite) double,
+ * 1 or 2 bytes an unsigned integer; anything else bytes (shown in hex).
+ */
+export function readingValue(b: Uint8Array): { kind: ReadingKind; text: string; value: number | null } {
+  const text = b.length > 0 ? utf8Text(b) : null;
+  if (text !== null && !/[\u0000-\u001f\u007f]/.test(text)) return { kind: 'text', text, value: null };
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  if (b.length === 4) {
+    const n = v.getInt32(0, true);
+    return { kind: 'int32', text: String(n), value: n };
+  }
+  if (b.length === 8 && Number.isFinite(v.getFloat64(0, true))) {
+    const n = v.getFloat64(0, true);
+    return { kind: 'double', text: String(n), value: n };
+  }
+  if (b.length === 1 || b.length === 2) {
+    const n = b.length === 1 ? b[0] : v.getUint16(0, true);
+    return { kind: 'int', text: String(n), value: n };
+  }
+  return { kind: 'bytes', text: Buffer.from(b).toString('hex'), value: null };
+}
+
+function utf8Text(b: Uint8Array): string | null {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(b);
+  } catch {
+    return null;
+  }
+}
+
 /**
  * JSON form of an engine event: ids as 16 hex digits, bytes as hex. Events carry no bulk payloads: a byte field
  * longer than MAX_EVENT_BYTES becomes null, with its length in `<name>Length` (the data is in the registry).
@@ -413,7 +460,31 @@ export class C2App implements ConsoleApp {
     return this.registry.devices().map((d) => this.deviceView(d, settings.get(d.id) ?? { palette: 'default', label: null }));
   }
 
-  device(id: bigint): DeviceView & { audit: Record<string, unknown>[]; updates: Record<string, unknown>[] } {
+  /** The data history of a device, one entry per data id, in the order the ids first appeared. */
+  deviceData(id: bigint): DataView[] {
+    const byId = new Map<string, { at: number; data: Uint8Array }[]>();
+    for (const r of this.registry.readings(id)) {
+      const list = byId.get(r.dataId) ?? [];
+      list.push({ at: r.at, data: r.data });
+      byId.set(r.dataId, list);
+    }
+    const out: DataView[] = [];
+    for (const [dataId, list] of byId) {
+      const last = list[list.length - 1];
+      const latest = readingValue(last.data);
+      const history: { at: number; value: number }[] = [];
+      if (latest.value !== null) {
+        for (const x of list) {
+          const r = readingValue(x.data);
+          if (r.kind === latest.kind && r.value !== null) history.push({ at: x.at, value: r.value });
+        }
+      }
+      out.push({ dataId, at: last.at, kind: latest.kind, text: latest.text, history });
+    }
+    return out;
+  }
+
+  device(id: bigint): DeviceView & { audit: Record<string, unknown>[]; updates: Record<string, unknown>[]; data: DataView[] } {
     const d = this.registry.device(id);
     if (d === null) throw new AppError(404, `device ${idToHex(id)} is not registered`);
     const audit = this.registry.latestAudit(20, id).map((a) => ({
@@ -427,7 +498,7 @@ export class C2App implements ConsoleApp {
       length: a.bytes.length,
     }));
     const updates = this.registry.updates(id).slice(-10).reverse().map((u) => ({ ...u, device: idToHex(u.device) }));
-    return { ...this.deviceView(d), audit, updates };
+    return { ...this.deviceView(d), audit, updates, data: this.deviceData(id) };
   }
 
   challengeView(secret: string, paletteName: string): ChallengeView {

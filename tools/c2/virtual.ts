@@ -15,6 +15,7 @@ import type { Writable } from 'node:stream';
 import { parsePrivateKeyPem, publicKeyToPem } from '../../crypto/keys.js';
 import { Agent, type AgentEvent, type JoinKind, type JoinOutcome } from '../../modules/agent/agent.js';
 import type { AgentHost, Downloader, Log, Presenter } from '../../modules/agent/host.js';
+import type { DataKind, DataValue } from '../../modules/srup/data.js';
 import { blinkCode, challengeGrid, type ColourIndex, type Palette } from '../../modules/challenge/index.js';
 import { loadDeviceConfig } from '../../hosts/node/config.js';
 import { generateRsaKeyPair } from '../../hosts/node/crypto.js';
@@ -177,8 +178,9 @@ export class VirtualDevice {
     return this.agent.join(kind, observer);
   }
 
-  async sendData(dataId: string, text: string): Promise<void> {
-    await this.agent?.sendData(dataId, 'string', text);
+  /** Sends a reading: text as 'string', a number as 'double' unless `kind` says otherwise. */
+  async sendData(dataId: string, value: string | number, kind: DataKind = typeof value === 'string' ? 'string' : 'double'): Promise<void> {
+    await this.agent?.sendData(dataId, kind, value as DataValue<DataKind>);
   }
 
   /** Resolves once a pending reboot (after an activation) has finished. */

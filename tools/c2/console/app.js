@@ -417,8 +417,22 @@ async function loadDevice(id) {
   const joined = d.state === 'joined';
   for (const el of document.querySelectorAll('#device-panel form button, #dp-id-request, #dp-terminate, #dp-deregister')) el.disabled = !joined;
   $('#dp-join-command').disabled = joined;
+  $('#dp-readings tbody').innerHTML = d.data.length === 0
+    ? '<tr><td colspan="4" class="muted">no data yet</td></tr>'
+    : d.data.map((r) => `<tr data-id="${esc(r.dataId)}"><td>${esc(r.dataId)}</td><td class="value">${esc(r.text)} <span class="muted">${r.kind}</span></td><td>${time(r.at)}</td><td>${sparkline(r.history)}</td></tr>`).join('');
   $('#dp-audit tbody').innerHTML = d.audit.map((a) =>
     `<tr><td>${time(a.at)}</td><td>${a.direction === 'in' ? '←' : '→'}</td><td>${a.type}</td><td>${a.sequenceId}</td><td>${statusText(a.status)}</td></tr>`).join('');
+}
+
+/** A small trend line (SVG) of numeric readings, oldest on the left; empty for fewer than two. */
+function sparkline(history) {
+  if (history.length < 2) return '';
+  const w = 120, h = 24;
+  const vs = history.map((p) => p.value);
+  const lo = Math.min(...vs), hi = Math.max(...vs);
+  const span = hi - lo || 1;
+  const pts = vs.map((v, i) => `${((i / (vs.length - 1)) * w).toFixed(1)},${(h - 2 - ((v - lo) / span) * (h - 4)).toFixed(1)}`).join(' ');
+  return `<svg class="trend" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" role="img" aria-label="trend of ${vs.length} readings from ${lo} to ${hi}"><polyline points="${pts}"/></svg>`;
 }
 
 $('#dp-close').addEventListener('click', () => {
