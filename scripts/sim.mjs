@@ -14,6 +14,10 @@
 // live heap, printed at the end in 64-bit bytes and as the ESP32's 32-bit figure.
 // Prints one line per check and `N passed, N failed`.
 //
+// `npm run sim -- --example sensor` builds and runs examples/sensor instead (a user's firmware on the agent's
+// manifest): it joins (human-moderated), three readings arrive at the C2 and verify, the period action shortens the
+// interval, the LED action is answered, and after a restart the new period is still in force.
+//
 // Needs an installed Moddable SDK ($MODDABLE, mcconfig on PATH) and xvfb-run; without them it says so in one
 // line and exits 0. Exit status 1 when a check failed.
 import { spawn, spawnSync } from 'node:child_process';
@@ -27,7 +31,13 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const APP = 'srup-agent';
+const exampleAt = process.argv.indexOf('--example');
+const EXAMPLE = exampleAt >= 0 ? process.argv[exampleAt + 1] : null;
+if (EXAMPLE !== null && EXAMPLE !== 'sensor') {
+  console.log(`npm run sim: unknown example '${EXAMPLE}' (there is: sensor)`);
+  process.exit(2);
+}
+const APP = EXAMPLE === 'sensor' ? 'srup-sensor' : 'srup-agent';
 const STEP_TIMEOUT_MS = 60_000;
 const IMAGE_BYTES = 1024 * 1024;
 const COMMANDS = 20;
@@ -378,7 +388,7 @@ async function main() {
     check(`${r.label}: live heap peak within ${KiB(r.goal)} (32-bit)`, r.heap.slots > 0 && f.bytes32 <= r.goal, `${KiB(f.bytes32)}`);
   }
   console.log(`${passed} passed, ${failed} failed`);
-  const creation = JSON.parse(readFileSync(join(root, 'manifest.json'), 'utf8')).platforms.lin.creation;
+  const creation = JSON.parse(readFileSync(join(root, 'modules', 'device', 'manifest.json'), 'utf8')).platforms.lin.creation;
   console.log(
     `XS heap limits (fixed, no growth): chunks ${creation.chunk.initial} bytes, ${creation.heap.initial} slots, stack ${creation.stack} slots`,
   );
@@ -392,6 +402,123 @@ async function main() {
   process.exitCode = failed > 0 ? 1 : 0;
 }
 
-await main();
+/** npm run sim -- --example sensor: examples/sensor in the simulator against a local broker (mqtts) and the C2 engine. */
+async function sensorExample() {
+  const h = await loadHarness();
+  const work = mkdtempSync(join(tmpdir(), 'srup-sim-sensor-'));
+  const cleanups = [];
+  let sim = null;
+  try {
+    const pki = h.makeTestPki(join(work, 'pki'));
+    const port = await h.freePort();
+    const brokerUrl = `mqtts://127.0.0.1:${port}`;
+    const server = h.generateRsaKeyPair(2048);
+    const serverId = BigInt('0x' + nodeRandomBytes(8).toString('hex')) | 1n;
+    writeFileSync(join(work, 'server-public.pem'), server.publicPem);
+    const devDir = join(work, 'dev');
+    const out = { write: () => true };
+    const args = h.parseCommandArgs(h.provisionCommand, [
+      '--out', devDir, '--server-id', serverId.toString(16), '--server-key', join(work, 'server-public.pem'),
+      '--broker', brokerUrl, '--ca', pki.caFile, '--partitions', join(root, 'partitions.csv'),
+    ]);
+    await h.provisionCommand.run(args, { stdout: out, stderr: out, stdin: process.stdin });
+    const registryEntry = JSON.parse(readFileSync(join(devDir, 'device.json'), 'utf8'));
+    const deviceId = BigInt('0x' + registryEntry.id);
+    const image = join(devDir, 'srup-sim.bin');
+    // The simulator keeps preferences in one file on the host: start without a period saved by an earlier run.
+    const prefs = '/tmp/modpreferences.json';
+    if (existsSync(prefs)) {
+      try {
+        const p = JSON.parse(readFileSync(prefs, 'utf8'));
+        delete p['srup-sensor'];
+        writeFileSync(prefs, JSON.stringify(p));
+      } catch {
+        // not ours to repair
+      }
+    }
+
+    const t0 = Date.now();
+    const build = spawnSync('mcconfig', ['-d', '-m', '-p', 'lin', '-t', 'build', `srupImage=${image}`, 'srupJoin=human'], { cwd: join(root, 'examples', 'sensor'), encoding: 'utf8' });
+    if (!check('examples/sensor builds for the simulator (its manifest includes modules/device/manifest.json)', build.status === 0, `${((Date.now() - t0) / 1000).toFixed(1)} s`)) {
+      console.log((build.stdout + build.stderr).split('\n').filter((l) => !l.startsWith('# ')).slice(-20).join('\n'));
+      return;
+    }
+    const so = findBuild();
+
+    const broker = await h.startMosquitto({ tls: { pki }, port });
+    cleanups.push(() => broker.dispose());
+    const events = [];
+    const transport = new h.MqttTransport({ url: brokerUrl, ca: pki.ca, clientId: h.srupClientId(serverId) });
+    const engine = new h.C2Engine(
+      { transport, registry: new h.MemoryRegistry(), crypto: h.nodeCrypto, random: h.randomBytes, clock: h.systemClock, log: () => {}, serverId, privateKey: server.privateKey },
+      { onEvent: (e) => events.push({ ...e, receivedAt: Date.now() }) },
+    );
+    engine.provision(deviceId, h.parsePublicKeyPem(registryEntry.publicKey));
+    await engine.start();
+    cleanups.push(() => engine.stop());
+    const readings = () => events.filter((e) => e.type === 'data' && e.device === deviceId && e.dataId === 'temperature');
+    const until = (cond, what, ms = STEP_TIMEOUT_MS) =>
+      withTimeout((async () => { while (!cond()) await new Promise((r) => setTimeout(r, 100)); })(), ms, what);
+    const temperature = (e) => new DataView(e.data.buffer, e.data.byteOffset, 8).getFloat64(0, true);
+    const meanInterval = (list) => (list.length < 2 ? NaN : (list.at(-1).receivedAt - list[0].receivedAt) / (list.length - 1));
+
+    sim = startSimulator(so, 'sensor');
+    await sim.waitFor(/^srup-sensor: period 3000 ms/, 'the default period');
+    const [, grid, blink] = await sim.waitFor(/^srup: challenge grid=([0-3]{64}) blink=([1-4]{10})/, 'the device to show a challenge');
+    await until(() => events.some((e) => e.type === 'challenge' && e.device === deviceId), 'the C2 challenge');
+    const challenge = events.find((e) => e.type === 'challenge' && e.device === deviceId).challenge;
+    const matches = challenge.grid.join('') === grid && challenge.blink === blink;
+    check('the sensor shows the join challenge as the default firmware does, and it matches the C2\'s', matches, `blink ${blink}`);
+    if (matches) await engine.approveJoin(deviceId);
+    else await engine.refuseJoin(deviceId);
+    await until(() => engine.device(deviceId)?.state === 'joined', 'the join');
+    await sim.waitFor(/^srup-sensor: event ready/, 'the device to be ready');
+    check('joined (human-moderated), and the device API reports ready', true);
+
+    await until(() => readings().length >= 3, 'three readings', STEP_TIMEOUT_MS);
+    const first = readings().slice(0, 3);
+    check('three readings received and verified by the C2', first.every((e) => Number.isFinite(temperature(e))), first.map((e) => `${temperature(e)} °C`).join(', '));
+    const ident = await withTimeout(engine.requestId(deviceId), STEP_TIMEOUT_MS, 'the ID response');
+    check('ID request answered with the application\'s name and version', ident === 'srup-sensor 1.0.0', JSON.stringify(ident));
+
+    await until(() => readings().length >= 5, 'five readings');
+    const before = meanInterval(readings());
+    const fast = await withTimeout(engine.sendAction(deviceId, 1), STEP_TIMEOUT_MS, 'the period action');
+    await sim.waitFor(/^srup-sensor: period 1000 ms/, 'the new period');
+    const from = readings().length;
+    await until(() => readings().length >= from + 5, 'five readings at the new period');
+    const after = meanInterval(readings().slice(from));
+    check('the period action (1) changes the interval', fast === 0x20 && after < before, `0x${fast.toString(16)}; mean interval ${(before / 1000).toFixed(2)} s before, ${(after / 1000).toFixed(2)} s after`);
+    const blinkStatus = await withTimeout(engine.sendAction(deviceId, 3), STEP_TIMEOUT_MS, 'the blink action');
+    const unknown = await withTimeout(engine.sendAction(deviceId, 9), STEP_TIMEOUT_MS, 'an unknown action');
+    check('the LED action (3) is done, an unknown action is 0x2E', blinkStatus === 0x20 && unknown === 0x2e, `0x${blinkStatus.toString(16)}, 0x${unknown.toString(16)}`);
+
+    await sim.stop();
+    sim = startSimulator(so, 'sensor after restart');
+    await sim.waitFor(/^srup-sensor: period (\d+) ms/, 'the period after the restart');
+    const kept = sim.lines.find((l) => /^srup-sensor: period \d+ ms/.test(l));
+    const count = readings().length;
+    await until(() => readings().length >= count + 2, 'readings after the restart');
+    check('after a restart the period is still 1 s and readings go on (no second join)', kept === 'srup-sensor: period 1000 ms' && events.filter((e) => e.type === 'join_request').length === 1, kept);
+    await new Promise((r) => setTimeout(r, 1200));
+  } catch (e) {
+    check('run', false, e instanceof Error ? e.message : String(e));
+  } finally {
+    if (sim) await sim.stop();
+    for (const c of cleanups.reverse()) {
+      try {
+        await c();
+      } catch {
+        // best effort
+      }
+    }
+    rmSync(work, { recursive: true, force: true });
+  }
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exitCode = failed > 0 ? 1 : 0;
+}
+
+if (EXAMPLE === 'sensor') await sensorExample();
+else await main();
 // The MQTT client library may keep a timer or socket alive after the engine stopped.
 process.exit(process.exitCode ?? 0);

@@ -29,11 +29,6 @@ interface SdkModules {
 }
 const sdk = JSON.parse(readFileSync(join(ROOT, 'hosts', 'moddable', 'sdk-modules.json'), 'utf8')) as SdkModules;
 
-function hasFfi(platform: Platform): boolean {
-  const m = JSON.parse(readFileSync(join(ROOT, 'manifest.json'), 'utf8')) as { platforms?: Record<string, { ffi?: unknown }> };
-  return m.platforms?.[platform]?.ffi !== undefined;
-}
-
 /** Every way the manifest fails the graph, as one line each (empty when it fits). */
 function manifestProblems(platform: Platform, manifest: PlatformManifest, graph: FirmwareGraph): string[] {
   const problems = graph.unmapped.map((u) => `${platform}: relative import not mapped by manifest.json: ${u}`);
@@ -44,7 +39,7 @@ function manifestProblems(platform: Platform, manifest: PlatformManifest, graph:
     if (entry === undefined) problems.push(`${platform}: ${inc} is not in hosts/moddable/sdk-modules.json (run scripts/sdk-modules.mjs)`);
     for (const name of entry?.[platform] ?? []) if (!provided.has(name)) provided.set(name, inc);
   }
-  if (hasFfi(platform)) provided.set('mc/ffi', 'manifest.json ffi');
+  if (manifest.ffi) provided.set('mc/ffi', 'manifest.json ffi');
   for (const node of graph.nodes.values()) {
     if (node.file !== null) {
       if (/^(test|tools|bench|scripts|hosts\/node)\//.test(node.file)) problems.push(`${platform}: not device code in the firmware: ${node.file}`);

@@ -16,30 +16,47 @@ interface ManifestLike {
   modules?: Record<string, string>;
   preload?: string[];
   creation?: { main?: string };
+  ffi?: unknown;
   platforms?: Record<string, ManifestLike>;
 }
 
 export interface PlatformManifest {
-  /** Included manifests, top-level and the platform's. */
+  /** Included SDK manifests ($(MODDABLE)/..., $(MODULES)/...), top-level and the platform's, of every project manifest. */
   readonly include: string[];
   /** Module name -> source path (from the project root, no extension), top-level and the platform's. */
   readonly modules: Map<string, string>;
   readonly preload: string[];
   readonly main: string;
+  /** Whether a manifest declares `ffi` for the platform. */
+  readonly ffi: boolean;
 }
 
-export function readManifest(root: string, platform: Platform): PlatformManifest {
-  const m = JSON.parse(readFileSync(join(root, 'manifest.json'), 'utf8')) as ManifestLike;
-  const p = m.platforms?.[platform] ?? {};
+/**
+ * The manifest `file` (default manifest.json) for `platform`, with the project manifests it includes (paths
+ * relative to the including manifest, as mcconfig resolves them; module paths relative to their manifest).
+ */
+export function readManifest(root: string, platform: Platform, file = 'manifest.json'): PlatformManifest {
+  const include: string[] = [];
   const modules = new Map<string, string>();
-  for (const src of [m.modules ?? {}, p.modules ?? {}])
-    for (const [name, path] of Object.entries(src)) modules.set(name, posix.normalize(path.replace(/^\.\//, '')));
-  return {
-    include: [...(m.include ?? []), ...(p.include ?? [])],
-    modules,
-    preload: [...(m.preload ?? []), ...(p.preload ?? [])],
-    main: m.creation?.main ?? 'main',
+  const preload: string[] = [];
+  let main: string | undefined;
+  let ffi = false;
+  const read = (path: string): void => {
+    const m = JSON.parse(readFileSync(join(root, path), 'utf8')) as ManifestLike;
+    const dir = posix.dirname(path);
+    const p = m.platforms?.[platform] ?? {};
+    for (const inc of [...(m.include ?? []), ...(p.include ?? [])]) {
+      if (inc.startsWith('$(')) include.push(inc);
+      else read(posix.normalize(posix.join(dir, inc)));
+    }
+    for (const src of [m.modules ?? {}, p.modules ?? {}])
+      for (const [name, to] of Object.entries(src)) modules.set(name, posix.normalize(posix.join(dir, to)));
+    preload.push(...(m.preload ?? []), ...(p.preload ?? []));
+    main ??= m.creation?.main;
+    if (p.ffi !== undefined) ffi = true;
   };
+  read(file);
+  return { include, modules, preload, main: main ?? 'main', ffi };
 }
 
 /** Runtime import specifiers of a TypeScript or JavaScript source. */
