@@ -33,7 +33,7 @@ import type { AgentEvent } from '../../modules/agent/agent.js';
 import type { BootState, DownloadResult, Downloader, Updater } from '../../modules/agent/host.js';
 import { C2Engine } from '../../modules/c2/engine.js';
 import type { C2Event } from '../../modules/c2/events.js';
-import type { AuditEntry, AuditInput } from '../../modules/c2/registry.js';
+import type { AuditEntry, AuditInput, Reading, ReadingInput } from '../../modules/c2/registry.js';
 import { MemoryRegistry } from '../../modules/c2/memory-registry.js';
 import { idTopicHex, toHex } from '../../modules/srup/bytes.js';
 import { Status } from '../../modules/srup/schema.js';
@@ -151,12 +151,17 @@ class CountingUpdater implements Updater {
   }
 }
 
-/** The C2's registry without its audit trail (the C2 keeps that in SQLite, not in a device's heap). */
+/** The C2's registry without its audit trail and data history (the C2 keeps those in SQLite, not in a device's heap). */
 class NoAuditRegistry extends MemoryRegistry {
   private audits = 0;
+  private readingCount = 0;
   override appendAudit(entry: AuditInput): AuditEntry {
     this.audits++;
     return { ...entry, seq: this.audits } as AuditEntry;
+  }
+  override appendReading(r: ReadingInput): Reading {
+    this.readingCount++;
+    return { ...r, seq: this.readingCount };
   }
 }
 
