@@ -266,9 +266,9 @@ describe('a srup partition written in a later format version', () => {
     const f = new MemoryFlash(SRUP_PARTITION_SIZE);
     const s = new FlashSequenceStore(f);
     s.setLastAccepted(5n, 10n); // block 2, epoch 1
-    // Block 3, epoch 2: a version 2 firmware's log, after it accepted message 20 (its entries are its own business).
+    // Block 3, epoch 2: a version 3 firmware's log, after it accepted message 20 (its entries are its own business).
     const h = new Uint8Array(16);
-    h.set([0x53, 0x52, 0x43, 0x4c, 2]);
+    h.set([0x53, 0x52, 0x43, 0x4c, 3]);
     putU32(h, 8, 2);
     putU32(h, 12, crc32(h, 0, 12));
     f.write(3 * 4096, h);
