@@ -109,11 +109,13 @@ export interface PeerCounters {
 }
 
 /**
- * The one sending rule of both sides, device and server: the sequence ID is nextSequenceId(last sent, last
- * accepted) (topics.ts; what a reference peer with one counter per peer accepts); the message is sealed first, so
- * that a value that does not fit uses up no sequence ID (SrupError, nothing persisted); then `persist(sequenceId)`
- * makes the new last-sent durable (it may record more in the same change); only then may the caller publish the
- * bytes, so that no sequence ID ever leaves twice, whatever moment the power goes.
+ * The sending rule for a peer whose counters live in a store (the device, modules/agent/outbox.ts): the sequence ID
+ * is nextSequenceId(last sent, last accepted) (topics.ts; what a reference peer with one counter per peer accepts);
+ * the message is sealed first, so that a value that does not fit uses up no sequence ID (SrupError, nothing
+ * persisted); then `persist(sequenceId)` makes the new last-sent durable (it may record more in the same change);
+ * only then may the caller publish the bytes, so that no sequence ID ever leaves twice, whatever moment the power
+ * goes. The server takes the same nextSequenceId through its registry (Registry.allocateSequence), inside the
+ * group that also audits the message and is undone when sealing fails: the same rule and guarantee.
  */
 export function sealNext<T extends TypeName>(
   crypto: Crypto,
