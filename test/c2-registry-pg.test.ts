@@ -74,13 +74,13 @@ pgDescribe('PgRegistry on PostgreSQL', () => {
   test('a new database gets the current schema version; a newer one is refused, not altered', () => {
     const url = freshPgUrl();
     const r = new PgRegistry(url);
-    expect(SCHEMA_VERSION).toBe(3);
-    expect(r.schemaVersion()).toBe(3);
+    expect(SCHEMA_VERSION).toBe(4);
+    expect(r.schemaVersion()).toBe(4);
     r.close();
     const db = new PgDb(url);
-    db.write('UPDATE srup_schema SET version = 4');
-    expect(() => new PgRegistry(url)).toThrow(/newer version \(schema 4; this program knows 3\)/);
-    expect(schemaVersion(db)).toBe(4);
+    db.write('UPDATE srup_schema SET version = 5');
+    expect(() => new PgRegistry(url)).toThrow(/newer version \(schema 5; this program knows 4\)/);
+    expect(schemaVersion(db)).toBe(5);
     db.close();
   });
 
@@ -104,7 +104,7 @@ pgDescribe('PgRegistry on PostgreSQL', () => {
     old.close();
 
     const reg = new PgRegistry(url);
-    expect(reg.schemaVersion()).toBe(3);
+    expect(reg.schemaVersion()).toBe(SCHEMA_VERSION);
     expect({ ...reg.device(DEV), publicKey: null }).toEqual({
       id: DEV,
       publicKey: null,
@@ -128,7 +128,7 @@ pgDescribe('PgRegistry on PostgreSQL', () => {
     expect(reg.appendAudit({ at: 8, direction: 'out', device: DEV, type: 'action', sequenceId: 17n, token: Uint8Array.of(2), status: null, bytes: Uint8Array.of(5) }).seq).toBe(2);
     reg.close();
     const again = new PgRegistry(url);
-    expect(again.schemaVersion()).toBe(3);
+    expect(again.schemaVersion()).toBe(SCHEMA_VERSION);
     expect(again.device(DEV)?.profile).toBe('srup');
     again.close();
   });
@@ -146,7 +146,7 @@ pgDescribe('PgRegistry on PostgreSQL', () => {
     old.close();
     const reg = new PgRegistry(url);
     try {
-      expect(reg.schemaVersion()).toBe(3);
+      expect(reg.schemaVersion()).toBe(SCHEMA_VERSION);
       expect([reg.device(DEV)?.state, reg.device(DEV)?.profile]).toEqual(['joined', 'reference']);
       expect(reg.sequence(DEV)).toEqual({ lastSent: 16n, lastAccepted: 32n });
       expect(reg.replayFloor!(DEV)).toBe(0n);
@@ -255,13 +255,14 @@ pgDescribe('PgRegistry on PostgreSQL', () => {
     for (let i = 0; i < 3; i++) {
       src.appendAudit({ at: 10 + i, direction: 'in', device: DEV, type: 'response', sequenceId: BigInt(i), token: Uint8Array.of(i), status: 0x20, bytes: Uint8Array.of(5, i) });
     }
+    src.appendReading({ device: DEV, dataId: 'temperature', at: 11, token: Uint8Array.of(7), data: Uint8Array.of(0, 0, 0, 21) });
     const store = new C2Store(src.db);
     store.addCampaign({ name: 'fw', url: 'http://h/fw.bin', digest: 'ab'.repeat(32), size: 3, file: null, autoActivate: true, devices: [DEV, MAX] }, 5);
     store.setTarget(1, DEV, { token: 'tok-1' }, 6);
     store.addSession({ id: 's1', csrf: 'c1', createdAt: 1, expiresAt: 2 });
     store.setDeviceSettings(DEV, { palette: 'reference', label: 'hall' });
     store.setMeta('operator_token', 'scrypt$x');
-    const before = { devices: src.devices(), seq: src.sequence(DEV), updates: src.updates(), audit: src.audit() };
+    const before = { devices: src.devices(), seq: src.sequence(DEV), updates: src.updates(), audit: src.audit(), readings: src.readings(DEV) };
     src.close();
 
     const url = freshPgUrl();
@@ -279,10 +280,11 @@ pgDescribe('PgRegistry on PostgreSQL', () => {
       campaign_targets: 2,
       sessions: 1,
       meta: 1,
+      readings: 1,
     });
     const pg = new PgRegistry(url);
     try {
-      expect({ devices: pg.devices(), seq: pg.sequence(DEV), updates: pg.updates(), audit: pg.audit() }).toEqual(before);
+      expect({ devices: pg.devices(), seq: pg.sequence(DEV), updates: pg.updates(), audit: pg.audit(), readings: pg.readings(DEV) }).toEqual(before);
       const s = new C2Store(pg.db);
       expect(s.targetByToken('tok-1')).toEqual({ campaign: 1, device: DEV, token: 'tok-1', error: null, activate: true, updatedAt: 6 });
       expect(s.deviceSettings(DEV)).toEqual({ palette: 'reference', label: 'hall' });
