@@ -196,6 +196,19 @@ function startSimulator(so, label) {
 
 // ---------------------------------------------------------------------------------------------- the run
 
+/** Ends a run: the simulator (when still running), then every cleanup in reverse order, then the work folder. */
+async function tearDown(sim, cleanups, work) {
+  if (sim) await sim.stop();
+  for (const c of cleanups.reverse()) {
+    try {
+      await c();
+    } catch {
+      // best effort
+    }
+  }
+  rmSync(work, { recursive: true, force: true });
+}
+
 /** A file server on loopback: http, or https with the test PKI's RSA server certificate and chain. */
 async function serveFile(body, pki) {
   const handler = (req, res) => {
@@ -372,15 +385,7 @@ async function main() {
   } catch (e) {
     check('run', false, e instanceof Error ? e.message : String(e));
   } finally {
-    if (sim) await sim.stop();
-    for (const c of cleanups.reverse()) {
-      try {
-        await c();
-      } catch {
-        // best effort
-      }
-    }
-    rmSync(work, { recursive: true, force: true });
+    await tearDown(sim, cleanups, work);
   }
   for (const r of runs) {
     check(`${r.label}: no XS abort, the fixed heap was enough`, r.heap.aborted === null, r.heap.aborted ?? '');
@@ -504,15 +509,7 @@ async function sensorExample() {
   } catch (e) {
     check('run', false, e instanceof Error ? e.message : String(e));
   } finally {
-    if (sim) await sim.stop();
-    for (const c of cleanups.reverse()) {
-      try {
-        await c();
-      } catch {
-        // best effort
-      }
-    }
-    rmSync(work, { recursive: true, force: true });
+    await tearDown(sim, cleanups, work);
   }
   console.log(`${passed} passed, ${failed} failed`);
   process.exitCode = failed > 0 ? 1 : 0;

@@ -26,11 +26,11 @@
 // cached under node_modules/.cache.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { takeBuildLock, xsnapPackageDir } from './xs.mjs';
 
 export const projectRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 const HOST_SOURCE = join(projectRoot, 'test', 'xs', 'heap-host.c');
@@ -73,15 +73,6 @@ export const CREATION = {
   loadStackSlots: 4096,
   stackSlots: esp32StackSlots(),
 };
-
-function sleep(ms) {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
-
-function xsnapPackageDir() {
-  const require = createRequire(join(projectRoot, 'package.json'));
-  return dirname(require.resolve('@agoric/xsnap/package.json'));
-}
 
 // The XS engine files the host needs (the package's xsnap build less its own main and text/base64 modules).
 const XS_SOURCES = [
@@ -146,25 +137,9 @@ export async function ensureHeapHost() {
   if (existsSync(binary)) return binary;
 
   mkdirSync(dir, { recursive: true });
-  const lock = join(cache, '.build.lock');
-  const started = Date.now();
-  for (;;) {
-    try {
-      mkdirSync(lock);
-      break;
-    } catch (e) {
-      if (e.code !== 'EEXIST') throw e;
-      if (existsSync(binary)) return binary;
-      if (Date.now() - statSync(lock).mtimeMs > 5 * 60_000) {
-        rmdirSync(lock);
-        continue;
-      }
-      if (Date.now() - started > 10 * 60_000) throw new Error(`gave up waiting for ${lock}`);
-      sleep(500);
-    }
-  }
+  const release = takeBuildLock(join(cache, '.build.lock'), binary);
+  if (release === null) return binary;
   try {
-    if (existsSync(binary)) return binary;
     const cc = process.env.CC || 'cc';
     const units = [
       ...XS_SOURCES.map((n) => join(pkg, 'moddable', 'xs', 'sources', `${n}.c`)),
@@ -190,7 +165,7 @@ export async function ensureHeapHost() {
     renameSync(tmp, binary);
     return binary;
   } finally {
-    rmdirSync(lock);
+    release();
   }
 }
 

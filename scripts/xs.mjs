@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 
 export const projectRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-function xsnapPackageDir() {
+export function xsnapPackageDir() {
   const require = createRequire(join(projectRoot, 'package.json'));
   return dirname(require.resolve('@agoric/xsnap/package.json'));
 }
@@ -21,15 +21,13 @@ function sleep(ms) {
 }
 
 /** Path of the plain xsnap binary; builds it with the package's own makefile if it is not there yet. */
-export function ensureXsnap() {
-  const pkg = xsnapPackageDir();
-  const moddable = join(pkg, 'moddable');
-  const binary = join(moddable, 'build', 'bin', 'lin', 'release', 'xsnap');
-  if (existsSync(binary)) return binary;
-
-  // Several scripts may ask at once: the first one builds, the others wait for it.
-  mkdirSync(join(moddable, 'build'), { recursive: true });
-  const lock = join(moddable, 'build', '.xsnap-build.lock');
+/**
+ * Several scripts may ask for the same built binary at once: the first takes the lock (a directory) and builds,
+ * the others wait. Returns null when `binary` exists (built meanwhile), else the function that releases the
+ * lock, to be called when the build is done or failed. A lock left behind by a build that died is stale after
+ * five minutes.
+ */
+export function takeBuildLock(lock, binary) {
   const started = Date.now();
   for (;;) {
     try {
@@ -37,8 +35,7 @@ export function ensureXsnap() {
       break;
     } catch (e) {
       if (e.code !== 'EEXIST') throw e;
-      if (existsSync(binary)) return binary;
-      // A lock left behind by a build that died is stale after five minutes.
+      if (existsSync(binary)) return null;
       if (Date.now() - statSync(lock).mtimeMs > 5 * 60_000) {
         rmdirSync(lock);
         continue;
@@ -47,8 +44,24 @@ export function ensureXsnap() {
       sleep(500);
     }
   }
+  if (existsSync(binary)) {
+    rmdirSync(lock);
+    return null;
+  }
+  return () => rmdirSync(lock);
+}
+
+export function ensureXsnap() {
+  const pkg = xsnapPackageDir();
+  const moddable = join(pkg, 'moddable');
+  const binary = join(moddable, 'build', 'bin', 'lin', 'release', 'xsnap');
+  if (existsSync(binary)) return binary;
+
+  // Several scripts may ask at once: the first one builds, the others wait for it.
+  mkdirSync(join(moddable, 'build'), { recursive: true });
+  const release = takeBuildLock(join(moddable, 'build', '.xsnap-build.lock'), binary);
+  if (release === null) return binary;
   try {
-    if (existsSync(binary)) return binary;
     const makeDir = join(pkg, 'xsnap-native', 'xsnap', 'makefiles', 'lin');
     console.log('Building the xsnap XS engine from @agoric/xsnap (once, about 25 s)...');
     const r = spawnSync('make', ['-f', 'xsnap.mk', 'GOAL=release', `MODDABLE=${moddable}`], {
@@ -62,7 +75,7 @@ export function ensureXsnap() {
     }
     return binary;
   } finally {
-    rmdirSync(lock);
+    release();
   }
 }
 
