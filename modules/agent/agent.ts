@@ -5,44 +5,117 @@
  *   agent.start();                       // listens, connects, subscribes SRUP/<own id>
  *   await agent.join('human');           // 'joined' | 'refused' | 'failed' | 'timeout'
  *
- * A message's path: transport -> Agent.onMessage (here) -> receive() (pipeline.ts: topic and permission; decode,
- * key, signature, replay and persist in modules/srup/session.ts, the same steps as the server's) ->
- * Agent.dispatch (here) -> the flow (commands.ts, join.ts, update.ts) -> Outbox.send (outbox.ts: sequence ID,
- * signature, topic, offline queue) -> transport.
+ * This file drives every message from the transport to its answer; the files it calls return values and call
+ * nothing back. A command's path (five files):
  *
- * Every answer is delivered across a power cut: the pipeline records the answer an accepted command is owed in the
+ *   transport (hosts/*)  -> Agent.onMessage (here: topic, then admitMessage in modules/srup/session.ts, which
+ *   decodes and verifies, the same steps as the server's; then the permission table below, and the persist)
+ *   -> the handler (commands.ts; join.ts and update.ts for the longer flows) returns the answer as a value
+ *   -> Agent.send (here) -> Outbox.send (outbox.ts: sequence ID and signature through sealNext in
+ *   modules/srup/session.ts, topic, offline queue) -> transport.
+ *
+ * The receive steps, in order:
+ *
+ *   topic    only SRUP/<own id> is ours                                  -> wrong_topic
+ *   own      sender == own id: our own publish echoed back, dropped silently
+ *   decode   strict decode (modules/srup/codec.ts)                       -> the SrupError reason
+ *   key      the sender's key among trusted peers (keys.peerKey)         -> unknown_sender
+ *   seen     sequence ID > sequences.lastAccepted(sender), strictly     -> replay (before any RSA)
+ *   verify   RSASSA-PKCS1-v1_5 / SHA-256 over the signed bytes            -> bad_signature
+ *   permit   PERMISSIONS below                                           -> not_permitted
+ *   persist  sequences.setLastAccepted(sender, sequence ID)
+ *
+ * The topic check and the permission table are the device's; the other steps are the ones every SRUP peer runs
+ * (admitMessage, modules/srup/session.ts). Only then does the agent act. A message that fails a step changes no
+ * state at all (no counter moves, no key or server changes) and is logged once: warn 'rejected' {reason, ...}.
+ * The reference advances its counter before verifying (SRUP-WIRE.md §12 item 14); this agent does not.
+ *
+ * Every answer is delivered across a power cut: the agent records the answer an accepted command is owed in the
  * same durable change as its sequence ID (SequenceStore.setLastAccepted with an Owe), the outbox records the
  * answer's status with its own sequence ID and settles it on PUBACK, and after a restart the agent sends what is
  * still owed again, once connected (resendOwed): a decided answer with its status, an action or initiate cut off
  * before it was decided as failed (0x2F / 0xFE). The server recognises a second copy by its token.
  */
+import type { RsaPublicKey } from '../../crypto/types.js';
 import { idHex16, utf8 } from '../srup/bytes.js';
 import { encodeData } from '../srup/data.js';
 import type { DataKind, DataValue } from '../srup/data.js';
 import type { FieldsOf, Message, TypeName } from '../srup/schema.js';
 import { Status } from '../srup/schema.js';
-import { conversationToken } from '../srup/session.js';
+import { admitMessage, conversationToken } from '../srup/session.js';
 import { deviceTopic } from '../srup/topics.js';
 import * as commands from './commands.js';
-import type { AgentContext, AgentEvent, AgentOptions, JoinKind, JoinOutcome } from './context.js';
+import type { Handled } from './commands.js';
+import type { AgentContext, AgentEvent, AgentOptions, JoinKind, JoinOutcome, Reply } from './context.js';
 import { AgentError } from './context.js';
-import type { AgentHost, OwedAnswer } from './host.js';
+import type { AgentHost, Owe, OwedAnswer } from './host.js';
+import { MAX_OWED_TOKEN } from './host.js';
 import { JoinFlows } from './join.js';
 import { Outbox } from './outbox.js';
-import { receive } from './pipeline.js';
-import type { PipelineDeps } from './pipeline.js';
 import { UpdateFlow } from './update.js';
 
 export { AgentError } from './context.js';
 export type { ActionHandler, AgentEvent, AgentOptions, JoinKind, JoinOutcome } from './context.js';
-export { PERMISSIONS } from './pipeline.js';
+
+/**
+ * Who may send a device each message type.
+ *
+ *   server        the device's current server (keys.serverId())
+ *   trusted_peer  any sender whose key is in the key store; for join_command the device_id must be our own id,
+ *                 and the sender becomes the server
+ *   join_server   the server a join of ours is waiting on (agent.join(...)); only while it waits
+ *   human_join    as join_server, and only while that join is a human-moderated one
+ *   observed_join as join_server, and only while that join is an observed one
+ *   never         a device never accepts it: device→server messages, and syndication (not supported)
+ */
+export type Rule = 'server' | 'trusted_peer' | 'join_server' | 'human_join' | 'observed_join' | 'never';
+
+export const PERMISSIONS: Readonly<Record<TypeName, Rule>> = Object.freeze({
+  initiate: 'server',
+  activate: 'server',
+  action: 'server',
+  data: 'server',
+  id_request: 'server',
+  terminate_command: 'server',
+  deregister_command: 'server',
+  observation_request: 'server',
+  join_command: 'trusted_peer',
+  response: 'join_server',
+  human_join_response: 'human_join',
+  observed_join_response: 'observed_join',
+  join_request: 'never',
+  human_join_request: 'never',
+  observed_join_request: 'never',
+  resign_request: 'never',
+  deregister_request: 'never',
+  syndication_init: 'never',
+  syndicated_action: 'never',
+  syndicated_data: 'never',
+  syndicated_id_request: 'never',
+  syndicated_device_count: 'never',
+  syndicated_device_list: 'never',
+  syndication_request: 'never',
+  syndicated_c2_request: 'never',
+  syndication_end_request: 'never',
+  syndicated_terminate: 'never',
+});
+
+/** Why a permitted sender's message is refused (logged as `why` with reason 'not_permitted'). */
+export type PermissionProblem =
+  | 'not_from_server'
+  | 'other_device'
+  | 'no_join_pending'
+  | 'no_human_join_pending'
+  | 'no_observed_join_pending'
+  | 'not_for_devices';
 
 export class Agent {
   /** This device's id. */
   readonly deviceId: bigint;
   private readonly host: AgentHost;
   private readonly ctx: AgentContext;
-  private readonly pipeline: PipelineDeps;
+  /** SRUP/<own id>: the one topic this device takes messages on. */
+  private readonly topic: string;
   private readonly joins: JoinFlows;
   private readonly update: UpdateFlow;
   private readonly outbox: Outbox;
@@ -60,24 +133,11 @@ export class Agent {
     }
     this.host = host;
     this.deviceId = host.keys.deviceId;
-    this.ctx = {
-      host,
-      options,
-      self: this.deviceId,
-      send: (type, peer, token, fields, answering) => this.send(type, peer, token, fields, answering),
-      emit: (e) => this.emit(e),
-      newToken: () => conversationToken(host.random),
-    };
+    this.topic = deviceTopic(this.deviceId);
+    this.ctx = { host, options, self: this.deviceId, emit: (e) => this.emit(e) };
     this.outbox = new Outbox(host, this.deviceId, host.keys.privateKey, options.queueLimit);
     this.joins = new JoinFlows(this.ctx);
     this.update = new UpdateFlow(this.ctx);
-    this.pipeline = {
-      self: this.deviceId,
-      keys: host.keys,
-      sequences: host.sequences,
-      crypto: host.crypto,
-      log: host.log,
-    };
     if (options.onEvent) this.listeners.add(options.onEvent);
   }
 
@@ -142,7 +202,17 @@ export class Agent {
     }
     const target = server ?? this.host.keys.serverId();
     if (target === null) return Promise.reject(new AgentError('no_server', 'no server to join'));
-    return this.joins.start(kind, target, observerId);
+    let started: ReturnType<JoinFlows['start']>;
+    try {
+      started = this.joins.start(kind, target, observerId);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const { request } = started;
+    void this.sendReply(request).then((ok) => {
+      if (!ok) this.joins.requestNotSent(request.token);
+    });
+    return started.outcome;
   }
 
   /**
@@ -154,7 +224,7 @@ export class Agent {
     const server = this.requireServer();
     const data = encodeData(kind, value);
     if (this.outbox.full()) throw new AgentError('queue_full', 'too many messages are waiting for the broker');
-    const ok = await this.outbox.send('data', server, this.ctx.newToken(), { dataId: utf8(dataId), data }, null, true);
+    const ok = await this.outbox.send('data', server, this.newToken(), { dataId: utf8(dataId), data }, null, true);
     if (!ok) throw new AgentError('publish_failed', 'the data message was not sent');
   }
 
@@ -166,7 +236,7 @@ export class Agent {
   /** Leaves the server for good: deregister_request, then the server's key is dropped and the server cleared. */
   async deregister(): Promise<void> {
     const server = this.requireServer();
-    const sent = this.send('deregister_request', server, this.ctx.newToken(), {});
+    const sent = this.send('deregister_request', server, this.newToken(), {});
     this.host.keys.setServerId(null); // first, as for deregister_command (commands.ts)
     this.host.keys.setPeerKey(server, null);
     this.emit({ type: 'deregistered', server, by: 'device' });
@@ -176,7 +246,7 @@ export class Agent {
   /** Resigns from the server: resign_request, then the server is cleared (its key is kept). */
   async resign(): Promise<void> {
     const server = this.requireServer();
-    const sent = this.send('resign_request', server, this.ctx.newToken(), {});
+    const sent = this.send('resign_request', server, this.newToken(), {});
     this.host.keys.setServerId(null);
     this.emit({ type: 'resigned', server });
     if (!(await sent)) throw new AgentError('publish_failed', 'the broker did not take the resign request');
@@ -187,13 +257,13 @@ export class Agent {
   private onConnected(sessionPresent: boolean): void {
     this.host.log('info', 'connected', { sessionPresent });
     this.emit({ type: 'connected', sessionPresent });
-    this.host.transport.subscribe(deviceTopic(this.deviceId)).catch((e: unknown) => {
+    this.host.transport.subscribe(this.topic).catch((e: unknown) => {
       this.host.log('error', 'subscribe_failed', { why: String(e) });
     });
     if (!this.bootChecked) {
       this.bootChecked = true;
       this.resendOwed();
-      this.track(() => this.update.afterBoot());
+      this.track(() => this.sendReply(this.update.afterBoot()));
     }
     this.outbox.flush();
   }
@@ -233,33 +303,120 @@ export class Agent {
     if (this.state !== 'started') return;
     let m: Message | null;
     try {
-      m = receive(this.pipeline, this.joins.waiting(), topic, payload);
+      m = this.receive(topic, payload);
     } catch (e) {
-      // Not bad input (that is rejected above) but a host failure, e.g. the sequence store could not persist the
-      // counter: the message is not acted on, and the throw must not reach the MQTT client that called us.
+      // Not bad input (that is rejected by receive) but a host failure, e.g. the sequence store could not persist
+      // the counter: the message is not acted on, and the throw must not reach the MQTT client that called us.
       this.host.log('error', 'receive_failed', { topic, why: String(e) });
       return;
     }
     if (m !== null) this.track(() => this.dispatch(m));
   }
 
-  private dispatch(m: Message): Promise<void> | void {
+  /**
+   * The receive steps over one MQTT message (see the file comment): the topic, the shared decision
+   * (admitMessage), the permission rule, then the decision's `persist` with the answer the command is owed.
+   * Returns the accepted message, or null when it was dropped (logged, except for our own echoed messages).
+   */
+  private receive(topic: string, payload: Uint8Array): Message | null {
+    const { keys, sequences, log } = this.host;
+    if (topic !== this.topic) {
+      log('warn', 'rejected', { reason: 'wrong_topic', topic });
+      return null;
+    }
+    const a = admitMessage<RsaPublicKey>(
+      {
+        self: this.deviceId,
+        crypto: this.host.crypto,
+        peer: (sender) => keys.peerKey(sender),
+        keyOf: (key) => key,
+        lastAccepted: (sender) => sequences.lastAccepted(sender),
+      },
+      payload,
+    );
+    if (!a.ok) {
+      // reason null: our own publish echoed back, dropped silently.
+      if (a.reason !== null) {
+        // A replay is almost always the broker delivering again what was taken just before a restart: info.
+        log(a.reason === 'replay' ? 'info' : 'warn', 'rejected', { reason: a.reason, ...(a.message === null ? {} : about(a.message)), ...a.detail });
+      }
+      return null;
+    }
+    const problem = this.permissionProblem(a.message);
+    if (problem !== null) {
+      log('warn', 'rejected', { reason: 'not_permitted', ...about(a.message), why: problem });
+      return null;
+    }
+    // A command that is answered is owed its answer from here on, in the same durable change as its counter.
+    sequences.setLastAccepted(a.persist.sender, a.persist.sequenceId, this.oweFor(a.message));
+    log('debug', 'accepted', about(a.message));
+    return a.message;
+  }
+
+  /** Why `m` from its sender is not allowed (PERMISSIONS), or null when it is. */
+  private permissionProblem(m: Message): PermissionProblem | null {
+    const join = this.joins.waiting();
+    switch (PERMISSIONS[m.type]) {
+      case 'server':
+        return this.host.keys.serverId() === m.senderId ? null : 'not_from_server';
+      case 'trusted_peer':
+        // The key lookup already proved the sender is trusted; the command must name this device.
+        if (m.type === 'join_command' && m.fields.deviceId !== this.deviceId) return 'other_device';
+        return null;
+      case 'join_server':
+        return join !== null && join.server === m.senderId ? null : 'no_join_pending';
+      case 'human_join':
+        return join !== null && join.server === m.senderId && join.kind === 'human' ? null : 'no_human_join_pending';
+      case 'observed_join':
+        return join !== null && join.server === m.senderId && join.kind === 'observed' ? null : 'no_observed_join_pending';
+      case 'never':
+        return 'not_for_devices';
+    }
+  }
+
+  /**
+   * What the device owes for `m` until the broker has its answer: commands that are answered (action, ID
+   * request, initiate). Undefined for anything else, and — answered as before but without the guarantee across a
+   * power cut, and logged — when the token is longer than MAX_OWED_TOKEN or the store already owes all it can keep.
+   */
+  private oweFor(m: Message): Owe | undefined {
+    let owe: Owe;
+    if (m.type === 'action') owe = { kind: 'action', token: m.token, actionId: m.fields.actionId };
+    else if (m.type === 'id_request') owe = { kind: 'id_request', token: m.token, actionId: 0 };
+    else if (m.type === 'initiate') owe = { kind: 'initiate', token: m.token, actionId: 0 };
+    else return undefined;
+    const { sequences } = this.host;
+    if (m.token.length > MAX_OWED_TOKEN || sequences.owed().length >= sequences.owedCapacity) {
+      this.host.log('warn', 'answer_not_durable', { type: m.type, tokenLength: m.token.length, owed: sequences.owed().length });
+      return undefined;
+    }
+    return owe;
+  }
+
+  /** Hands an accepted message to its handler, then tells the application and sends the answer it returned. */
+  private async dispatch(m: Message): Promise<void> {
     const ctx = this.ctx;
     switch (m.type) {
-      case 'initiate':
-        return this.update.onInitiate(m);
-      case 'activate':
-        return this.update.onActivate(m);
       case 'action':
-        return commands.onAction(ctx, m);
-      case 'data':
-        return commands.onData(ctx, m);
+        return this.apply(await commands.onAction(ctx, m));
+      case 'data': {
+        const h = commands.onData(ctx, m);
+        if (h.event !== null && h.event.type === 'data') {
+          this.emit(h.event);
+          commands.deliverData(ctx, h.event.dataId, m.fields.data);
+        }
+        return;
+      }
       case 'id_request':
-        return commands.onIdRequest(ctx, m);
+        return this.apply(commands.onIdRequest(ctx, m));
       case 'terminate_command':
-        return commands.onTerminate(ctx, m);
+        return this.apply(commands.onTerminate(ctx, m));
       case 'deregister_command':
-        return commands.onDeregisterCommand(ctx, m);
+        return this.apply(commands.onDeregisterCommand(ctx, m));
+      case 'initiate':
+        return void (await this.sendReply(await this.update.onInitiate(m)));
+      case 'activate':
+        return void (await this.sendReply(this.update.onActivate(m)));
       case 'join_command':
         return this.joins.onJoinCommand(m);
       case 'response':
@@ -268,17 +425,23 @@ export class Agent {
       case 'observed_join_response':
         return this.joins.onChallenge(m);
       case 'observation_request':
-        return this.joins.onObservationRequest(m);
+        return void (await this.sendReply(await this.joins.onObservationRequest(m)));
       default:
         // The permission table lets no other type through.
         this.host.log('error', 'no_handler', { type: m.type });
     }
   }
 
+  /** What a command handler returned: its event, then its answer. */
+  private async apply(h: Handled): Promise<void> {
+    if (h.event !== null) this.emit(h.event);
+    await this.sendReply(h.reply);
+  }
+
   /** Runs a handler, counting it for idle() and logging anything it throws. */
-  private track(run: () => Promise<void> | void): void {
+  private track(run: () => Promise<unknown> | void): void {
     this.inFlight++;
-    let p: Promise<void>;
+    let p: Promise<unknown>;
     try {
       p = Promise.resolve(run());
     } catch (e) {
@@ -294,6 +457,17 @@ export class Agent {
   }
 
   // ---------------------------------------------------------------------------------------------- sending
+
+  /** Sends what a flow returned (nothing for null); resolves with whether the broker took it. */
+  private sendReply(r: Reply | null): Promise<boolean> {
+    if (r === null) return Promise.resolve(false);
+    return this.send(r.type, r.peer, r.token, r.fields as never, r.answering);
+  }
+
+  /** A new conversation's token (modules/srup/session.ts, as the server makes them). */
+  private newToken(): Uint8Array {
+    return conversationToken(this.host.random);
+  }
 
   /**
    * Sends through the outbox. `answering`: the sequence ID of the command this answers; when the store owes that
@@ -325,4 +499,8 @@ export class Agent {
     if (server === null) throw new AgentError('no_server', 'this device has no server');
     return server;
   }
+}
+
+function about(m: Message): { type: TypeName; sender: string; seq: string } {
+  return { type: m.type, sender: idHex16(m.senderId), seq: m.sequenceId.toString() };
 }

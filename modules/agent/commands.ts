@@ -8,11 +8,25 @@
  *   deregister_command 0x13-> server key dropped and server cleared; not answered
  *
  * Every answer echoes the token of the message answered and goes to its sender (the server).
+ *
+ * Each handler returns what its command causes, as values: the event for the application and the answer to send
+ * (Handled); the Agent emits and sends them (agent.ts). A handler calls nothing of the Agent's.
  */
 import { utf8, utf8DecodeOrNull } from '../srup/bytes.js';
 import type { MessageOf } from '../srup/schema.js';
 import { Status } from '../srup/schema.js';
-import type { ActionHandler, AgentContext } from './context.js';
+import type { ActionHandler, AgentContext, AgentEvent, Reply } from './context.js';
+
+/** What a command handler sees: the host's stores and log, and the application's options. */
+export type CommandContext = Pick<AgentContext, 'host' | 'options'>;
+
+/** What a command caused: the event to tell the application (if any) and the answer to send (if any). */
+export interface Handled {
+  readonly event: AgentEvent | null;
+  readonly reply: Reply | null;
+}
+
+const NOTHING: Handled = { event: null, reply: null };
 
 export const ID_RESPONSE_DATA_ID = 'IDENTIFICATION_RESPONSE';
 
@@ -23,7 +37,7 @@ function findAction(actions: AgentContext['options']['actions'], id: number): Ac
   return Object.prototype.hasOwnProperty.call(actions, key) ? (actions as Record<string, ActionHandler>)[key] : null;
 }
 
-export async function onAction(ctx: AgentContext, m: MessageOf<'action'>): Promise<void> {
+export async function onAction(ctx: CommandContext, m: MessageOf<'action'>): Promise<Handled> {
   const id = m.fields.actionId;
   const handler = findAction(ctx.options.actions, id);
   let status: number = Status.ACTION_UNKNOWN;
@@ -35,48 +49,57 @@ export async function onAction(ctx: AgentContext, m: MessageOf<'action'>): Promi
       status = Status.ACTION_FAIL;
     }
   }
-  ctx.emit({ type: 'action', actionId: id, status });
-  await ctx.send('response', m.senderId, m.token, { status }, m.sequenceId);
+  return {
+    event: { type: 'action', actionId: id, status },
+    reply: { type: 'response', peer: m.senderId, token: m.token, fields: { status }, answering: m.sequenceId },
+  };
 }
 
-export function onData(ctx: AgentContext, m: MessageOf<'data'>): void {
+/** Data: its event (emitted as the data arrives); the agent then hands the data to deliverData. */
+export function onData(ctx: CommandContext, m: MessageOf<'data'>): Handled {
   const dataId = utf8DecodeOrNull(m.fields.dataId);
   if (dataId === null) {
     ctx.host.log('warn', 'bad_data_id', { length: m.fields.dataId.length });
-    return;
+    return NOTHING;
   }
-  ctx.emit({ type: 'data', dataId, length: m.fields.data.length });
+  return { event: { type: 'data', dataId, length: m.fields.data.length }, reply: null };
+}
+
+/** Hands data that onData took to options.onData (after its event was emitted). */
+export function deliverData(ctx: CommandContext, dataId: string, data: Uint8Array): void {
   if (ctx.options.onData === undefined) {
     ctx.host.log('info', 'data_ignored', { dataId });
     return;
   }
   try {
-    ctx.options.onData(dataId, m.fields.data);
+    ctx.options.onData(dataId, data);
   } catch (e) {
     ctx.host.log('warn', 'on_data_threw', { dataId, why: String(e) });
   }
 }
 
-export async function onIdRequest(ctx: AgentContext, m: MessageOf<'id_request'>): Promise<void> {
-  ctx.emit({ type: 'id_request', server: m.senderId });
-  await ctx.send('data', m.senderId, m.token, idResponse(ctx.options), m.sequenceId);
+export function onIdRequest(ctx: CommandContext, m: MessageOf<'id_request'>): Handled {
+  return {
+    event: { type: 'id_request', server: m.senderId },
+    reply: { type: 'data', peer: m.senderId, token: m.token, fields: idResponse(ctx.options), answering: m.sequenceId },
+  };
 }
 
 /** The ID response's fields: data IDENTIFICATION_RESPONSE = "<firmwareName> <firmwareVersion>". */
-export function idResponse(options: AgentContext['options']): { dataId: Uint8Array; data: Uint8Array } {
+export function idResponse(options: CommandContext['options']): { dataId: Uint8Array; data: Uint8Array } {
   return { dataId: utf8(ID_RESPONSE_DATA_ID), data: utf8(`${options.firmwareName} ${options.firmwareVersion}`) };
 }
 
-export function onTerminate(ctx: AgentContext, m: MessageOf<'terminate_command'>): void {
+export function onTerminate(ctx: CommandContext, m: MessageOf<'terminate_command'>): Handled {
   ctx.host.keys.setServerId(null);
-  ctx.emit({ type: 'terminated', server: m.senderId });
+  return { event: { type: 'terminated', server: m.senderId }, reply: null };
 }
 
-export function onDeregisterCommand(ctx: AgentContext, m: MessageOf<'deregister_command'>): void {
+export function onDeregisterCommand(ctx: CommandContext, m: MessageOf<'deregister_command'>): Handled {
   // The replay counters stay: were the key trusted again later, old messages must still count as replays.
   // The server first: should dropping the key then fail, the device is left as after a terminate (no server,
   // key kept), never obeying a server whose key it no longer has.
   ctx.host.keys.setServerId(null);
   ctx.host.keys.setPeerKey(m.senderId, null);
-  ctx.emit({ type: 'deregistered', server: m.senderId, by: 'server' });
+  return { event: { type: 'deregistered', server: m.senderId, by: 'server' }, reply: null };
 }

@@ -1,7 +1,10 @@
 /**
  * What the agent's flows (join.ts, update.ts, commands.ts) share with the Agent: the host, the options, the
- * events, and one way to send a message. Also the agent's error type; the token generator comes from
- * modules/srup/session.ts, shared with the server.
+ * events, and the shape of a message a flow asks the agent to send (Reply). Also the agent's error type; the
+ * token generator comes from modules/srup/session.ts, shared with the server.
+ *
+ * No flow sends: a flow returns the message its step answers with (a Reply, a value), and the Agent, which
+ * drives every message from the transport to the answer, sends it (agent.ts). Calls go down only.
  */
 import type { FieldsOf, TypeName } from '../srup/schema.js';
 import type { AgentHost, OwedKind } from './host.js';
@@ -92,21 +95,28 @@ export class AgentError extends Error {
 
 // ------------------------------------------------------------------------------------------------ context
 
-/** The agent as its flows see it. */
+/**
+ * A message a flow's step answers with, for the Agent to send through the outbox (outbox.ts: sequence ID,
+ * persist, topic, offline queue). `answering`: the sequence ID of the command this message answers (its answer
+ * is owed across a power cut).
+ */
+export type Reply = {
+  readonly [T in TypeName]: {
+    readonly type: T;
+    readonly peer: bigint;
+    readonly token: Uint8Array;
+    readonly fields: FieldsOf<T>;
+    readonly answering?: bigint;
+  };
+}[TypeName];
+
+/** The agent as its long-running flows (join.ts, update.ts) see it: they report progress as events. */
 export interface AgentContext {
   readonly host: AgentHost;
   readonly options: AgentOptions;
   /** This device's id (host.keys.deviceId). */
   readonly self: bigint;
-  /**
-   * Signs and publishes a message to `peer` through the outbox (outbox.ts: sequence ID, persist, topic, offline
-   * queue). Resolves on PUBACK, never rejects, and returns whether the broker took it. `answering`: the sequence ID
-   * of the command this message answers (its answer is owed across a power cut).
-   */
-  send<T extends TypeName>(type: T, peer: bigint, token: Uint8Array, fields: FieldsOf<T>, answering?: bigint): Promise<boolean>;
   emit(event: AgentEvent): void;
-  /** A fresh conversation token: a uuid4 string from host randomness, as UTF-8 bytes (36 bytes). */
-  newToken(): Uint8Array;
 }
 
 /** The token generator, shared with the server side (modules/srup/session.ts). */

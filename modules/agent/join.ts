@@ -17,7 +17,8 @@ import { openEnvelope } from '../../crypto/envelope.js';
 import { equal, idHex16 } from '../srup/bytes.js';
 import type { MessageOf } from '../srup/schema.js';
 import { Status } from '../srup/schema.js';
-import type { AgentContext, JoinKind, JoinOutcome } from './context.js';
+import { conversationToken } from '../srup/session.js';
+import type { AgentContext, JoinKind, JoinOutcome, Reply } from './context.js';
 import { AgentError, constantTimeEqual } from './context.js';
 
 interface PendingJoin {
@@ -41,23 +42,28 @@ export class JoinFlows {
 
   constructor(private readonly ctx: AgentContext) {}
 
+  private newToken(): Uint8Array {
+    return conversationToken(this.ctx.host.random);
+  }
+
   /** The join waiting for its result (for the permission check). */
   waiting(): { server: bigint; kind: JoinKind } | null {
     return this.pending === null ? null : { server: this.pending.server, kind: this.pending.kind };
   }
 
-  /** Sends a join request of `kind` to `server` and resolves with the outcome. */
-  start(kind: JoinKind, server: bigint, observerId: bigint | undefined): Promise<JoinOutcome> {
+  /**
+   * Opens a join of `kind` with `server`: returns the request for the agent to send and the promise of the
+   * outcome. Throws AgentError (busy, no_server_key, bad_argument) when no join can start.
+   */
+  start(kind: JoinKind, server: bigint, observerId: bigint | undefined): { request: Reply; outcome: Promise<JoinOutcome> } {
     const { host } = this.ctx;
-    if (this.pending !== null) return Promise.reject(new AgentError('busy', 'a join is already in progress'));
-    if (host.keys.peerKey(server) === null) {
-      return Promise.reject(new AgentError('no_server_key', `no trusted key for server ${idHex16(server)}`));
-    }
+    if (this.pending !== null) throw new AgentError('busy', 'a join is already in progress');
+    if (host.keys.peerKey(server) === null) throw new AgentError('no_server_key', `no trusted key for server ${idHex16(server)}`);
     if (kind === 'observed' && (typeof observerId !== 'bigint' || observerId === this.ctx.self)) {
-      return Promise.reject(new AgentError('bad_argument', 'an observed join needs the id of another device'));
+      throw new AgentError('bad_argument', 'an observed join needs the id of another device');
     }
-    const token = this.ctx.newToken();
-    const result = new Promise<JoinOutcome>((resolve) => {
+    const token = this.newToken();
+    const outcome = new Promise<JoinOutcome>((resolve) => {
       const p: PendingJoin = { kind, server, tokens: [token], resolve, timer: null, challengeShown: false };
       p.timer = host.clock.setTimeout(() => {
         if (this.pending === p) this.finish('timeout');
@@ -65,17 +71,19 @@ export class JoinFlows {
       this.pending = p;
     });
     this.ctx.emit({ type: 'join_requested', kind, server });
-    const sent =
+    const request: Reply =
       kind === 'simple'
-        ? this.ctx.send('join_request', server, token, {})
+        ? { type: 'join_request', peer: server, token, fields: {} }
         : kind === 'human'
-          ? this.ctx.send('human_join_request', server, token, {})
-          : this.ctx.send('observed_join_request', server, token, { observerId: observerId as bigint });
+          ? { type: 'human_join_request', peer: server, token, fields: {} }
+          : { type: 'observed_join_request', peer: server, token, fields: { observerId: observerId as bigint } };
+    return { request, outcome };
+  }
+
+  /** The broker did not take the request of the join with `token`: that join fails (if it still waits). */
+  requestNotSent(token: Uint8Array): void {
     const p = this.pending;
-    void sent.then((ok) => {
-      if (!ok && this.pending === p) this.finish('failed');
-    });
-    return result;
+    if (p !== null && p.tokens[0] === token) this.finish('failed');
   }
 
   /** human_join_response 0x0C / observed_join_response 0x0E from the server we asked (checked by the pipeline). */
@@ -121,8 +129,11 @@ export class JoinFlows {
     this.ctx.emit({ type: 'joined', server: m.senderId, via: 'join_command' });
   }
 
-  /** observation_request 0x0F from the server: this device is the observer of another device's join. */
-  async onObservationRequest(m: MessageOf<'observation_request'>): Promise<void> {
+  /**
+   * observation_request 0x0F from the server: this device is the observer of another device's join. Returns the
+   * verdict to send (null when the agent was closed meanwhile).
+   */
+  async onObservationRequest(m: MessageOf<'observation_request'>): Promise<Reply | null> {
     const { host, options } = this.ctx;
     const joining = m.fields.joiningDeviceId;
     let status: number = Status.OBSERVED_JOIN_FAIL;
@@ -136,7 +147,7 @@ export class JoinFlows {
       const seen = await this.observeWithTimeout(options.observe, joining);
       if (this.closed) {
         expected.fill(0);
-        return; // the agent was closed while the hook ran: nothing more is sent
+        return null; // the agent was closed while the hook ran: nothing more is sent
       }
       if (seen !== null) status = constantTimeEqual(seen, expected) ? Status.OBSERVED_JOIN_VALID : Status.OBSERVED_JOIN_INVALID;
       expected.fill(0);
@@ -144,7 +155,7 @@ export class JoinFlows {
       host.log('warn', 'no_observe_hook', { joining: idHex16(joining) });
     }
     this.ctx.emit({ type: 'observation', server: m.senderId, joiningDevice: joining, status });
-    await this.ctx.send('response', m.senderId, m.token, { status });
+    return { type: 'response', peer: m.senderId, token: m.token, fields: { status } };
   }
 
   /** Ends a waiting join and any running observe hook, with their timers (close()). */

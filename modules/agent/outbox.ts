@@ -114,13 +114,15 @@ export class Outbox {
     const { sequences, crypto, transport, log } = this.host;
     let bytes: Uint8Array;
     try {
-      ({ bytes } = sealNext(
+      const sealed = sealNext(
         crypto,
         this.key,
         { lastSent: sequences.lastSent(item.peer), lastAccepted: sequences.lastAccepted(item.peer) },
         { type: item.type, senderId: this.self, token: item.token, fields: item.fields } as never,
-        (seq) => sequences.setLastSent(item.peer, seq, item.answering ?? undefined),
-      ));
+      );
+      // Durable before it is published (sealNext): no sequence ID leaves twice.
+      sequences.setLastSent(item.peer, sealed.persist.sequenceId, item.answering ?? undefined);
+      bytes = sealed.bytes;
     } catch (e) {
       log('error', 'send_failed', { type: item.type, why: String(e) });
       item.done(false);

@@ -30,7 +30,7 @@
 import { equal, idHex16, toHex, utf8DecodeOrNull } from '../srup/bytes.js';
 import type { MessageOf } from '../srup/schema.js';
 import { Status } from '../srup/schema.js';
-import type { AgentContext } from './context.js';
+import type { AgentContext, Reply } from './context.js';
 import type { DownloadResult } from './host.js';
 
 /** Bytes as text, without one trailing 00; null when not UTF-8. */
@@ -57,14 +57,15 @@ export class UpdateFlow {
     return this.downloading !== null;
   }
 
-  async onInitiate(m: MessageOf<'initiate'>): Promise<void> {
+  /** An initiate from the server: returns the download's result to send (it always has one). */
+  async onInitiate(m: MessageOf<'initiate'>): Promise<Reply> {
     const server = m.senderId;
-    const answer = async (status: number, why: string) => {
+    const answer = (status: number, why: string): Reply => {
       if (status !== Status.UPDATE_SUCCESS) {
         this.ctx.host.log('warn', 'update_failed', { status, why, server: idHex16(server) });
         this.ctx.emit({ type: 'update_failed', server, status });
       }
-      await this.ctx.send('response', server, m.token, { status }, m.sequenceId);
+      return { type: 'response', peer: server, token: m.token, fields: { status }, answering: m.sequenceId };
     };
 
     const url = cString(m.fields.url);
@@ -134,14 +135,15 @@ export class UpdateFlow {
     }
   }
 
-  async onActivate(m: MessageOf<'activate'>): Promise<void> {
+  /** An activate from the server: restarts into the staged image, or returns the refusal to send. */
+  onActivate(m: MessageOf<'activate'>): Reply | null {
     const { host } = this.ctx;
     const p = host.sequences.pendingUpdate();
+    const refusal: Reply = { type: 'response', peer: m.senderId, token: m.token, fields: { status: Status.ACTIVATE_FAIL } };
     if (p === null || p.state !== 'staged' || p.server !== m.senderId || !equal(p.token, m.token)) {
       host.log('warn', 'activate_refused', { server: idHex16(m.senderId), staged: p !== null && p.state === 'staged' });
       this.ctx.emit({ type: 'activate_refused', server: m.senderId });
-      await this.ctx.send('response', m.senderId, m.token, { status: Status.ACTIVATE_FAIL });
-      return;
+      return refusal;
     }
     host.sequences.setPendingUpdate({ server: p.server, token: p.token, state: 'activating' });
     this.ctx.emit({ type: 'update_activating', server: p.server, token: p.token });
@@ -150,15 +152,16 @@ export class UpdateFlow {
     } catch (e) {
       host.log('error', 'activate_failed', { why: String(e) });
       host.sequences.setPendingUpdate({ server: p.server, token: p.token, state: 'staged' });
-      await this.ctx.send('response', m.senderId, m.token, { status: Status.ACTIVATE_FAIL });
+      return refusal;
     }
+    return null;
   }
 
-  /** After a restart, once connected: confirms an activated image and tells the server. */
-  async afterBoot(): Promise<void> {
+  /** After a restart, once connected: confirms an activated image; returns what to tell the server (or null). */
+  afterBoot(): Reply | null {
     const { host } = this.ctx;
     const p = host.sequences.pendingUpdate();
-    if (p === null || p.state !== 'activating') return;
+    if (p === null || p.state !== 'activating') return null;
     const state = host.updater.bootState();
     let confirmed = false;
     if (state === 'unconfirmed') {
@@ -174,9 +177,7 @@ export class UpdateFlow {
       host.log('warn', 'update_not_confirmed', { bootState: state });
       this.ctx.emit({ type: 'update_not_confirmed', server: p.server, token: p.token, bootState: state });
     }
-    await this.ctx.send('response', p.server, p.token, {
-      status: confirmed ? Status.ACTIVATE_SUCCESS : Status.ACTIVATE_FAIL,
-    });
+    return { type: 'response', peer: p.server, token: p.token, fields: { status: confirmed ? Status.ACTIVATE_SUCCESS : Status.ACTIVATE_FAIL } };
   }
 
   /**

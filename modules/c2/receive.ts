@@ -1,5 +1,5 @@
 /**
- * The server's receive pipeline, with the same rules as the device agent's (modules/agent/pipeline.ts):
+ * The server's receive pipeline, with the same rules as the device agent's (modules/agent/agent.ts):
  *
  *   topic    SRUP/servers/<own id>/<device> or SRUP/<device>; anything else  -> wrong_topic
  *   own      sender == own id: our own publish echoed back on SRUP/<device>, dropped silently

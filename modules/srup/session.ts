@@ -1,7 +1,7 @@
 /**
  * The rules both ends of a SRUP conversation follow, device and server alike: what a received message must pass
  * before anyone acts on it, how an outgoing message becomes bytes, and how a new conversation token is made.
- * Each side keeps its own topic check, permission table and logging (modules/agent/pipeline.ts,
+ * Each side keeps its own topic check, permission table and logging (modules/agent/agent.ts,
  * modules/c2/receive.ts); the steps themselves live here once.
  *
  *   own      sender == own id: our own publish echoed back, dropped silently          -> reason null
@@ -59,7 +59,7 @@ export type Admission<P> =
 /**
  * The shared receive steps over one payload, as a decision: it reads (the trust store, the replay counter) and
  * changes nothing, and calls nothing of the side's; the side checks its permission rule, then applies
- * `persist`, then acts (modules/agent/pipeline.ts, modules/c2/receive.ts).
+ * `persist`, then acts (modules/agent/agent.ts, modules/c2/receive.ts).
  */
 export function admitMessage<P>(rules: ReceiveRules<P>, payload: Uint8Array): Admission<P> {
   const reject = (reason: AdmissionReason | null, message: Message | null, detail: RejectionDetail = {}): Admission<P> => ({
@@ -109,25 +109,24 @@ export interface PeerCounters {
 }
 
 /**
- * The sending rule for a peer whose counters live in a store (the device, modules/agent/outbox.ts): the sequence ID
- * is nextSequenceId(last sent, last accepted) (topics.ts; what a reference peer with one counter per peer accepts);
- * the message is sealed first, so that a value that does not fit uses up no sequence ID (SrupError, nothing
- * persisted); then `persist(sequenceId)` makes the new last-sent durable (it may record more in the same change);
- * only then may the caller publish the bytes, so that no sequence ID ever leaves twice, whatever moment the power
- * goes. The server takes the same nextSequenceId through its registry (Registry.allocateSequence), inside the
- * group that also audits the message and is undone when sealing fails: the same rule and guarantee.
+ * The sending rule for a peer whose counters live in a store (the device, modules/agent/outbox.ts), as a decision:
+ * the sequence ID is nextSequenceId(last sent, last accepted) (topics.ts; what a reference peer with one counter
+ * per peer accepts), and the message is sealed with it. Nothing is written: the caller makes `persist` durable
+ * (the new last sent; it may record more in the same change) and only then publishes `bytes`, so that no sequence
+ * ID ever leaves twice, whatever moment the power goes. A value that does not fit throws SrupError here, before
+ * anything is persisted, so it uses up no sequence ID. The server takes the same nextSequenceId through its
+ * registry (Registry.allocateSequence), inside the group that also audits the message and is undone when sealing
+ * fails: the same rule and guarantee.
  */
 export function sealNext<T extends TypeName>(
   crypto: Crypto,
   key: RsaPrivateKey,
   counters: PeerCounters,
   m: Omit<UnsignedOf<T>, 'sequenceId'>,
-  persist: (sequenceId: bigint) => void,
-): { readonly sequenceId: bigint; readonly bytes: Uint8Array } {
+): { readonly bytes: Uint8Array; readonly persist: { readonly sequenceId: bigint } } {
   const sequenceId = nextSequenceId(counters.lastSent, counters.lastAccepted);
   const bytes = sealMessage(crypto, key, { ...m, sequenceId } as UnsignedOf<T>);
-  persist(sequenceId);
-  return { sequenceId, bytes };
+  return { bytes, persist: { sequenceId } };
 }
 
 // ------------------------------------------------------------------------------------------------ tokens
