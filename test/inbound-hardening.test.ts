@@ -8,7 +8,7 @@ import { parsePrivateKeyPem } from '../crypto/keys.js';
 import type { Crypto } from '../crypto/types.js';
 import { nodeCrypto } from '../hosts/node/crypto.js';
 import { utf8 } from '../modules/srup/bytes.js';
-import { admitMessage, sealMessage, type Admission, type ReceiveRules } from '../modules/srup/session.js';
+import { admitMessage, openMessage, sealMessage, type Admission, type SenderView } from '../modules/srup/session.js';
 import mqtt from 'mqtt';
 import os from 'node:os';
 import { Writable } from 'node:stream';
@@ -31,21 +31,23 @@ function countingCrypto(): Crypto & { verifies: number } {
   return c;
 }
 
-function rules(crypto: Crypto, last: bigint): ReceiveRules<true> & { accepted: bigint[] } {
+/** A side that trusts SERVER: what it reads of a sender, and the sequence IDs it persisted. */
+function rules(crypto: Crypto, last: bigint) {
   const accepted: bigint[] = [];
   return {
     accepted,
-    self: DEVICE,
     crypto,
-    peer: (sender) => (sender === SERVER ? true : null),
-    keyOf: () => signer.publicKey,
-    lastAccepted: () => (accepted.length ? accepted[accepted.length - 1] : last),
+    read: (sender: bigint): SenderView<true> =>
+      sender === SERVER
+        ? { peer: true, key: signer.publicKey, lastAccepted: accepted.length ? accepted[accepted.length - 1] : last }
+        : { peer: null, key: null, lastAccepted: 0n },
   };
 }
 
-/** The decision, applied as a side applies it: persist what it says. */
+/** The decisions, applied as a side applies them: read the sender between them, persist what they say. */
 function admit(r: ReturnType<typeof rules>, bytes: Uint8Array): Admission<true> {
-  const a = admitMessage(r, bytes);
+  const o = openMessage(DEVICE, bytes);
+  const a = o.ok ? admitMessage(r.crypto, o.message, r.read(o.message.senderId)) : o;
   if (a.ok) r.accepted.push(a.persist.sequenceId);
   return a;
 }
@@ -133,18 +135,15 @@ describeIf('the broker access rules', () => {
 });
 
 describe('admission is a decision', () => {
-  test('admitMessage reads and writes nothing of the side: it says what to persist, and the side does it', () => {
-    const reads: string[] = [];
-    const r: ReceiveRules<true> = {
-      self: DEVICE,
-      crypto: nodeCrypto,
-      peer: (s) => (reads.push('peer'), s === SERVER ? true : null),
-      keyOf: () => signer.publicKey,
-      lastAccepted: () => (reads.push('last'), 7n),
-    };
-    const a = admitMessage(r, action(8n));
-    expect(a).toMatchObject({ ok: true, persist: { sender: SERVER, sequenceId: 8n } });
-    expect(Object.keys(r).sort()).toEqual(['crypto', 'keyOf', 'lastAccepted', 'peer', 'self']);
-    expect(reads).toEqual(['peer', 'last']);
+  test('openMessage and admitMessage take values and call nothing of the side: the side reads between them and persists', () => {
+    const o = openMessage(DEVICE, action(8n));
+    if (!o.ok) throw new Error('did not open');
+    expect(o.message).toMatchObject({ type: 'action', senderId: SERVER, sequenceId: 8n });
+    const view = Object.freeze({ peer: true as const, key: signer.publicKey, lastAccepted: 7n });
+    expect(admitMessage(nodeCrypto, o.message, view)).toMatchObject({ ok: true, peer: true, persist: { sender: SERVER, sequenceId: 8n } });
+    expect(admitMessage(nodeCrypto, o.message, { ...view, lastAccepted: 8n })).toMatchObject({ ok: false, reason: 'replay', detail: { last: '8' } });
+    // Our own message come back, and bytes that do not decode, are refused before the side reads anything.
+    expect(openMessage(SERVER, action(9n))).toEqual({ ok: false, reason: null, message: null, detail: {} });
+    expect(openMessage(DEVICE, new Uint8Array([5, 0x0f, 1]))).toMatchObject({ ok: false, reason: 'truncated', message: null });
   });
 });

@@ -23,6 +23,10 @@ import { utf8 } from '../modules/srup/bytes.js';
 import type { Message, MessageOf, UnsignedOf } from '../modules/srup/schema.js';
 import { sign } from '../modules/srup/sign.js';
 import type { Transport, TransportHandlers } from '../modules/srup/ports.js';
+import { C2Engine } from '../modules/c2/engine.js';
+import { MemoryRegistry } from '../modules/c2/memory-registry.js';
+import { idTopicHex } from '../modules/srup/bytes.js';
+import { DEV_A, SERVER_ID, deviceMessage, testKeys } from './support/c2-wire.js';
 import { CollectingLog, FakeDownloader, FakeUpdater, ManualClock, RecordingPresenter, seededRandom } from './support/fakes.js';
 
 const ROOT = join(__dirname, '..');
@@ -114,8 +118,20 @@ function recordingCrypto(walk: WalkRecorder): Crypto {
   };
 }
 
+class RecordingKeys extends MemoryKeyStore {
+  walk: WalkRecorder | null = null;
+  override peerKey(id: bigint): ReturnType<MemoryKeyStore['peerKey']> {
+    this.walk?.record('keys.peerKey');
+    return super.peerKey(id);
+  }
+}
+
 class RecordingSequences extends MemorySequenceStore {
   walk: WalkRecorder | null = null;
+  override lastAccepted(peer: bigint): bigint {
+    this.walk?.record('sequences.lastAccepted');
+    return super.lastAccepted(peer);
+  }
   override setLastAccepted(...a: Parameters<MemorySequenceStore['setLastAccepted']>): void {
     this.walk?.record('sequences.setLastAccepted');
     super.setLastAccepted(...a);
@@ -136,9 +152,10 @@ describe('the device: one action from MQTT bytes to its answer', () => {
     const walk = new WalkRecorder();
     const transport = new HandTransport(walk);
     const sequences = new RecordingSequences();
+    const keys = new RecordingKeys({ deviceId: DEVICE, privateKey: devicePriv, serverId: SERVER, peers: [[SERVER, serverPub]] });
     const host: AgentHost = {
       transport,
-      keys: new MemoryKeyStore({ deviceId: DEVICE, privateKey: devicePriv, serverId: SERVER, peers: [[SERVER, serverPub]] }),
+      keys,
       sequences,
       crypto: recordingCrypto(walk),
       clock: new ManualClock(),
@@ -162,15 +179,19 @@ describe('the device: one action from MQTT bytes to its answer', () => {
     await agent.idle();
     walk.stacks.length = 0;
     sequences.walk = walk;
+    keys.walk = walk;
 
     transport.handlers?.message('SRUP/4a0f1b2c3d4e5f6', serverMessage('action', 1n, { actionId: 7 }));
     await agent.idle();
 
     expect(transport.published).toHaveLength(1);
     expect(walk.stacks.map((s) => s.port)).toEqual([
+      'keys.peerKey',
+      'sequences.lastAccepted',
       'crypto.verify',
       'sequences.setLastAccepted',
       'action handler',
+      'sequences.lastAccepted',
       'crypto.sign',
       'sequences.setLastSent',
       'transport.publish',
@@ -287,5 +308,54 @@ describe('imports go one way', () => {
       const importers = [...graph].filter(([f, deps]) => f.startsWith(dir) && deps.includes(driver)).map(([f]) => f);
       expect(importers).toEqual(driver === 'modules/c2/engine.ts' ? ['modules/c2/index.ts'] : []);
     }
+  });
+});
+
+// ------------------------------------------------------------------------------------------------ the C2
+
+describe('the C2: a join request from MQTT bytes to its admission', () => {
+  test('the receive step reads the sender itself and hands values to the shared steps, which call nothing back', async () => {
+    const keys = testKeys();
+    const walk = new WalkRecorder();
+    const transport = new HandTransport(walk);
+    const registry = new MemoryRegistry();
+    registry.addDevice(DEV_A, keys.a.publicKey, 0);
+    const recorded = new Set(['device', 'setLastAccepted']);
+    const port = new Proxy(registry, {
+      get(target, name, receiver) {
+        const v = Reflect.get(target, name, receiver) as unknown;
+        if (typeof v !== 'function') return v;
+        return (...args: unknown[]) => {
+          if (recorded.has(String(name))) walk.record(`registry.${String(name)}`);
+          return (v as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const engine = new C2Engine({
+      transport,
+      registry: port,
+      crypto: recordingCrypto(walk),
+      random: seededRandom(5),
+      clock: new ManualClock(1_000_000),
+      log: new CollectingLog().log,
+      serverId: SERVER_ID,
+      privateKey: keys.server,
+    });
+    await engine.start();
+    walk.stacks.length = 0;
+    const topic = `SRUP/servers/${idTopicHex(SERVER_ID)}/${idTopicHex(DEV_A)}`;
+    transport.handlers?.message(topic, deviceMessage(keys.a, 'join_request', DEV_A, 1n, 'j', {}));
+    await engine.idle();
+    expect(transport.published).toHaveLength(1);
+    // Up to the receive step the stack runs through the registry's group (a transaction around the step).
+    const admission = walk.stacks
+      .filter((s) => s.files.includes('modules/c2/receive.ts'))
+      .map((s) => `${s.port}: ${s.files.slice(s.files.indexOf('modules/c2/receive.ts')).join(' -> ')}`);
+    expect(admission).toEqual([
+      'registry.device: modules/c2/receive.ts',
+      'crypto.verify: modules/c2/receive.ts -> modules/srup/session.ts -> modules/srup/sign.ts',
+      'registry.setLastAccepted: modules/c2/receive.ts',
+    ]);
+    engine.stop();
   });
 });

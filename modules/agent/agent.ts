@@ -8,8 +8,9 @@
  * This file drives every message from the transport to its answer; the files it calls return values and call
  * nothing back. A command's path (five files):
  *
- *   transport (hosts/*)  -> Agent.onMessage (here: topic, then admitMessage in modules/srup/session.ts, which
- *   decodes and verifies, the same steps as the server's; then the permission table below, and the persist)
+ *   transport (hosts/*)  -> Agent.onMessage (here: topic, then openMessage and admitMessage in
+ *   modules/srup/session.ts, which decode and verify, the same steps as the server's, over what this file read of
+ *   the sender; then the permission table below, and the persist)
  *   -> the handler (commands.ts; join.ts and update.ts for the longer flows) returns the answer as a value
  *   -> Agent.send (here) -> Outbox.send (outbox.ts: sequence ID and signature through sealNext in
  *   modules/srup/session.ts, topic, offline queue) -> transport.
@@ -26,7 +27,7 @@
  *   persist  sequences.setLastAccepted(sender, sequence ID)
  *
  * The topic check and the permission table are the device's; the other steps are the ones every SRUP peer runs
- * (admitMessage, modules/srup/session.ts). Only then does the agent act. A message that fails a step changes no
+ * (openMessage and admitMessage, modules/srup/session.ts). Only then does the agent act. A message that fails a step changes no
  * state at all (no counter moves, no key or server changes) and is logged once: warn 'rejected' {reason, ...}.
  * The reference advances its counter before verifying (SRUP-WIRE.md §12 item 14); this agent does not.
  *
@@ -42,7 +43,8 @@ import { encodeData } from '../srup/data.js';
 import type { DataKind, DataValue } from '../srup/data.js';
 import type { FieldsOf, Message, TypeName } from '../srup/schema.js';
 import { Status } from '../srup/schema.js';
-import { admitMessage, conversationToken } from '../srup/session.js';
+import { admitMessage, conversationToken, openMessage } from '../srup/session.js';
+import type { Admission } from '../srup/session.js';
 import { deviceTopic } from '../srup/topics.js';
 import * as commands from './commands.js';
 import type { Handled } from './commands.js';
@@ -314,8 +316,8 @@ export class Agent {
   }
 
   /**
-   * The receive steps over one MQTT message (see the file comment): the topic, the shared decision
-   * (admitMessage), the permission rule, then the decision's `persist` with the answer the command is owed.
+   * The receive steps over one MQTT message (see the file comment): the topic, the shared decisions
+   * (openMessage, then admitMessage over the sender's key and counter read here), the permission rule, then the decision's `persist` with the answer the command is owed.
    * Returns the accepted message, or null when it was dropped (logged, except for our own echoed messages).
    */
   private receive(topic: string, payload: Uint8Array): Message | null {
@@ -324,16 +326,13 @@ export class Agent {
       log('warn', 'rejected', { reason: 'wrong_topic', topic });
       return null;
     }
-    const a = admitMessage<RsaPublicKey>(
-      {
-        self: this.deviceId,
-        crypto: this.host.crypto,
-        peer: (sender) => keys.peerKey(sender),
-        keyOf: (key) => key,
-        lastAccepted: (sender) => sequences.lastAccepted(sender),
-      },
-      payload,
-    );
+    const o = openMessage(this.deviceId, payload);
+    let a: Admission<RsaPublicKey>;
+    if (o.ok) {
+      const sender = o.message.senderId;
+      const key = keys.peerKey(sender);
+      a = admitMessage(this.host.crypto, o.message, { peer: key, key, lastAccepted: key === null ? 0n : sequences.lastAccepted(sender) });
+    } else a = o;
     if (!a.ok) {
       // reason null: our own publish echoed back, dropped silently.
       if (a.reason !== null) {

@@ -11,12 +11,13 @@
  *   persist  setLastAccepted(sender, sequence ID)
  *
  * The topic check and the permission table are the server's; the other steps are the ones every SRUP peer runs
- * (admitMessage, modules/srup/session.ts). A message that fails a step changes nothing and is logged once (warn
+ * (openMessage and admitMessage, modules/srup/session.ts). A message that fails a step changes nothing and is logged once (warn
  * 'rejected'). Only an accepted message (its sequence ID already persisted) is handed to the engine to act on.
  */
 import type { Crypto } from '../../crypto/types.js';
 import type { Message, TypeName } from '../srup/schema.js';
-import { admitMessage } from '../srup/session.js';
+import { admitMessage, openMessage } from '../srup/session.js';
+import type { Admission } from '../srup/session.js';
 import { parseTopic } from '../srup/topics.js';
 import type { ParsedTopic } from '../srup/topics.js';
 import { idHex16 } from '../srup/bytes.js';
@@ -86,16 +87,14 @@ export function receive(deps: ReceiveDeps, topic: string, payload: Uint8Array): 
   }
 
   const { registry } = deps;
-  const a = admitMessage<DeviceRecord>(
-    {
-      self: deps.self,
-      crypto: deps.crypto,
-      peer: (sender) => registry.device(sender),
-      keyOf: (device) => device.publicKey,
-      lastAccepted: (sender) => (registry.replayFloor !== undefined ? registry.replayFloor(sender) : registry.sequence(sender).lastAccepted),
-    },
-    payload,
-  );
+  const o = openMessage(deps.self, payload);
+  let a: Admission<DeviceRecord>;
+  if (o.ok) {
+    const sender = o.message.senderId;
+    const d = registry.device(sender);
+    const last = d === null ? 0n : registry.replayFloor !== undefined ? registry.replayFloor(sender) : registry.sequence(sender).lastAccepted;
+    a = admitMessage(deps.crypto, o.message, { peer: d, key: d === null ? null : d.publicKey, lastAccepted: last });
+  } else a = o;
   if (a.ok) {
     const problem = permissionProblem(where, a.message, a.peer);
     if (problem !== null) return reject('not_permitted', a.message.senderId, { ...about(a.message), why: problem });

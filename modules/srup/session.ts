@@ -27,16 +27,16 @@ import { nextSequenceId } from './topics.js';
 
 // ------------------------------------------------------------------------------------------------ receiving
 
-/** What one side supplies to the receive steps. `P` is the sender as that side knows it (a key, a record). */
-export interface ReceiveRules<P> {
-  /** This side's own id: a message from it is our own publish come back. */
-  readonly self: bigint;
-  readonly crypto: Crypto;
-  /** The sender if it is trusted here, else null. */
-  peer(sender: bigint): P | null;
+/**
+ * What one side knows of a message's sender, read from its own stores between the two steps. `P` is the sender
+ * as that side knows it (a key, a record); `peer` and `key` are null when the sender is not trusted here.
+ */
+export interface SenderView<P> {
+  readonly peer: P | null;
   /** The key the sender's signature must verify with. */
-  keyOf(peer: P): RsaPublicKey;
-  lastAccepted(sender: bigint): bigint;
+  readonly key: RsaPublicKey | null;
+  /** The last sequence ID accepted from the sender (any value for an untrusted sender: it is not compared). */
+  readonly lastAccepted: bigint;
 }
 
 export type RejectionDetail = Record<string, string | number | boolean | null>;
@@ -44,52 +44,56 @@ export type RejectionDetail = Record<string, string | number | boolean | null>;
 /** Why the receive steps refused a message: the decoder's reason, or the step that refused it. */
 export type AdmissionReason = SrupErrorReason | 'unknown_sender' | 'bad_signature' | 'not_permitted' | 'replay';
 
+/**
+ * A refusal. `reason` is null for our own echoed message (not an error); `message` is null when the bytes did not
+ * decode. `detail`: `length` (decode), `why` (not_permitted) or `last` (replay).
+ */
+export type Refusal = { readonly ok: false; readonly reason: AdmissionReason | null; readonly message: Message | null; readonly detail: RejectionDetail };
+
+/** The first step: the decoded message, or why not (before anything about the sender is read). */
+export type Opened = { readonly ok: true; readonly message: Message } | Refusal;
+
 export type Admission<P> =
   /**
    * Genuine and new. `persist` is what the side must make durable (setLastAccepted) once its own permission
    * rule takes the message, and before it acts on it; nothing has been written yet.
    */
   | { readonly ok: true; readonly message: Message; readonly peer: P; readonly persist: { readonly sender: bigint; readonly sequenceId: bigint } }
-  /**
-   * `reason` is null for our own echoed message (not an error); `message` is null when the bytes did not decode.
-   * `detail`: `length` (decode), `why` (not_permitted) or `last` (replay).
-   */
-  | { readonly ok: false; readonly reason: AdmissionReason | null; readonly message: Message | null; readonly detail: RejectionDetail };
+  | Refusal;
+
+function refuse(reason: AdmissionReason | null, message: Message | null, detail: RejectionDetail = {}): Refusal {
+  return { ok: false, reason, message, detail };
+}
 
 /**
- * The shared receive steps over one payload, as a decision: it reads (the trust store, the replay counter) and
- * changes nothing, and calls nothing of the side's; the side checks its permission rule, then applies
- * `persist`, then acts (modules/agent/agent.ts, modules/c2/receive.ts).
+ * The receive steps are two decisions over values, with the side's reads between them; neither reads or writes
+ * anything of the side, nor calls it:
+ *
+ *   const o = openMessage(self, payload);                       // own echo, decode
+ *   const a = o.ok ? admitMessage(crypto, o.message, view) : o; // view: what the side read of o.message.senderId
+ *
+ * then the side checks its permission rule, applies `persist`, and acts (modules/agent/agent.ts,
+ * modules/c2/receive.ts).
  */
-export function admitMessage<P>(rules: ReceiveRules<P>, payload: Uint8Array): Admission<P> {
-  const reject = (reason: AdmissionReason | null, message: Message | null, detail: RejectionDetail = {}): Admission<P> => ({
-    ok: false,
-    reason,
-    message,
-    detail,
-  });
-
+export function openMessage(self: bigint, payload: Uint8Array): Opened {
   // Our own publishes come back on the shared topic: drop them before any work.
   try {
-    if (peekHeader(payload).senderId === rules.self) return reject(null, null);
+    if (peekHeader(payload).senderId === self) return refuse(null, null);
   } catch {
     // A malformed header: decode below reports why.
   }
-
   const decoded = tryDecode(payload);
-  if (!decoded.ok) return reject(decoded.error.reason, null, { length: payload.length });
-  const m = decoded.message;
+  if (!decoded.ok) return refuse(decoded.error.reason, null, { length: payload.length });
+  return { ok: true, message: decoded.message };
+}
 
-  const peer = rules.peer(m.senderId);
-  if (peer === null) return reject('unknown_sender', m);
-
+/** The second step over a decoded message and what the side read of its sender: key, replay, signature. */
+export function admitMessage<P>(crypto: Crypto, m: Message, sender: SenderView<P>): Admission<P> {
+  if (sender.peer === null || sender.key === null) return refuse('unknown_sender', m);
   // Already seen: refused before the signature, whoever signed it (nothing changes either way).
-  const last = rules.lastAccepted(m.senderId);
-  if (m.sequenceId <= last) return reject('replay', m, { last: last.toString() });
-
-  if (!verify(rules.crypto, rules.keyOf(peer), m)) return reject('bad_signature', m);
-
-  return { ok: true, message: m, peer, persist: { sender: m.senderId, sequenceId: m.sequenceId } };
+  if (m.sequenceId <= sender.lastAccepted) return refuse('replay', m, { last: sender.lastAccepted.toString() });
+  if (!verify(crypto, sender.key, m)) return refuse('bad_signature', m);
+  return { ok: true, message: m, peer: sender.peer, persist: { sender: m.senderId, sequenceId: m.sequenceId } };
 }
 
 // ------------------------------------------------------------------------------------------------ sending
