@@ -207,7 +207,7 @@ function snapshot(r: Rig) {
     published: r.broker.log.filter((p) => p.client === DEVICE_CLIENT).length,
     updater: [...r.updater.calls],
     presenter: r.presenter.history.length,
-    events: r.events.length,
+    events: r.events.filter((e) => e.type !== 'rejected').length,
   };
 }
 

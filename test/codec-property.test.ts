@@ -211,10 +211,12 @@ test('encode refuses values that do not fit their field (field_range) and an emp
     ['sequenceId 2^64', { ...base, sequenceId: 1n << 64n, type: 'activate', fields: {} }],
     ['token of 65536 bytes', { ...base, token: big, type: 'activate', fields: {} }],
     ['data of 65536 bytes', { ...base, type: 'data', fields: { dataId: Uint8Array.of(), data: big } }],
-    ['missing url', { ...base, type: 'initiate', fields: { digest: Uint8Array.of() } }],
     ['unknown type', { ...base, type: 'group_add', fields: {} }],
   ];
   for (const [what, m] of bad) expect([what, reasonOf(() => encode(m as Message))]).toEqual([what, 'field_range']);
+  // A byte field that holds no bytes at all (missing, or text) is the boundary check's not_bytes.
+  expect(reasonOf(() => encode({ ...base, type: 'initiate', fields: { digest: Uint8Array.of() } } as unknown as Message))).toBe('not_bytes');
+  expect(reasonOf(() => encode({ ...base, type: 'initiate', fields: { url: 'http://x', digest: Uint8Array.of() } } as unknown as Message))).toBe('not_bytes');
   expect(reasonOf(() => encode({ ...base, signature: Uint8Array.of(), type: 'activate', fields: {} }))).toBe(
     'empty_signature',
   );

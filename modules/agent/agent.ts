@@ -28,7 +28,8 @@
  *
  * The topic check and the permission table are the device's; the other steps are the ones every SRUP peer runs
  * (openMessage and admitMessage, modules/srup/session.ts). Only then does the agent act. A message that fails a step changes no
- * state at all (no counter moves, no key or server changes) and is logged once: warn 'rejected' {reason, ...}.
+ * state at all (no counter moves, no key or server changes), is logged once (warn 'rejected' {reason, ...}) and
+ * reported as a 'rejected' event with its reason.
  * The reference advances its counter before verifying (SRUP-WIRE.md §12 item 14); this agent does not.
  *
  * Every answer is delivered across a power cut: the agent records the answer an accepted command is owed in the
@@ -57,7 +58,7 @@ import { Outbox } from './outbox.js';
 import { UpdateFlow } from './update.js';
 
 export { AgentError } from './context.js';
-export type { ActionHandler, AgentEvent, AgentOptions, JoinKind, JoinOutcome } from './context.js';
+export type { ActionHandler, AgentEvent, AgentOptions, JoinKind, JoinOutcome, RejectionReason } from './context.js';
 
 /**
  * Who may send a device each message type.
@@ -324,6 +325,7 @@ export class Agent {
     const { keys, sequences, log } = this.host;
     if (topic !== this.topic) {
       log('warn', 'rejected', { reason: 'wrong_topic', topic });
+      this.emit({ type: 'rejected', reason: 'wrong_topic' });
       return null;
     }
     const o = openMessage(this.deviceId, payload);
@@ -338,12 +340,14 @@ export class Agent {
       if (a.reason !== null) {
         // A replay is almost always the broker delivering again what was taken just before a restart: info.
         log(a.reason === 'replay' ? 'info' : 'warn', 'rejected', { reason: a.reason, ...(a.message === null ? {} : about(a.message)), ...a.detail });
+        this.emit({ type: 'rejected', reason: a.reason });
       }
       return null;
     }
     const problem = this.permissionProblem(a.message);
     if (problem !== null) {
       log('warn', 'rejected', { reason: 'not_permitted', ...about(a.message), why: problem });
+      this.emit({ type: 'rejected', reason: 'not_permitted' });
       return null;
     }
     // A command that is answered is owed its answer from here on, in the same durable change as its counter.

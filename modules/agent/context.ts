@@ -7,6 +7,7 @@
  * drives every message from the transport to the answer, sends it (agent.ts). Calls go down only.
  */
 import type { FieldsOf, TypeName } from '../srup/schema.js';
+import type { AdmissionReason } from '../srup/session.js';
 import type { AgentHost, OwedKind } from './host.js';
 
 // ------------------------------------------------------------------------------------------------ options
@@ -40,12 +41,17 @@ export interface AgentOptions {
 // ------------------------------------------------------------------------------------------------ events
 
 export type JoinKind = 'simple' | 'human' | 'observed';
+
+/** Why a received message was refused: not on this device's topic, or a step of the shared admission. */
+export type RejectionReason = AdmissionReason | 'wrong_topic';
 export type JoinOutcome = 'joined' | 'refused' | 'failed' | 'timeout';
 
 /** What the agent tells the application and host. Ids are bigint; tokens are the raw token bytes. */
 export type AgentEvent =
   | { type: 'connected'; sessionPresent: boolean }
   | { type: 'disconnected'; reason: string }
+  /** A received message failed a check (bad signature, replay, unknown sender, ...) and changed nothing. */
+  | { type: 'rejected'; reason: RejectionReason }
   /** After a restart: an answer owed by the previous run sent again; `interrupted` when it was never decided. */
   | { type: 'answer_resent'; server: bigint; kind: OwedKind; token: Uint8Array; status: number; interrupted: boolean }
   | { type: 'join_requested'; kind: JoinKind; server: bigint }

@@ -1,6 +1,7 @@
 /** What the engine tells the application: one event type, a union of small records. */
 import type { DeviceProfile, JoinKind, UpdateRecord } from './registry.js';
 import type { ColourIndex } from '../challenge/index.js';
+import type { ReceiveRejectionReason } from './receive.js';
 
 /** The picture of a join secret, for the operator to compare with what the device shows. */
 export interface Challenge {
@@ -13,6 +14,9 @@ export interface Challenge {
 }
 
 export type RemovalReason = 'terminated' | 'deregistered' | 'resigned';
+
+/** Why an incoming message was dropped: the receive steps' reason, or over the sender's rate (before them). */
+export type RejectedReason = ReceiveRejectionReason | 'rate_limited';
 
 export type C2Event =
   | { type: 'connected'; sessionPresent: boolean }
@@ -41,6 +45,6 @@ export type C2Event =
   /** A device sent an answer or reading again (same token; after a power cut or a lost connection): taken once. */
   | { type: 'duplicate'; device: bigint; messageType: string; token: Uint8Array }
   /** An incoming message failed the receive pipeline; nothing changed. */
-  | { type: 'rejected'; reason: string; topic: string; sender: bigint | null };
+  | { type: 'rejected'; reason: RejectedReason; topic: string; sender: bigint | null };
 
 export type C2Listener = (event: C2Event) => void;

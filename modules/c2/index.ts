@@ -16,7 +16,7 @@
  */
 export { C2Engine, parseIdentification, ID_RESPONSE_DATA_ID, REFERENCE_ID_PREFIX, type ActionResult } from './engine.js';
 export { C2Error, isC2Error, type C2ErrorReason } from './errors.js';
-export type { C2Event, C2Listener, Challenge, RemovalReason } from './events.js';
+export type { C2Event, C2Listener, Challenge, RejectedReason, RemovalReason } from './events.js';
 export type {
   C2Host,
   C2Options,

@@ -17,7 +17,7 @@
 import type { Crypto } from '../../crypto/types.js';
 import type { Message, TypeName } from '../srup/schema.js';
 import { admitMessage, openMessage } from '../srup/session.js';
-import type { Admission } from '../srup/session.js';
+import type { Admission, AdmissionReason } from '../srup/session.js';
 import { parseTopic } from '../srup/topics.js';
 import type { ParsedTopic } from '../srup/topics.js';
 import { idHex16 } from '../srup/bytes.js';
@@ -70,12 +70,18 @@ export interface ReceiveDeps {
   readonly log: Log;
 }
 
-export type Rejection = { readonly reason: string; readonly sender: bigint | null };
+/** Why the server refused a received message: not on one of its topics, or a step of the shared admission. */
+export type ReceiveRejectionReason = AdmissionReason | 'wrong_topic';
+
+/** Why a sender's message is not permitted (logged as `why` with reason 'not_permitted'). */
+export type PermissionProblem = 'not_for_servers' | 'not_on_join_topic' | 'not_on_own_topic' | 'not_joined';
+
+export type Rejection = { readonly reason: ReceiveRejectionReason; readonly sender: bigint | null };
 export type Received = { readonly ok: true; readonly message: Message } | { readonly ok: false; readonly rejection: Rejection | null };
 
 /** Runs the pipeline over one MQTT message. `rejection` is null for our own echoed messages (not an error). */
 export function receive(deps: ReceiveDeps, topic: string, payload: Uint8Array): Received {
-  const reject = (reason: string, sender: bigint | null, detail: Record<string, string | number | boolean | null> = {}): Received => {
+  const reject = (reason: ReceiveRejectionReason, sender: bigint | null, detail: Record<string, string | number | boolean | null> = {}): Received => {
     // A replay is almost always the broker delivering again what was taken just before a restart: info.
     deps.log(reason === 'replay' ? 'info' : 'warn', 'rejected', { reason, topic, ...(sender === null ? {} : { sender: idHex16(sender) }), ...detail });
     return { ok: false, rejection: { reason, sender } };
@@ -111,7 +117,7 @@ export function receive(deps: ReceiveDeps, topic: string, payload: Uint8Array): 
 }
 
 /** Why the server does not take `m` from `device` on the topic `where`, or null when it does. */
-function permissionProblem(where: ParsedTopic, m: Message, device: DeviceRecord): string | null {
+function permissionProblem(where: ParsedTopic, m: Message, device: DeviceRecord): PermissionProblem | null {
   const rule = PERMISSIONS[m.type];
   if (rule === 'never') return 'not_for_servers';
   if (rule === 'join') {

@@ -31,7 +31,7 @@
  */
 import { Agent, AgentError } from '../agent/agent.js';
 import type { AgentEvent, JoinKind, JoinOutcome } from '../agent/agent.js';
-import type { AgentHost, Log } from '../agent/host.js';
+import type { AgentHost } from '../agent/host.js';
 import { decodeData, isDataKind } from '../srup/data.js';
 import type { DataKind, DataValue } from '../srup/data.js';
 
@@ -47,8 +47,6 @@ export type DeviceEvent =
   | AgentEvent
   /** The device is connected and joined to its server: commands arrive and data can be sent. */
   | { type: 'ready'; server: bigint }
-  /** A received message failed a check (bad signature, replay, unknown sender, ...): nothing changed. */
-  | { type: 'rejected'; reason: string }
   /** Data from the server for a handler whose kind it does not decode as. */
   | { type: 'bad_data'; dataId: string; kind: DataKind; length: number };
 
@@ -111,12 +109,7 @@ export class Device {
       throw new AgentError('bad_argument', `join must be simple, human or none (not ${String(options.join)})`);
     }
     this.options = options;
-    // The host's log, also watched for rejected messages (the pipeline logs them, once each).
-    const log: Log = (level, event, detail) => {
-      host.log(level, event, detail);
-      if (event === 'rejected') this.emit({ type: 'rejected', reason: String(detail?.reason ?? 'unknown') });
-    };
-    this.host = { ...host, log };
+    this.host = host;
     if (options.onEvent) this.listeners.add(options.onEvent);
     this.agent = new Agent(this.host, {
       firmwareName: options.name,

@@ -3,6 +3,7 @@
  * tools too) writes and reads ids with idHex16 / parseIdHex. No platform APIs: these run on XS as they are.
  */
 import { constantTimeEqual } from '../../crypto/equal.js';
+import { SrupError } from './errors.js';
 
 export const EMPTY = new Uint8Array(0);
 
@@ -44,7 +45,7 @@ export function fromHexOrNull(hex: string): Uint8Array | null {
 
 export function fromHex(hex: string): Uint8Array {
   const out = fromHexOrNull(hex);
-  if (out === null) throw new TypeError('not an even-length hex string');
+  if (out === null) throw new SrupError('bad_hex', 'not an even-length hex string');
   return out;
 }
 
@@ -115,9 +116,9 @@ export function idTopicHex(id: bigint): string {
   return id.toString(16);
 }
 
-/** 16 lowercase hex digits: how ids appear in JSON and logs. RangeError for a value that is not a u64. */
+/** 16 lowercase hex digits: how ids appear in JSON and logs. SrupError('field_range') for a value that is not a u64. */
 export function idHex16(id: bigint): string {
-  if (id < 0n || id > U64_MAX) throw new RangeError(`not a u64 id: ${id}`);
+  if (id < 0n || id > U64_MAX) throw new SrupError('field_range', `not a u64 id: ${id}`);
   return id.toString(16).padStart(16, '0');
 }
 

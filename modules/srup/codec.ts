@@ -186,9 +186,9 @@ export function peekHeader(bytes: Uint8Array): Header & { code: number } {
 // Encoding
 
 function checkBytes(v: unknown, what: string): Uint8Array {
-  if (!(v instanceof Uint8Array)) throw new SrupError('field_range', `${what} must be bytes`);
-  if (v.length > MAX_LEN) throw new SrupError('field_range', `${what} is ${v.length} bytes; at most 65535 fit`);
-  return v;
+  const b = requireBytes(v, what);
+  if (b.length > MAX_LEN) throw new SrupError('field_range', `${what} is ${b.length} bytes; at most 65535 fit`);
+  return b;
 }
 
 function checkInt(v: unknown, max: number, what: string): number {

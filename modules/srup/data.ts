@@ -4,7 +4,7 @@
  * little-endian IEEE-754, text is UTF-8 without a terminator. pySRUP sends Python int as int32, float as
  * double and str as UTF-8.
  */
-import { SrupError } from './errors.js';
+import { SrupError, requireBytes } from './errors.js';
 import { utf8, utf8DecodeOrNull } from './bytes.js';
 
 export type DataKind =
@@ -67,8 +67,7 @@ export function encodeData<K extends DataKind>(kind: K, value: DataValue<K>): Ui
     return utf8(value);
   }
   if (kind === 'bytes') {
-    if (!(value instanceof Uint8Array)) throw new SrupError('bad_data', 'bytes data must be a Uint8Array');
-    return value.slice();
+    return requireBytes(value, 'bytes data').slice();
   }
   const out = new Uint8Array(size);
   const v = new DataView(out.buffer);
@@ -102,9 +101,11 @@ export function encodeData<K extends DataKind>(kind: K, value: DataValue<K>): Ui
 
 /**
  * Reads a typed value. Numeric kinds need exactly their size in bytes (the reference over-reads a short
- * payload; we refuse it); strings must be valid UTF-8. Throws SrupError('bad_data') otherwise.
+ * payload; we refuse it); strings must be valid UTF-8. Throws SrupError('bad_data') otherwise, and
+ * SrupError('not_bytes') for an input that is not a Uint8Array.
  */
 export function decodeData<K extends DataKind>(kind: K, bytes: Uint8Array): DataValue<K> {
+  requireBytes(bytes, 'data');
   const size = SIZE[kind];
   if (kind === 'bytes') return bytes.slice() as DataValue<K>;
   if (kind === 'string') {

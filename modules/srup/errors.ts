@@ -12,7 +12,8 @@ export type SrupErrorReason =
   | 'empty_signature' // signature length 0
   | 'bad_padding' // syndicated_c2_request without its two 00 padding bytes
   | 'trailing_bytes' // bytes after the last field
-  | 'field_range' // (encoding) a value does not fit its field
+  | 'field_range' // (encoding) a value does not fit its field; an id that is not a u64
+  | 'bad_hex' // text that is not an even-length hex string (fromHex)
   | 'bad_data' // typed data payload of the wrong size or not valid UTF-8
   | 'bad_signature'; // signature does not verify with the sender's key
 
@@ -30,8 +31,9 @@ export function isSrupError(e: unknown): e is SrupError {
 }
 
 /**
- * The one boundary check for byte inputs of the protocol layer's decoders: a value that is not a Uint8Array is
- * 'not_bytes' (not 'empty', which is a Uint8Array of length 0).
+ * The one boundary check for byte inputs of the protocol layer (the decoders, typed data, the encoder's byte
+ * fields): a value that is not a Uint8Array is 'not_bytes' (not 'empty', which is a Uint8Array of length 0, nor
+ * 'field_range' or 'bad_data', which are about the bytes' size or content).
  */
 export function requireBytes(input: unknown, what = 'input'): Uint8Array {
   if (!(input instanceof Uint8Array)) throw new SrupError('not_bytes', `${what} is not a byte array`);

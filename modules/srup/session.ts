@@ -17,6 +17,7 @@
  * reuse seen sequence IDs, name unknown senders or do not decode costs no signature check at all. The reference
  * advances its counter before verifying (SRUP-WIRE.md §12 item 14); these steps do not.
  */
+import { CryptoError } from '../../crypto/types.js';
 import type { Crypto, RandomBytes, RsaPrivateKey, RsaPublicKey } from '../../crypto/types.js';
 import { utf8 } from './bytes.js';
 import { encode, peekHeader, tryDecode } from './codec.js';
@@ -142,7 +143,7 @@ const HEX = '0123456789abcdef';
  * version 4, RFC 4122 variant, lowercase, hyphenated.
  */
 export function uuid4(random16: Uint8Array): string {
-  if (!(random16 instanceof Uint8Array) || random16.length !== 16) throw new RangeError('uuid4 needs 16 random bytes');
+  if (!(random16 instanceof Uint8Array) || random16.length !== 16) throw new CryptoError('bad_random', 'uuid4 needs 16 random bytes');
   const b = random16.slice();
   b[6] = (b[6] & 0x0f) | 0x40;
   b[8] = (b[8] & 0x3f) | 0x80;

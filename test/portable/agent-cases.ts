@@ -186,7 +186,8 @@ function deviceState(d: FlowDevice) {
     published: d.published().length,
     downloads: d.downloader.requests.length,
     updater: d.updater.calls.length,
-    events: d.events.length,
+    // A refused message is reported (a 'rejected' event) and changes nothing else.
+    events: d.events.filter((e) => e.type !== 'rejected').length,
   };
 }
 
@@ -377,6 +378,11 @@ export function agentCases(keys: () => FlowKeys, label: string): AsyncCase[] {
           d.log.rejections(),
           ['bad_signature', 'bad_signature', 'bad_signature', 'bad_signature', 'unknown_sender', 'bad_signature', 'replay'],
           'device rejections, one per message',
+        );
+        deepEqual(
+          d.events.filter((e) => e.type === 'rejected'),
+          ['bad_signature', 'bad_signature', 'bad_signature', 'bad_signature', 'unknown_sender', 'bad_signature', 'replay'].map((reason) => ({ type: 'rejected', reason })),
+          'device rejected events, with the reason logged',
         );
         deepEqual(deviceState(d), before, 'device state');
         deepEqual(actions, [3], 'action handler runs');
