@@ -13,7 +13,7 @@ import type { Crypto } from '../crypto/types.js';
 import { equal, utf8 } from '../modules/srup/bytes.js';
 import { decode, encode } from '../modules/srup/codec.js';
 import type { UnsignedOf } from '../modules/srup/schema.js';
-import { sign, verify } from '../modules/srup/sign.js';
+import { sign, verify } from '../modules/srup/session.js';
 import { progress, rate, type RateTarget } from './lib.js';
 
 export const SECTION = 'codec';

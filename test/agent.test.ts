@@ -21,7 +21,7 @@ import { decodeData } from '../modules/srup/data.js';
 import { toHex, utf8 } from '../modules/srup/bytes.js';
 import type { FieldsOf, Message, MessageOf, TypeName, UnsignedOf } from '../modules/srup/schema.js';
 import { Status, TYPE_NAMES } from '../modules/srup/schema.js';
-import { sign } from '../modules/srup/sign.js';
+import { sign } from '../modules/srup/session.js';
 import { MemoryBroker, MemoryTransport } from './support/memory-broker.js';
 import {
   CollectingLog,

@@ -21,7 +21,7 @@ import { decode } from '../modules/srup/codec.js';
 import type { FieldsOf, TypeName, UnsignedOf } from '../modules/srup/schema.js';
 import { Status } from '../modules/srup/schema.js';
 import { sealMessage } from '../modules/srup/session.js';
-import { verify } from '../modules/srup/sign.js';
+import { verify } from '../modules/srup/session.js';
 import { deviceTopic, joinTopic } from '../modules/srup/topics.js';
 import { findMosquitto } from './support/mosquitto.js';
 import { browserAvailable, login, openBrowser, request, startStack, until, type Stack } from './support/browser.js';

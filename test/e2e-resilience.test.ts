@@ -10,7 +10,7 @@ import { toHex, utf8 } from '../modules/srup/bytes.js';
 import { encodeData } from '../modules/srup/data.js';
 import type { Message, MessageOf } from '../modules/srup/schema.js';
 import { Status } from '../modules/srup/schema.js';
-import { sign } from '../modules/srup/sign.js';
+import { sign } from '../modules/srup/session.js';
 import { deviceTopic } from '../modules/srup/topics.js';
 import { E2EWorld, LocalDevice, RawClient, until, type DeviceDir } from './support/e2e-world.js';
 

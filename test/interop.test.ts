@@ -37,7 +37,7 @@ import { fromHex, idTopicHex, toHex } from '../modules/srup/bytes.js';
 import { decode, encode } from '../modules/srup/codec.js';
 import type { Message } from '../modules/srup/schema.js';
 import { Status } from '../modules/srup/schema.js';
-import { verify } from '../modules/srup/sign.js';
+import { verify } from '../modules/srup/session.js';
 import { deviceTopic, joinTopic } from '../modules/srup/topics.js';
 import { CollectingLog, FakeDownloader, FakeUpdater, ManualClock, RecordingPresenter, seededRandom } from './support/fakes.js';
 import { MemoryBroker } from './support/memory-broker.js';

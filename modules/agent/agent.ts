@@ -6,7 +6,7 @@
  *   await agent.join('human');           // 'joined' | 'refused' | 'failed' | 'timeout'
  *
  * This file drives every message from the transport to its answer; the files it calls return values and call
- * nothing back. A command's path (five files):
+ * nothing back. A command's path (four files beside the host's transport and stores):
  *
  *   transport (hosts/*)  -> Agent.onMessage (here: topic, then openMessage and admitMessage in
  *   modules/srup/session.ts, which decode and verify, the same steps as the server's, over what this file read of

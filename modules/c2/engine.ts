@@ -8,10 +8,12 @@
  *   engine.provision(pyDevice, key, { profile: 'reference' });   // a pySRUP device (see DeviceProfile)
  *   const status = await engine.sendAction(deviceId, 3);          // 0x20, 0x2E, 0x2F; null for 'reference'
  *
- * A message's path: transport -> C2Engine.onMessage (here) -> receive() (receive.ts: topic and permission;
- * decode, key, signature, replay and persist in modules/srup/session.ts, the same steps as the device's) ->
- * C2Engine.dispatch (here) -> the flow (join.ts, update.ts, or here for action / data / ID request / leaving) ->
- * C2Engine.send (here: sequence ID, signature, audit) -> transport.
+ * A message's path (five files beside the host's transport and registry): transport -> C2Engine.onMessage
+ * (here) -> receive() (receive.ts: topic and permission, the sender read from the registry; decode, replay and
+ * signature in modules/srup/session.ts, the same steps as the device's) -> C2Engine.dispatch (here) -> the flow
+ * (join.ts, update.ts, or here for action / data / ID request / leaving) -> EngineCore.send (core.ts: sequence
+ * ID, signature, audit) -> transport. The flows send, subscribe and report through core.ts and return to the
+ * engine what it must do next (a join accepted: identifyOnJoin); no call climbs back into the engine.
  *
  * Responses are matched by token, never by order, so any number of requests may be in flight to one device.
  * Every request settles exactly once: with the device's answer, or with C2Error('timeout'), 'device_removed',
@@ -20,26 +22,26 @@
  * Devices with profile 'reference' (pySRUP) answer neither actions nor activates: for them an action settles
  * when the broker takes it (with status null), and an activate ends the update in state 'activated'.
  */
-import { encode, peekHeader } from '../srup/codec.js';
+import { peekHeader } from '../srup/codec.js';
 import { idHex16, toHex, utf8, utf8DecodeOrNull } from '../srup/bytes.js';
 import { encodeData } from '../srup/data.js';
 import type { DataKind, DataValue } from '../srup/data.js';
-import { SrupError } from '../srup/errors.js';
-import type { FieldsOf, Message, MessageOf, TypeName } from '../srup/schema.js';
+import type { Message, MessageOf } from '../srup/schema.js';
 import { Status, typeInfo } from '../srup/schema.js';
-import { conversationToken, sealMessage } from '../srup/session.js';
-import { deviceFilter, deviceTopic, nextSequenceId, serverJoinFilter } from '../srup/topics.js';
+import { deviceFilter, serverJoinFilter } from '../srup/topics.js';
 import type { RsaPublicKey } from '../../crypto/types.js';
 import { C2Error } from './errors.js';
-import type { C2Event, C2Listener, Challenge, RemovalReason } from './events.js';
+import type { C2Listener, Challenge, RemovalReason } from './events.js';
 import type { C2Host, C2Options, ClusterNote } from './host.js';
-import type { EngineCore } from './core.js';
+import { EngineCore, auditBytes } from './core.js';
 import { JoinFlows, challengeOf, type JoinTiming } from './join.js';
 import { receive } from './receive.js';
 import { ACTIVATE_STATUSES, INITIATE_STATUSES, UpdateFlow } from './update.js';
 import type { DeviceProfile, DeviceRecord, DeviceState, UpdateRecord } from './registry.js';
 import { isDeviceProfile } from './registry.js';
 import { DEFAULT_DEVICE_RATE, DeviceRates } from './rate.js';
+
+export { AUDIT_MAX_BYTES, auditBytes } from './core.js';
 
 export const ID_RESPONSE_DATA_ID = 'IDENTIFICATION_RESPONSE';
 
@@ -54,20 +56,8 @@ export type ActionResult = number | null;
 
 const DEFAULT_REQUEST_TIMEOUT = 30_000;
 
-/**
- * The audit log keeps a message whole up to this size; of a longer one only its first AUDIT_MAX_BYTES (the
- * header, token, signature and the start of the fields): a device's 60 KB data messages must not each cost
- * 60 KB of audit log for ever.
- */
-export const AUDIT_MAX_BYTES = 1024;
-
 /** How many answers and readings the engine remembers to recognise copies sent again (C2Engine.sentAgain). */
 const RECENT_ANSWERS = 1024;
-
-/** What the audit log keeps of a message (see AUDIT_MAX_BYTES). */
-export function auditBytes(payload: Uint8Array): Uint8Array {
-  return payload.length <= AUDIT_MAX_BYTES ? payload : payload.slice(0, AUDIT_MAX_BYTES);
-}
 
 const RESPONSE_CODE = typeInfo('response').code;
 
@@ -116,10 +106,8 @@ export class C2Engine {
   private readonly options: C2Options;
   private readonly core: EngineCore;
   private readonly joins: JoinFlows;
-  private readonly listeners = new Set<C2Listener>();
   private readonly requests = new Map<string, Request>();
   private readonly updates: UpdateFlow;
-  private readonly subscribed = new Set<bigint>();
   /** Answers and readings taken lately (device, type, status or data id, token), to recognise a copy sent again. */
   private readonly recentAnswers = new Map<string, true>();
   private state: 'new' | 'started' | 'stopped' = 'new';
@@ -137,28 +125,11 @@ export class C2Engine {
     this.host = host;
     this.options = options;
     this.serverId = host.serverId;
-    this.core = {
-      host,
-      options,
-      send: (type, device, token, fields) => this.send(type, device, token, fields),
-      emit: (e) => this.emit(e),
-      newToken: () => this.newToken(),
-      setDeviceState: (id, state, extra) => this.host.registry.updateDevice(id, { ...extra, state }, this.now()),
-      subscribeDevice: (id) => this.subscribeDevice(id),
-      unsubscribeDevice: (id) => this.unsubscribeDevice(id),
-      requireJoined: (id) => this.requireJoined(id),
-      checkFits: (type, token, fields) => this.checkFits(type, token, fields),
-      now: () => this.now(),
-      afterJoin: (id) => {
-        if (this.options.identifyOnJoin === true) {
-          this.requestId(id).catch((e: unknown) => this.host.log('warn', 'identify_failed', { device: idHex16(id), why: String(e) }));
-        }
-      },
-    };
+    this.core = new EngineCore(host, options);
     this.joins = new JoinFlows(this.core);
     this.updates = new UpdateFlow(this.core);
     this.rates = new DeviceRates(options.deviceRate ?? DEFAULT_DEVICE_RATE);
-    if (options.onEvent) this.listeners.add(options.onEvent);
+    if (options.onEvent) this.core.listeners.add(options.onEvent);
   }
 
   // ================================================================================================ lifecycle
@@ -171,24 +142,25 @@ export class C2Engine {
   async start(): Promise<void> {
     if (this.state !== 'new') throw new C2Error('bad_argument', 'start() may be called once');
     this.state = 'started';
-    for (const d of this.host.registry.devices('joined')) this.subscribed.add(d.id);
+    this.core.running = true;
+    for (const d of this.host.registry.devices('joined')) this.core.subscribed.add(d.id);
     this.host.transport.listen({
       message: (topic, payload) => this.onMessage(topic, payload),
       connected: (sessionPresent) => {
         this.host.log('info', 'connected', { sessionPresent });
-        this.emit({ type: 'connected', sessionPresent });
+        this.core.emit({ type: 'connected', sessionPresent });
         this.subscribeAll().catch((e: unknown) => this.host.log('error', 'subscribe_failed', { why: String(e) }));
       },
       disconnected: (reason) => {
         this.host.log('info', 'disconnected', { reason });
-        this.emit({ type: 'disconnected', reason });
+        this.core.emit({ type: 'disconnected', reason });
       },
     });
     this.updates.rearm(true);
     this.joins.rearm();
     if (this.host.cluster !== undefined) this.stopListening = this.host.cluster.listen((n) => this.onClusterNote(n));
     this.sweep();
-    this.host.log('info', 'starting', { server: idHex16(this.serverId), devices: this.subscribed.size });
+    this.host.log('info', 'starting', { server: idHex16(this.serverId), devices: this.core.subscribed.size });
     this.host.transport.start();
     await this.subscribeAll();
   }
@@ -200,6 +172,7 @@ export class C2Engine {
   stop(): void {
     if (this.state === 'stopped') return;
     this.state = 'stopped';
+    this.core.running = false;
     const stopped = () => new C2Error('stopped', 'the engine was stopped');
     for (const [key, r] of this.requests) {
       this.host.clock.clearTimeout(r.timer);
@@ -216,8 +189,8 @@ export class C2Engine {
 
   /** Adds an event listener; returns a function that removes it. */
   on(listener: C2Listener): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    this.core.listeners.add(listener);
+    return () => this.core.listeners.delete(listener);
   }
 
   /** Resolves once no received message is being acted on (tests and orderly shutdown). */
@@ -238,8 +211,8 @@ export class C2Engine {
     if (options.profile !== undefined && !isDeviceProfile(options.profile)) {
       throw new C2Error('bad_argument', `profile must be 'srup' or 'reference'`);
     }
-    const rec = this.host.registry.addDevice(id, publicKey, this.now(), options.profile);
-    if (this.subscribed.has(id)) this.unsubscribeDevice(id).catch(() => undefined);
+    const rec = this.host.registry.addDevice(id, publicKey, this.core.now(), options.profile);
+    if (this.core.subscribed.has(id)) this.core.unsubscribeDevice(id).catch(() => undefined);
     return rec;
   }
 
@@ -249,9 +222,9 @@ export class C2Engine {
     const d = this.host.registry.device(id);
     if (d === null) throw new C2Error('unknown_device', `device ${idHex16(id)} is not registered`);
     if (d.profile === profile) return d;
-    const rec = this.host.registry.updateDevice(id, { profile }, this.now());
+    const rec = this.host.registry.updateDevice(id, { profile }, this.core.now());
     this.host.log('info', 'profile_set', { device: idHex16(id), profile, was: d.profile });
-    this.emit({ type: 'profile', device: id, profile, inferred: false });
+    this.core.emit({ type: 'profile', device: id, profile, inferred: false });
     return rec;
   }
 
@@ -282,13 +255,13 @@ export class C2Engine {
    */
   async approveJoin(id: bigint): Promise<void> {
     this.runnable();
-    return this.joins.answer(id, Status.JOIN_SUCCESS);
+    if (await this.joins.answer(id, Status.JOIN_SUCCESS)) this.afterJoin(id);
   }
 
   /** Refuses the pending join of `id`: response 0x5E with the pending token. */
   async refuseJoin(id: bigint): Promise<void> {
     this.runnable();
-    return this.joins.answer(id, Status.JOIN_REFUSED);
+    await this.joins.answer(id, Status.JOIN_REFUSED);
   }
 
   /** When the pending join of `id` was asked for and when it is failed (expiresAt null: never); null if none. */
@@ -299,7 +272,7 @@ export class C2Engine {
   /** Fails the pending join of `id`: response 0x5F with the pending token. */
   async failJoin(id: bigint): Promise<void> {
     this.runnable();
-    return this.joins.answer(id, Status.JOIN_FAIL);
+    await this.joins.answer(id, Status.JOIN_FAIL);
   }
 
   /**
@@ -331,7 +304,7 @@ export class C2Engine {
    */
   startUpdate(id: bigint, url: string, digestHex: string): { token: string; response: Promise<UpdateRecord> } {
     this.runnable();
-    this.requireJoined(id);
+    this.core.requireJoined(id);
     return this.updates.start(id, url, digestHex);
   }
 
@@ -360,25 +333,25 @@ export class C2Engine {
    */
   async sendAction(id: bigint, actionId: number): Promise<ActionResult> {
     this.runnable();
-    const device = this.requireJoined(id);
+    const device = this.core.requireJoined(id);
     if (!Number.isInteger(actionId) || actionId < 0 || actionId > 255) {
       return Promise.reject(new C2Error('bad_argument', 'actionId must be an integer 0..255'));
     }
-    const token = this.newToken();
-    if (device.profile === 'reference') return this.inLane(id, () => this.send('action', id, token, { actionId }).then(() => null));
+    const token = this.core.newToken();
+    if (device.profile === 'reference') return this.inLane(id, () => this.core.send('action', id, token, { actionId }).then(() => null));
     const answer = this.track<number>('action', id, token);
-    this.send('action', id, token, { actionId }).catch((e: unknown) => this.failRequest(token, e));
+    this.core.send('action', id, token, { actionId }).catch((e: unknown) => this.failRequest(token, e));
     return answer;
   }
 
   /** id_request 0x06; resolves with the IDENTIFICATION_RESPONSE text (also stored in the registry). */
   async requestId(id: bigint): Promise<string> {
     this.runnable();
-    const device = this.requireJoined(id);
+    const device = this.core.requireJoined(id);
     const ask = () => {
-      const token = this.newToken();
+      const token = this.core.newToken();
       const answer = this.track<string>('id', id, token);
-      this.send('id_request', id, token, {}).catch((e: unknown) => this.failRequest(token, e));
+      this.core.send('id_request', id, token, {}).catch((e: unknown) => this.failRequest(token, e));
       return answer;
     };
     return device.profile === 'reference' ? this.inLane(id, ask) : ask();
@@ -387,7 +360,7 @@ export class C2Engine {
   /** data 0x05 with a new token; `kind` as in modules/srup/data.ts. Resolves once the broker took it. */
   async sendData<K extends DataKind>(id: bigint, dataId: string, kind: K, value: DataValue<K>): Promise<void> {
     this.runnable();
-    this.requireJoined(id);
+    this.core.requireJoined(id);
     let data: Uint8Array;
     try {
       data = encodeData(kind, value);
@@ -395,7 +368,7 @@ export class C2Engine {
       return Promise.reject(new C2Error('bad_argument', e instanceof Error ? e.message : String(e)));
     }
     const device = this.host.registry.device(id);
-    const send = () => this.send('data', id, this.newToken(), { dataId: utf8(dataId), data });
+    const send = () => this.core.send('data', id, this.core.newToken(), { dataId: utf8(dataId), data });
     return device?.profile === 'reference' ? this.inLane(id, send) : send();
   }
 
@@ -445,7 +418,7 @@ export class C2Engine {
       const r = receive({ self: this.serverId, registry, crypto: this.host.crypto, log: this.host.log }, topic, payload);
       if (!r.ok) return r;
       const m = r.message;
-      const now = this.now();
+      const now = this.core.now();
       if (m.type !== 'response') this.rates.take(m.senderId, now);
       const lastResponse = m.type === 'response' ? { lastResponse: { status: m.fields.status, token: m.token, at: now } } : {};
       registry.updateDevice(m.senderId, { lastSeen: now, ...lastResponse }, now);
@@ -465,14 +438,14 @@ export class C2Engine {
       accepted.then(
         (r) => {
           if (!r.ok) {
-            if (r.rejection !== null) this.emit({ type: 'rejected', reason: r.rejection.reason, topic, sender: r.rejection.sender });
+            if (r.rejection !== null) this.core.emit({ type: 'rejected', reason: r.rejection.reason, topic, sender: r.rejection.sender });
             return;
           }
           if (this.state !== 'started') return;
           const m = r.message;
           if (this.sentAgain(m)) {
             this.host.log('info', 'duplicate_answer', { device: idHex16(m.senderId), type: m.type, token: toHex(m.token) });
-            this.emit({ type: 'duplicate', device: m.senderId, messageType: m.type, token: m.token });
+            this.core.emit({ type: 'duplicate', device: m.senderId, messageType: m.type, token: m.token });
             return;
           }
           return this.dispatch(m);
@@ -505,14 +478,14 @@ export class C2Engine {
     } catch {
       return false; // the receive steps say why
     }
-    const now = this.now();
+    const now = this.core.now();
     if (this.rates.allows(sender, now)) return false;
     const logged = this.limitedLogged.get(sender);
     if (logged === undefined || now - logged >= 60_000) {
       this.limitedLogged.set(sender, now);
       this.host.log('warn', 'rejected', { reason: 'rate_limited', topic, sender: idHex16(sender) });
     }
-    this.emit({ type: 'rejected', reason: 'rate_limited', topic, sender });
+    this.core.emit({ type: 'rejected', reason: 'rate_limited', topic, sender });
     return true;
   }
 
@@ -536,11 +509,11 @@ export class C2Engine {
   private dispatch(m: Message): Promise<void> | void {
     switch (m.type) {
       case 'join_request':
-        return this.joins.onRequest(m, 'simple', null);
+        return this.joins.onRequest(m, 'simple', null).then((joined) => (joined ? this.afterJoin(m.senderId) : undefined));
       case 'human_join_request':
-        return this.joins.onRequest(m, 'human', null);
+        return this.joins.onRequest(m, 'human', null).then((joined) => (joined ? this.afterJoin(m.senderId) : undefined));
       case 'observed_join_request':
-        return this.joins.onRequest(m, 'observed', m.fields.observerId);
+        return this.joins.onRequest(m, 'observed', m.fields.observerId).then((joined) => (joined ? this.afterJoin(m.senderId) : undefined));
       case 'response':
         return this.onResponse(m);
       case 'data':
@@ -559,9 +532,9 @@ export class C2Engine {
     const device = m.senderId;
     const status = m.fields.status;
     // lastResponse was stored with the message (onMessage).
-    this.emit({ type: 'response', device, status, token: m.token });
+    this.core.emit({ type: 'response', device, status, token: m.token });
 
-    if (OBSERVATION_STATUSES.has(status)) return this.joins.onObservation(m);
+    if (OBSERVATION_STATUSES.has(status)) return this.joins.onObservation(m).then((joined) => (joined !== null ? this.afterJoin(joined) : undefined));
     if (ACTION_STATUSES.has(status)) {
       const key = toHex(m.token);
       const r = this.requests.get(key);
@@ -589,8 +562,8 @@ export class C2Engine {
     }
     if (dataId !== ID_RESPONSE_DATA_ID) {
       // The data history (the last READINGS_PER_DATA_ID per device and data id), then the event.
-      this.host.registry.appendReading({ device, dataId, at: this.now(), token: m.token, data: m.fields.data });
-      this.emit({ type: 'data', device, dataId, data: m.fields.data, token: m.token });
+      this.host.registry.appendReading({ device, dataId, at: this.core.now(), token: m.token, data: m.fields.data });
+      this.core.emit({ type: 'data', device, dataId, data: m.fields.data, token: m.token });
       return;
     }
     const text = cText(m.fields.data);
@@ -604,13 +577,13 @@ export class C2Engine {
     this.host.registry.updateDevice(
       device,
       { identification: text, firmwareName: name, firmwareVersion: version, ...(inferred ? { profile: 'reference' as const } : {}) },
-      this.now(),
+      this.core.now(),
     );
-    this.emit({ type: 'identification', device, text, firmwareName: name, firmwareVersion: version });
+    this.core.emit({ type: 'identification', device, text, firmwareName: name, firmwareVersion: version });
     if (inferred) {
       // pySRUP answers neither actions nor activates: stop waiting for those answers from now on.
       this.host.log('info', 'profile_inferred', { device: idHex16(device), profile: 'reference', was: before.profile });
-      this.emit({ type: 'profile', device, profile: 'reference', inferred: true });
+      this.core.emit({ type: 'profile', device, profile: 'reference', inferred: true });
     }
     // Our agent echoes the request's token; pySRUP answers with a new one, so fall back to the oldest request
     // (only for pySRUP: with several nodes, another node's request may be the one answered).
@@ -627,7 +600,7 @@ export class C2Engine {
       observerId: null,
       observationToken: null,
     });
-    this.unsubscribeDevice(id).catch((e: unknown) => this.host.log('warn', 'unsubscribe_failed', { why: String(e) }));
+    this.core.unsubscribeDevice(id).catch((e: unknown) => this.host.log('warn', 'unsubscribe_failed', { why: String(e) }));
     for (const [key, r] of this.requests) {
       if (r.device === id) {
         this.host.clock.clearTimeout(r.timer);
@@ -636,74 +609,18 @@ export class C2Engine {
       }
     }
     this.host.log('info', 'device_removed', { device: idHex16(id), reason, by });
-    this.emit({ type: 'removed', device: id, reason, by });
+    this.core.emit({ type: 'removed', device: id, reason, by });
   }
 
   private removeBy(id: bigint, type: 'terminate_command' | 'deregister_command', reason: RemovalReason): Promise<void> {
     this.runnable();
-    this.requireJoined(id);
-    const sent = this.send(type, id, this.newToken(), {});
+    this.core.requireJoined(id);
+    const sent = this.core.send(type, id, this.core.newToken(), {});
     this.removed(id, reason, 'server');
     return sent;
   }
 
   // ================================================================================================ sending
-
-  /**
-   * Signs and publishes one message to SRUP/<device>. The sequence ID (nextSequenceId(lastSent, lastAccepted))
-   * is persisted and the message audited before it is published; the returned promise settles on PUBACK and
-   * rejects C2Error('publish_failed'). Throws C2Error('bad_argument') at once if a value does not fit.
-   */
-  private send<T extends TypeName>(type: T, device: bigint, token: Uint8Array, fields: FieldsOf<T>): Promise<void> {
-    const { registry, crypto, transport } = this.host;
-    if (this.state !== 'started') return Promise.reject(new C2Error('stopped', 'the engine is not running'));
-    // One group: the sequence ID and the audit line are durable (with those of other messages sent at the same
-    // moment: one commit) before the message is published. A value that does not fit undoes the allocation.
-    const sealed = registry.group(() => {
-      const sequenceId = registry.allocateSequence(device);
-      const bytes = sealMessage(crypto, this.host.privateKey, { type, sequenceId, senderId: this.serverId, token, fields });
-      registry.appendAudit({
-        at: this.now(),
-        direction: 'out',
-        device,
-        type,
-        sequenceId,
-        token,
-        status: type === 'response' ? (fields as FieldsOf<'response'>).status : null,
-        bytes: auditBytes(bytes),
-      });
-      return bytes;
-    });
-    return sealed.then(
-      (bytes) =>
-        transport.publish(deviceTopic(device), bytes).then(
-          () => undefined,
-          (e: unknown) => {
-            this.host.log('warn', 'publish_failed', { type, device: idHex16(device), why: String(e) });
-            throw new C2Error('publish_failed', `the broker did not take the ${type}: ${String(e)}`);
-          },
-        ),
-      (e: unknown) => {
-        if (e instanceof SrupError) throw new C2Error('bad_argument', e.message);
-        throw e;
-      },
-    );
-  }
-
-  /** Throws C2Error('bad_argument') when the message could not be encoded (e.g. a url over 65534 bytes). */
-  private checkFits<T extends TypeName>(type: T, token: Uint8Array, fields: FieldsOf<T>): void {
-    const dummy = { type, sequenceId: 1n, senderId: this.serverId, token, fields, signature: new Uint8Array(1) };
-    try {
-      encode(dummy as unknown as Message);
-    } catch (e) {
-      if (e instanceof SrupError) throw new C2Error('bad_argument', e.message);
-      throw e;
-    }
-  }
-
-  private newToken(): Uint8Array {
-    return conversationToken(this.host.random);
-  }
 
   // ================================================================================================ requests
 
@@ -743,35 +660,17 @@ export class C2Engine {
   private async subscribeAll(): Promise<void> {
     const { transport } = this.host;
     await Promise.all([
-      transport.subscribe(this.shared(serverJoinFilter(this.serverId))),
-      ...[...this.subscribed].map((id) => transport.subscribe(this.shared(deviceFilter(id)))),
+      transport.subscribe(this.core.shared(serverJoinFilter(this.serverId))),
+      ...[...this.core.subscribed].map((id) => transport.subscribe(this.core.shared(deviceFilter(id)))),
     ]);
-  }
-
-  private async subscribeDevice(id: bigint, announce = true): Promise<void> {
-    this.subscribed.add(id);
-    if (announce) this.host.cluster?.publish({ kind: 'membership', device: id, joined: true });
-    await this.host.transport.subscribe(this.shared(deviceFilter(id)));
-  }
-
-  private async unsubscribeDevice(id: bigint, announce = true): Promise<void> {
-    if (!this.subscribed.delete(id)) return;
-    if (announce) this.host.cluster?.publish({ kind: 'membership', device: id, joined: false });
-    await this.host.transport.unsubscribe(this.shared(deviceFilter(id)));
   }
 
   /** Several nodes: subscribe the devices another node joined, drop those that left (notes can be missed). */
   private syncMembership(): void {
     const joined = new Set(this.host.registry.devices('joined').map((d) => d.id));
     const failed = (e: unknown) => this.host.log('warn', 'subscribe_failed', { why: String(e) });
-    for (const id of joined) if (!this.subscribed.has(id)) this.subscribeDevice(id, false).catch(failed);
-    for (const id of [...this.subscribed]) if (!joined.has(id)) this.unsubscribeDevice(id, false).catch(failed);
-  }
-
-  /** The filter as subscribed: through the shared subscription group when there are several nodes. */
-  private shared(filter: string): string {
-    const g = this.options.sharedGroup;
-    return g === undefined ? filter : `$share/${g}/${filter}`;
+    for (const id of joined) if (!this.core.subscribed.has(id)) this.core.subscribeDevice(id, false).catch(failed);
+    for (const id of [...this.core.subscribed]) if (!joined.has(id)) this.core.unsubscribeDevice(id, false).catch(failed);
   }
 
   /** A note from another node: an answer to a request this node may hold, or an update that moved. */
@@ -783,8 +682,8 @@ export class C2Engine {
     }
     if (n.kind === 'membership') {
       const failed = (e: unknown) => this.host.log('warn', 'subscribe_failed', { why: String(e) });
-      if (n.joined && !this.subscribed.has(n.device)) this.subscribeDevice(n.device, false).catch(failed);
-      if (!n.joined && this.subscribed.has(n.device)) this.unsubscribeDevice(n.device, false).catch(failed);
+      if (n.joined && !this.core.subscribed.has(n.device)) this.core.subscribeDevice(n.device, false).catch(failed);
+      if (!n.joined && this.core.subscribed.has(n.device)) this.core.unsubscribeDevice(n.device, false).catch(failed);
       return;
     }
     if (n.kind === 'answer') {
@@ -823,29 +722,15 @@ export class C2Engine {
     }, ms);
   }
 
-  private requireJoined(id: bigint): DeviceRecord {
-    const d = this.host.registry.device(id);
-    if (d === null) throw new C2Error('unknown_device', `device ${idHex16(id)} is not registered`);
-    if (d.state !== 'joined') throw new C2Error('not_joined', `device ${idHex16(id)} is ${d.state}, not joined`);
-    return d;
+  /** What follows a join this engine accepted: an ID request when the options say so (errors are logged). */
+  private afterJoin(id: bigint): void {
+    if (this.options.identifyOnJoin === true) {
+      this.requestId(id).catch((e: unknown) => this.host.log('warn', 'identify_failed', { device: idHex16(id), why: String(e) }));
+    }
   }
 
   private runnable(): void {
     if (this.state !== 'started') throw new C2Error('stopped', 'the engine is not running');
-  }
-
-  private now(): number {
-    return this.host.clock.now();
-  }
-
-  private emit(e: C2Event): void {
-    for (const l of this.listeners) {
-      try {
-        l(e);
-      } catch (err) {
-        this.host.log('warn', 'listener_threw', { event: e.type, why: String(err) });
-      }
-    }
   }
 
   /** Runs a handler, counting it for idle() and logging anything it throws. */

@@ -4,7 +4,9 @@
  *   registry.ts         the Registry interface (devices, sequence IDs, updates, audit log); synchronous, durable
  *   memory-registry.ts  the in-memory Registry
  *   host.ts             C2Host (transport, registry, crypto, random, clock, log, serverId, privateKey), C2Options
- *   engine.ts           C2Engine: lifecycle, commands, the receive dispatch, sending
+ *   engine.ts           C2Engine: lifecycle, commands, the receive dispatch
+ *   core.ts             EngineCore: the way out shared by the engine and its flows (sending with sequence ID
+ *                       and audit, subscriptions, events)
  *   receive.ts          the receive pipeline (steps shared with the device: modules/srup/session.ts) and the
  *                       permission table
  *   join.ts             simple, human-moderated, observed joins and the join command

@@ -85,12 +85,12 @@ export class JoinFlows {
     this.timers.disarmAll();
   }
 
-  /** A join request of any kind that passed the receive pipeline. */
+  /** A join request of any kind that passed the receive pipeline. Resolves true when the device joined. */
   async onRequest(
     m: MessageOf<'join_request'> | MessageOf<'human_join_request'> | MessageOf<'observed_join_request'>,
     kind: Exclude<JoinKind, 'command'>,
     observer: bigint | null,
-  ): Promise<void> {
+  ): Promise<boolean> {
     const { core } = this;
     const device = m.senderId;
     core.setDeviceState(device, 'pending', { ...CLEAR, joinKind: kind, joinToken: m.token, observerId: observer });
@@ -102,20 +102,26 @@ export class JoinFlows {
     if (kind === 'simple') {
       const hook = core.options.onJoinRequest;
       const decision = await this.decide<JoinDecision>(JOIN_DECISIONS, hook ? () => hook(info) : () => 'accept');
-      if (!this.current(device, m.token) || decision === 'defer') return;
+      if (!this.current(device, m.token) || decision === 'defer') return false;
       return this.answer(device, statusOf(decision));
     }
 
     const hook = core.options.onChallengeRequest;
     const decision = await this.decide<ChallengeDecision>(CHALLENGE_DECISIONS, hook ? () => hook(info) : () => 'challenge');
-    if (!this.current(device, m.token)) return;
+    if (!this.current(device, m.token)) return false;
     if (decision !== 'challenge') return this.answer(device, statusOf(decision));
-    if (kind === 'human') return this.sendHumanChallenge(device);
+    if (kind === 'human') {
+      await this.sendHumanChallenge(device);
+      return false;
+    }
     return this.sendObservation(device, observer as bigint);
   }
 
-  /** A response 0x60 / 0x6E / 0x6F from a joined device: the verdict of the observer of some pending join. */
-  async onObservation(m: MessageOf<'response'>): Promise<void> {
+  /**
+   * A response 0x60 / 0x6E / 0x6F from a joined device: the verdict of the observer of some pending join.
+   * Resolves with that device when it joined, else null.
+   */
+  async onObservation(m: MessageOf<'response'>): Promise<bigint | null> {
     const { core } = this;
     const observer = m.senderId;
     const status = m.fields.status;
@@ -124,7 +130,7 @@ export class JoinFlows {
       .find((x) => x.observerId === observer && x.observationToken !== null && equal(x.observationToken, m.token));
     if (d === undefined) {
       core.host.log('warn', 'unmatched_observation', { observer: idHex16(observer), token: toHex(m.token) });
-      return;
+      return null;
     }
     const device = d.id;
     const joinToken = d.joinToken as Uint8Array;
@@ -135,12 +141,15 @@ export class JoinFlows {
     const byDefault: JoinDecision =
       status === Status.OBSERVED_JOIN_VALID ? 'accept' : status === Status.OBSERVED_JOIN_INVALID ? 'refuse' : 'fail';
     const decision = await this.decide<JoinDecision>(JOIN_DECISIONS, hook ? () => hook({ device, observer, status }) : () => byDefault);
-    if (!this.current(device, joinToken) || decision === 'defer') return;
-    return this.answer(device, statusOf(decision));
+    if (!this.current(device, joinToken) || decision === 'defer') return null;
+    return (await this.answer(device, statusOf(decision))) ? device : null;
   }
 
-  /** Answers the pending join of `id` with 0x50 / 0x5E / 0x5F and the pending token. */
-  async answer(id: bigint, status: number): Promise<void> {
+  /**
+   * Answers the pending join of `id` with 0x50 / 0x5E / 0x5F and the pending token. Resolves true when the device
+   * joined (the engine then does what follows a join: C2Options.identifyOnJoin).
+   */
+  async answer(id: bigint, status: number): Promise<boolean> {
     const { core } = this;
     const d = core.host.registry.device(id);
     if (d === null) throw new C2Error('unknown_device', `device ${idHex16(id)} is not registered`);
@@ -164,8 +173,7 @@ export class JoinFlows {
       await core.send('response', id, token, { status });
       core.host.log('info', 'joined', { device: idHex16(id), kind });
       core.emit({ type: 'joined', device: id, kind: kind ?? 'simple' });
-      core.afterJoin(id);
-      return;
+      return true;
     }
     const refused = status === Status.JOIN_REFUSED;
     core.setDeviceState(id, refused ? 'refused' : 'failed', CLEAR);
@@ -175,6 +183,7 @@ export class JoinFlows {
     core.host.log('info', refused ? 'join_refused' : 'join_failed', { device: idHex16(id), kind });
     core.emit(refused ? { type: 'join_refused', device: id, kind } : { type: 'join_failed', device: id, kind });
     await sent;
+    return false;
   }
 
   /** join_command 0x0A naming `id`, from this server. */
@@ -215,7 +224,8 @@ export class JoinFlows {
     await sent;
   }
 
-  private async sendObservation(device: bigint, observer: bigint): Promise<void> {
+  /** Resolves true when the device joined (a bad observer fails the join: false). */
+  private async sendObservation(device: bigint, observer: bigint): Promise<boolean> {
     const { core } = this;
     const { crypto, random, registry } = core.host;
     const o = registry.device(observer);
@@ -242,6 +252,7 @@ export class JoinFlows {
     core.emit({ type: 'challenge', device, kind: 'observed', challenge: challengeOf(secret) });
     core.emit({ type: 'observation_requested', device, observer });
     await Promise.all(sent);
+    return false;
   }
 
   /** True while `token` is still the pending join token of `device` (no newer request, no answer yet). */

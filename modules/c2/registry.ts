@@ -145,7 +145,7 @@ export interface AuditEntry {
   /** Response status byte, when the message is a response. */
   readonly status: number | null;
   /**
-   * The message as it went over the wire: whole up to 1 KiB, else its first 1 KiB (engine.ts AUDIT_MAX_BYTES;
+   * The message as it went over the wire: whole up to 1 KiB, else its first 1 KiB (core.ts AUDIT_MAX_BYTES;
    * header, token, signature and the start of the fields).
    */
   readonly bytes: Uint8Array;

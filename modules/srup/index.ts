@@ -1,7 +1,6 @@
 export * from './schema.js';
 export * from './errors.js';
 export * from './codec.js';
-export * from './sign.js';
 export * from './data.js';
 export * from './bytes.js';
 export * from './topics.js';

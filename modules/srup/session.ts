@@ -1,6 +1,7 @@
 /**
- * The rules both ends of a SRUP conversation follow, device and server alike: what a received message must pass
- * before anyone acts on it, how an outgoing message becomes bytes, and how a new conversation token is made.
+ * The rules both ends of a SRUP conversation follow, device and server alike: how a message is signed and
+ * verified, what a received message must pass before anyone acts on it, how an outgoing message becomes bytes,
+ * and how a new conversation token is made.
  * Each side keeps its own topic check, permission table and logging (modules/agent/agent.ts,
  * modules/c2/receive.ts); the steps themselves live here once.
  *
@@ -20,11 +21,29 @@
 import { CryptoError } from '../../crypto/types.js';
 import type { Crypto, RandomBytes, RsaPrivateKey, RsaPublicKey } from '../../crypto/types.js';
 import { utf8 } from './bytes.js';
-import { encode, peekHeader, tryDecode } from './codec.js';
+import { encode, peekHeader, signedBytes, tryDecode } from './codec.js';
 import type { SrupErrorReason } from './errors.js';
-import type { Message, TypeName, UnsignedMessage, UnsignedOf } from './schema.js';
-import { sign, verify } from './sign.js';
+import type { Message, MessageOf, TypeName, UnsignedMessage, UnsignedOf } from './schema.js';
 import { nextSequenceId } from './topics.js';
+
+// ------------------------------------------------------------------------------------------------ signatures
+
+/**
+ * Signs a message: the result is the same message with its signature. RSASSA-PKCS1-v1_5 / SHA-256 over the
+ * signed bytes (SRUP-WIRE.md §5).
+ */
+export function sign<T extends TypeName>(crypto: Crypto, key: RsaPrivateKey, m: UnsignedOf<T>): MessageOf<T>;
+/** Signs a message whose type is only known at run time. */
+export function sign(crypto: Crypto, key: RsaPrivateKey, m: UnsignedMessage): Message;
+export function sign(crypto: Crypto, key: RsaPrivateKey, m: UnsignedMessage): Message {
+  const signature = crypto.sign(key, signedBytes(m));
+  return { ...m, signature } as Message;
+}
+
+/** True when the message's signature verifies with `key`. Never throws for a well-formed message. */
+export function verify(crypto: Crypto, key: RsaPublicKey, m: Message): boolean {
+  return crypto.verify(key, signedBytes(m), m.signature);
+}
 
 // ------------------------------------------------------------------------------------------------ receiving
 

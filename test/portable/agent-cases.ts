@@ -12,7 +12,7 @@ import { decode, encode } from '../../modules/srup/codec.js';
 import { decodeData } from '../../modules/srup/data.js';
 import type { FieldsOf, Message, TypeName, UnsignedOf } from '../../modules/srup/schema.js';
 import { Status } from '../../modules/srup/schema.js';
-import { sign } from '../../modules/srup/sign.js';
+import { sign } from '../../modules/srup/session.js';
 import { deviceTopic } from '../../modules/srup/topics.js';
 import { FlashKeyStore, FlashSequenceStore } from '../../modules/store/flash-stores.js';
 import { ATTACKER, C2_CLIENT, DEVICE, FlowWorld, OBSERVER, SERVER, type FlowDevice, type FlowKeys } from './flow-world.js';

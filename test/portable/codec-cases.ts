@@ -29,7 +29,7 @@ import {
   TypeName,
   UnsignedMessage,
 } from '../../modules/srup/schema.js';
-import { sign, verify } from '../../modules/srup/sign.js';
+import { sign, verify } from '../../modules/srup/session.js';
 import { Case, bytesEqual, check, deepEqual, equal, fail, show, throwsReason } from './harness.js';
 import { KeyRing, keyRing } from './keyring.js';
 import {

@@ -8,7 +8,7 @@ import { fromHex, toHex, utf8 } from '../../modules/srup/bytes.js';
 import { decode, encode, signedBytes } from '../../modules/srup/codec.js';
 import { decodeData } from '../../modules/srup/data.js';
 import type { Message, UnsignedMessage } from '../../modules/srup/schema.js';
-import { verify } from '../../modules/srup/sign.js';
+import { verify } from '../../modules/srup/session.js';
 import { signMessage } from './codec-cases.js';
 import { Case, bytesEqual, check, deepEqual, equal, fail } from './harness.js';
 import { keyRing } from './keyring.js';

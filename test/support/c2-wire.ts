@@ -17,7 +17,7 @@ import type { RsaPrivateKey } from '../../crypto/types.js';
 import { decode, encode } from '../../modules/srup/codec.js';
 import { utf8 } from '../../modules/srup/bytes.js';
 import type { FieldsOf, Message, MessageOf, TypeName, UnsignedOf } from '../../modules/srup/schema.js';
-import { sign, verify } from '../../modules/srup/sign.js';
+import { sign, verify } from '../../modules/srup/session.js';
 import { deviceTopic } from '../../modules/srup/topics.js';
 import { C2Engine } from '../../modules/c2/engine.js';
 import type { C2Event } from '../../modules/c2/events.js';

@@ -4,7 +4,7 @@ import { CryptoError } from '../../crypto/types.js';
 import { decode, signedBytes } from '../../modules/srup/codec.js';
 import { DATA_KINDS, isDataKind, type DataKind } from '../../modules/srup/data.js';
 import { SrupError } from '../../modules/srup/errors.js';
-import { verify } from '../../modules/srup/sign.js';
+import { verify } from '../../modules/srup/session.js';
 import { UsageError, optBoolean, optString, requireString, type Command } from '../lib/cli.js';
 import { CRYPTO_OPTION, selectCrypto } from '../lib/crypto.js';
 import { loadPrivateKey, loadPublicKey, readBytes } from '../lib/files.js';

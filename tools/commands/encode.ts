@@ -7,7 +7,7 @@ import { encode } from '../../modules/srup/codec.js';
 import { SrupError } from '../../modules/srup/errors.js';
 import { JsonFormError } from '../lib/json.js';
 import { TYPE_NAMES } from '../../modules/srup/schema.js';
-import { sign } from '../../modules/srup/sign.js';
+import { sign } from '../../modules/srup/session.js';
 import { CliError, requireString, wrapList, type Command } from '../lib/cli.js';
 import { CRYPTO_OPTION, selectCrypto } from '../lib/crypto.js';
 import { loadPrivateKey, loadPublicKey, readJsonArg } from '../lib/files.js';
