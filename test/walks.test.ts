@@ -148,7 +148,7 @@ function serverMessage(type: 'action', seq: bigint, fields: MessageOf<'action'>[
 }
 
 describe('the device: one action from MQTT bytes to its answer', () => {
-  test('crosses four files (host ports aside), each stack read from the transport up names no file twice', async () => {
+  test('crosses five files (host ports aside), each stack read from the transport up names no file twice', async () => {
     const walk = new WalkRecorder();
     const transport = new HandTransport(walk);
     const sequences = new RecordingSequences();
@@ -168,6 +168,9 @@ describe('the device: one action from MQTT bytes to its answer', () => {
     const agent = new Agent(host, {
       firmwareName: 'walk',
       firmwareVersion: '1',
+      onEvent: (e) => {
+        if (e.type === 'action') walk.record('listener');
+      },
       actions: {
         7: () => {
           walk.record('action handler');
@@ -191,17 +194,20 @@ describe('the device: one action from MQTT bytes to its answer', () => {
       'crypto.verify',
       'sequences.setLastAccepted',
       'action handler',
+      'listener',
       'sequences.lastAccepted',
       'crypto.sign',
       'sequences.setLastSent',
       'transport.publish',
     ]);
     // The agent drives; the shared steps (modules/srup/session.ts, the only file of the walk that calls the codec
-    // and the crypto), the command handler and the outbox return to it and call nothing back.
+    // and the crypto), the command handler and the outbox return to it and call nothing back; the event goes to
+    // the application's listeners through context.ts.
     expect(walk.files()).toEqual([
       'modules/agent/agent.ts',
       'modules/srup/session.ts',
       'modules/agent/commands.ts',
+      'modules/agent/context.ts',
       'modules/agent/outbox.ts',
     ]);
     expect(walk.stacks.find((s) => s.port === 'transport.publish')?.files).toEqual([

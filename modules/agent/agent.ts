@@ -6,7 +6,8 @@
  *   await agent.join('human');           // 'joined' | 'refused' | 'failed' | 'timeout'
  *
  * This file drives every message from the transport to its answer; the files it calls return values and call
- * nothing back. A command's path (four files beside the host's transport and stores):
+ * nothing back. A command's path (five files beside the host's transport and stores; the events go to the
+ * application through AgentEvents, context.ts):
  *
  *   transport (hosts/*)  -> Agent.onMessage (here: topic, then openMessage and admitMessage in
  *   modules/srup/session.ts, which decode and verify, the same steps as the server's, over what this file read of
@@ -50,7 +51,7 @@ import { deviceTopic } from '../srup/topics.js';
 import * as commands from './commands.js';
 import type { Handled } from './commands.js';
 import type { AgentContext, AgentEvent, AgentOptions, JoinKind, JoinOutcome, Reply } from './context.js';
-import { AgentError } from './context.js';
+import { AgentError, AgentEvents } from './context.js';
 import type { AgentHost, Owe, OwedAnswer } from './host.js';
 import { MAX_OWED_TOKEN } from './host.js';
 import { JoinFlows } from './join.js';
@@ -124,7 +125,7 @@ export class Agent {
   private readonly outbox: Outbox;
   /** The answers owed when start() was called: a previous life's, sent again at the first connection. */
   private owedAtStart: readonly OwedAnswer[] = [];
-  private readonly listeners = new Set<(e: AgentEvent) => void>();
+  private readonly events: AgentEvents;
   private state: 'new' | 'started' | 'closed' = 'new';
   private bootChecked = false;
   private inFlight = 0;
@@ -137,11 +138,12 @@ export class Agent {
     this.host = host;
     this.deviceId = host.keys.deviceId;
     this.topic = deviceTopic(this.deviceId);
-    this.ctx = { host, options, self: this.deviceId, emit: (e) => this.emit(e) };
+    this.events = new AgentEvents(host.log);
+    this.ctx = { host, options, self: this.deviceId, events: this.events };
     this.outbox = new Outbox(host, this.deviceId, host.keys.privateKey, options.queueLimit);
     this.joins = new JoinFlows(this.ctx);
     this.update = new UpdateFlow(this.ctx);
-    if (options.onEvent) this.listeners.add(options.onEvent);
+    if (options.onEvent) this.events.on(options.onEvent);
   }
 
   /** The server this device obeys, or null. */
@@ -164,7 +166,7 @@ export class Agent {
       connected: (sessionPresent) => this.onConnected(sessionPresent),
       disconnected: (reason) => {
         this.host.log('info', 'disconnected', { reason });
-        this.emit({ type: 'disconnected', reason });
+        this.events.emit({ type: 'disconnected', reason });
       },
     });
     this.host.log('info', 'starting', { device: idHex16(this.deviceId) });
@@ -182,8 +184,7 @@ export class Agent {
 
   /** Adds an event listener; returns a function that removes it. */
   on(listener: (e: AgentEvent) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.events.on(listener);
   }
 
   /** Resolves once no received message is being acted on (tests and orderly shutdown). */
@@ -242,7 +243,7 @@ export class Agent {
     const sent = this.send('deregister_request', server, this.newToken(), {});
     this.host.keys.setServerId(null); // first, as for deregister_command (commands.ts)
     this.host.keys.setPeerKey(server, null);
-    this.emit({ type: 'deregistered', server, by: 'device' });
+    this.events.emit({ type: 'deregistered', server, by: 'device' });
     if (!(await sent)) throw new AgentError('publish_failed', 'the broker did not take the deregister request');
   }
 
@@ -251,7 +252,7 @@ export class Agent {
     const server = this.requireServer();
     const sent = this.send('resign_request', server, this.newToken(), {});
     this.host.keys.setServerId(null);
-    this.emit({ type: 'resigned', server });
+    this.events.emit({ type: 'resigned', server });
     if (!(await sent)) throw new AgentError('publish_failed', 'the broker did not take the resign request');
   }
 
@@ -259,7 +260,7 @@ export class Agent {
 
   private onConnected(sessionPresent: boolean): void {
     this.host.log('info', 'connected', { sessionPresent });
-    this.emit({ type: 'connected', sessionPresent });
+    this.events.emit({ type: 'connected', sessionPresent });
     this.host.transport.subscribe(this.topic).catch((e: unknown) => {
       this.host.log('error', 'subscribe_failed', { why: String(e) });
     });
@@ -297,7 +298,7 @@ export class Agent {
         sent = this.send('response', w.peer, w.token, { status }, w.seq);
       }
       log(interrupted ? 'warn' : 'info', 'answer_resent', { kind: w.kind, seq: w.seq.toString(), status, interrupted });
-      this.emit({ type: 'answer_resent', server: w.peer, kind: w.kind, token: w.token, status, interrupted });
+      this.events.emit({ type: 'answer_resent', server: w.peer, kind: w.kind, token: w.token, status, interrupted });
       void sent;
     }
   }
@@ -325,7 +326,7 @@ export class Agent {
     const { keys, sequences, log } = this.host;
     if (topic !== this.topic) {
       log('warn', 'rejected', { reason: 'wrong_topic', topic });
-      this.emit({ type: 'rejected', reason: 'wrong_topic' });
+      this.events.emit({ type: 'rejected', reason: 'wrong_topic' });
       return null;
     }
     const o = openMessage(this.deviceId, payload);
@@ -340,14 +341,14 @@ export class Agent {
       if (a.reason !== null) {
         // A replay is almost always the broker delivering again what was taken just before a restart: info.
         log(a.reason === 'replay' ? 'info' : 'warn', 'rejected', { reason: a.reason, ...(a.message === null ? {} : about(a.message)), ...a.detail });
-        this.emit({ type: 'rejected', reason: a.reason });
+        this.events.emit({ type: 'rejected', reason: a.reason });
       }
       return null;
     }
     const problem = this.permissionProblem(a.message);
     if (problem !== null) {
       log('warn', 'rejected', { reason: 'not_permitted', ...about(a.message), why: problem });
-      this.emit({ type: 'rejected', reason: 'not_permitted' });
+      this.events.emit({ type: 'rejected', reason: 'not_permitted' });
       return null;
     }
     // A command that is answered is owed its answer from here on, in the same durable change as its counter.
@@ -405,7 +406,7 @@ export class Agent {
       case 'data': {
         const h = commands.onData(ctx, m);
         if (h.event !== null && h.event.type === 'data') {
-          this.emit(h.event);
+          this.events.emit(h.event);
           commands.deliverData(ctx, h.event.dataId, m.fields.data);
         }
         return;
@@ -437,7 +438,7 @@ export class Agent {
 
   /** What a command handler returned: its event, then its answer. */
   private async apply(h: Handled): Promise<void> {
-    if (h.event !== null) this.emit(h.event);
+    if (h.event !== null) this.events.emit(h.event);
     await this.sendReply(h.reply);
   }
 
@@ -484,16 +485,6 @@ export class Agent {
       answer = { seq: answering, status: type === 'response' ? (fields as FieldsOf<'response'>).status : 0 };
     }
     return this.outbox.send(type, peer, token, fields, answer);
-  }
-
-  private emit(e: AgentEvent): void {
-    for (const l of this.listeners) {
-      try {
-        l(e);
-      } catch (err) {
-        this.host.log('warn', 'listener_threw', { event: e.type, why: String(err) });
-      }
-    }
   }
 
   private requireServer(): bigint {

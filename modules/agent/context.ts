@@ -1,6 +1,6 @@
 /**
- * What the agent's flows (join.ts, update.ts, commands.ts) share with the Agent: the host, the options, the
- * events, and the shape of a message a flow asks the agent to send (Reply). Also the agent's error type; the
+ * What the agent's flows (join.ts, update.ts, commands.ts) share with the Agent: the host, the options, where
+ * events go (AgentEvents), and the shape of a message a flow asks the agent to send (Reply). Also the agent's error type; the
  * token generator comes from modules/srup/session.ts, shared with the server.
  *
  * No flow sends: a flow returns the message its step answers with (a Reply, a value), and the Agent, which
@@ -8,7 +8,7 @@
  */
 import type { FieldsOf, TypeName } from '../srup/schema.js';
 import type { AdmissionReason } from '../srup/session.js';
-import type { AgentHost, OwedKind } from './host.js';
+import type { AgentHost, Log, OwedKind } from './host.js';
 
 // ------------------------------------------------------------------------------------------------ options
 
@@ -116,13 +116,40 @@ export type Reply = {
   };
 }[TypeName];
 
+/**
+ * Where the agent's events go: the application's listeners. The Agent and its long-running flows report through
+ * it, so that a flow's events go down to the listeners, never back up through the Agent.
+ */
+export class AgentEvents {
+  private readonly listeners = new Set<(e: AgentEvent) => void>();
+
+  constructor(private readonly log: Log) {}
+
+  /** Adds a listener; returns a function that removes it. */
+  on(listener: (e: AgentEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Tells every listener; a listener that throws is logged and the others still hear it. */
+  emit(e: AgentEvent): void {
+    for (const l of this.listeners) {
+      try {
+        l(e);
+      } catch (err) {
+        this.log('warn', 'listener_threw', { event: e.type, why: String(err) });
+      }
+    }
+  }
+}
+
 /** The agent as its long-running flows (join.ts, update.ts) see it: they report progress as events. */
 export interface AgentContext {
   readonly host: AgentHost;
   readonly options: AgentOptions;
   /** This device's id (host.keys.deviceId). */
   readonly self: bigint;
-  emit(event: AgentEvent): void;
+  readonly events: AgentEvents;
 }
 
 /** The token generator, shared with the server side (modules/srup/session.ts). */

@@ -70,7 +70,7 @@ export class JoinFlows {
       }, this.ctx.options.joinTimeoutMs ?? DEFAULT_JOIN_TIMEOUT);
       this.pending = p;
     });
-    this.ctx.emit({ type: 'join_requested', kind, server });
+    this.ctx.events.emit({ type: 'join_requested', kind, server });
     const request: Reply =
       kind === 'simple'
         ? { type: 'join_request', peer: server, token, fields: {} }
@@ -107,7 +107,7 @@ export class JoinFlows {
     } finally {
       secret.fill(0); // the one-time value does not outlive its display, whatever the presenter did
     }
-    this.ctx.emit({ type: 'challenge_shown', server: p.server, kind: p.kind === 'human' ? 'human' : 'observed' });
+    this.ctx.events.emit({ type: 'challenge_shown', server: p.server, kind: p.kind === 'human' ? 'human' : 'observed' });
   }
 
   /** A response 0x02 from the server we asked: the join result. */
@@ -126,7 +126,7 @@ export class JoinFlows {
   /** join_command naming this device from a trusted peer (checked by the pipeline): the sender is the server. */
   onJoinCommand(m: MessageOf<'join_command'>): void {
     this.ctx.host.keys.setServerId(m.senderId);
-    this.ctx.emit({ type: 'joined', server: m.senderId, via: 'join_command' });
+    this.ctx.events.emit({ type: 'joined', server: m.senderId, via: 'join_command' });
   }
 
   /**
@@ -154,7 +154,7 @@ export class JoinFlows {
     } else if (options.observe === undefined) {
       host.log('warn', 'no_observe_hook', { joining: idHex16(joining) });
     }
-    this.ctx.emit({ type: 'observation', server: m.senderId, joiningDevice: joining, status });
+    this.ctx.events.emit({ type: 'observation', server: m.senderId, joiningDevice: joining, status });
     return { type: 'response', peer: m.senderId, token: m.token, fields: { status } };
   }
 
@@ -205,7 +205,7 @@ export class JoinFlows {
         } catch (e) {
           host.log('warn', 'clear_challenge_failed', { why: String(e) });
         }
-        this.ctx.emit({ type: 'challenge_cleared', server: p.server });
+        this.ctx.events.emit({ type: 'challenge_cleared', server: p.server });
       }
       if (outcome === 'joined') {
         try {
@@ -217,11 +217,11 @@ export class JoinFlows {
         }
       }
       if (outcome === 'joined') {
-        this.ctx.emit({ type: 'joined', server: p.server, via: p.kind });
+        this.ctx.events.emit({ type: 'joined', server: p.server, via: p.kind });
       } else if (outcome === 'refused') {
-        this.ctx.emit({ type: 'join_refused', server: p.server, kind: p.kind });
+        this.ctx.events.emit({ type: 'join_refused', server: p.server, kind: p.kind });
       } else {
-        this.ctx.emit({ type: 'join_failed', server: p.server, kind: p.kind, reason: why ?? (outcome === 'timeout' ? 'timeout' : 'failed') });
+        this.ctx.events.emit({ type: 'join_failed', server: p.server, kind: p.kind, reason: why ?? (outcome === 'timeout' ? 'timeout' : 'failed') });
       }
     } finally {
       p.resolve(outcome);

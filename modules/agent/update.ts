@@ -63,7 +63,7 @@ export class UpdateFlow {
     const answer = (status: number, why: string): Reply => {
       if (status !== Status.UPDATE_SUCCESS) {
         this.ctx.host.log('warn', 'update_failed', { status, why, server: idHex16(server) });
-        this.ctx.emit({ type: 'update_failed', server, status });
+        this.ctx.events.emit({ type: 'update_failed', server, status });
       }
       return { type: 'response', peer: server, token: m.token, fields: { status }, answering: m.sequenceId };
     };
@@ -86,7 +86,7 @@ export class UpdateFlow {
     try {
       // The inactive slot is about to be erased: a staged update there is gone.
       if (host.sequences.pendingUpdate()?.state === 'staged') host.sequences.setPendingUpdate(null);
-      this.ctx.emit({ type: 'update_started', server, url });
+      this.ctx.events.emit({ type: 'update_started', server, url });
       let result: DownloadResult;
       const hash = host.crypto.sha256Stream();
       try {
@@ -128,7 +128,7 @@ export class UpdateFlow {
         this.abort();
         return answer(Status.UPDATE_FAIL_FILE, `persist: ${String(e)}`);
       }
-      this.ctx.emit({ type: 'update_staged', server, token: m.token });
+      this.ctx.events.emit({ type: 'update_staged', server, token: m.token });
       return answer(Status.UPDATE_SUCCESS, 'staged');
     } finally {
       if (live()) this.downloading = null;
@@ -142,11 +142,11 @@ export class UpdateFlow {
     const refusal: Reply = { type: 'response', peer: m.senderId, token: m.token, fields: { status: Status.ACTIVATE_FAIL } };
     if (p === null || p.state !== 'staged' || p.server !== m.senderId || !equal(p.token, m.token)) {
       host.log('warn', 'activate_refused', { server: idHex16(m.senderId), staged: p !== null && p.state === 'staged' });
-      this.ctx.emit({ type: 'activate_refused', server: m.senderId });
+      this.ctx.events.emit({ type: 'activate_refused', server: m.senderId });
       return refusal;
     }
     host.sequences.setPendingUpdate({ server: p.server, token: p.token, state: 'activating' });
-    this.ctx.emit({ type: 'update_activating', server: p.server, token: p.token });
+    this.ctx.events.emit({ type: 'update_activating', server: p.server, token: p.token });
     try {
       host.updater.activate(); // on a device this restarts and never returns
     } catch (e) {
@@ -172,10 +172,10 @@ export class UpdateFlow {
       }
     }
     host.sequences.setPendingUpdate(null);
-    if (confirmed) this.ctx.emit({ type: 'update_confirmed', server: p.server, token: p.token });
+    if (confirmed) this.ctx.events.emit({ type: 'update_confirmed', server: p.server, token: p.token });
     else {
       host.log('warn', 'update_not_confirmed', { bootState: state });
-      this.ctx.emit({ type: 'update_not_confirmed', server: p.server, token: p.token, bootState: state });
+      this.ctx.events.emit({ type: 'update_not_confirmed', server: p.server, token: p.token, bootState: state });
     }
     return { type: 'response', peer: p.server, token: p.token, fields: { status: confirmed ? Status.ACTIVATE_SUCCESS : Status.ACTIVATE_FAIL } };
   }
