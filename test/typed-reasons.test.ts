@@ -1,7 +1,8 @@
 /**
  * Typed reasons everywhere: every refusal names its reason from a closed list (checked by the type checker as
  * part of `npm test`), every byte input of the protocol layer refuses a non-Uint8Array as 'not_bytes', and the
- * core throws its layer's typed error (SrupError, CryptoError, C2Error), never a plain Error / RangeError.
+ * core throws its layer's typed error (SrupError, CryptoError, C2Error), never a plain Error / RangeError; the
+ * console's errors carry a code, and the HTTP server alone turns codes into statuses.
  */
 import type { AgentEvent, RejectionReason } from '../modules/agent/agent.js';
 import type { DeviceEvent } from '../modules/device/device.js';
@@ -14,6 +15,10 @@ import { encode } from '../modules/srup/codec.js';
 import { decodeData, encodeData } from '../modules/srup/data.js';
 import type { Message } from '../modules/srup/schema.js';
 import { conversationToken } from '../modules/srup/session.js';
+import { AppError } from '../tools/c2/api.js';
+import { CampaignError } from '../tools/c2/campaigns.js';
+import { errorStatus } from '../tools/c2/http.js';
+import { StoreError } from '../tools/c2/store.js';
 
 const reason = (fn: () => unknown) => {
   try {
@@ -60,4 +65,18 @@ test('the core throws its layer\'s typed error', () => {
   expect(reason(() => conversationToken(() => new Uint8Array(15)))).toBe('CryptoError bad_random');
   expect(reason(() => joinSecret(() => new Uint8Array(3)))).toBe('CryptoError bad_random');
   expect(reason(() => ascii('é'))).toBe('C2Error bad_argument');
+});
+
+test('console errors carry a typed code, not an HTTP status; the HTTP server maps codes to statuses in one table', () => {
+  const errors = [
+    new AppError('bad_argument', 'x'),
+    new AppError('unknown_device', 'x'),
+    new CampaignError('unknown_campaign', 'x'),
+    new CampaignError('not_retryable', 'x'),
+    new CampaignError('image_too_large', 'x'),
+    new CampaignError('image_fetch_timeout', 'x'),
+  ];
+  for (const e of errors) expect(Object.keys(e)).not.toContain('status');
+  expect(errors.map((e) => errorStatus(e.code))).toEqual([400, 404, 404, 409, 413, 504]);
+  expect([errorStatus(new StoreError('unknown_target', 'x').reason), errorStatus('join_expired'), errorStatus('stopped')]).toEqual([404, 409, 503]);
 });

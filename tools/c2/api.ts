@@ -12,12 +12,17 @@ import { hexToId } from '../../hosts/node/durable.js';
 import type { Auth } from './auth.js';
 import type { Campaigns } from './campaigns.js';
 
+/** Why the console application refused a request; the HTTP server (http.ts) maps each code to its status. */
+export type AppErrorCode =
+  | 'bad_argument' // a value the request may not carry (an id, a key, a profile, a data kind...)
+  | 'unknown_device'; // no such device in the registry
+
 export class AppError extends Error {
-  readonly status: number;
-  constructor(status: number, message: string) {
+  readonly code: AppErrorCode;
+  constructor(code: AppErrorCode, message: string) {
     super(message);
     this.name = 'AppError';
-    this.status = status;
+    this.code = code;
   }
 }
 
@@ -28,7 +33,7 @@ export type AppEvent =
 
 export function parseDeviceId(s: unknown): bigint {
   const id = hexToId(s);
-  if (id === null) throw new AppError(400, `not a device id (1 to 16 hex digits): ${String(s)}`);
+  if (id === null) throw new AppError('bad_argument', `not a device id (1 to 16 hex digits): ${String(s)}`);
   return id;
 }
 

@@ -486,7 +486,7 @@ export class C2App implements ConsoleApp {
 
   device(id: bigint): DeviceView & { audit: Record<string, unknown>[]; updates: Record<string, unknown>[]; data: DataView[] } {
     const d = this.registry.device(id);
-    if (d === null) throw new AppError(404, `device ${idToHex(id)} is not registered`);
+    if (d === null) throw new AppError('unknown_device', `device ${idToHex(id)} is not registered`);
     const audit = this.registry.latestAudit(20, id).map((a) => ({
       seq: a.seq,
       at: a.at,
@@ -561,11 +561,11 @@ export class C2App implements ConsoleApp {
     try {
       publicKey = typeof key === 'string' ? parsePublicKeyPem(key) : key;
     } catch (e) {
-      throw new AppError(400, `not a usable RSA public key: ${(e as Error).message}`);
+      throw new AppError('bad_argument', `not a usable RSA public key: ${(e as Error).message}`);
     }
     const palette = opts.palette ?? this.store.deviceSettings(id).palette;
-    if (!(palette in PALETTES)) throw new AppError(400, `palette must be one of ${Object.keys(PALETTES).join(', ')}`);
-    if (opts.profile !== undefined && !isDeviceProfile(opts.profile)) throw new AppError(400, `profile must be srup or reference`);
+    if (!(palette in PALETTES)) throw new AppError('bad_argument', `palette must be one of ${Object.keys(PALETTES).join(', ')}`);
+    if (opts.profile !== undefined && !isDeviceProfile(opts.profile)) throw new AppError('bad_argument', `profile must be srup or reference`);
     const rec = this.engine.provision(id, publicKey, { profile: opts.profile });
     const label = opts.label === undefined ? this.store.deviceSettings(id).label : opts.label;
     this.store.setDeviceSettings(id, { palette, label: label === null ? null : String(label).slice(0, 100) || null });
@@ -593,7 +593,7 @@ export class C2App implements ConsoleApp {
 
   /** Changes what the server expects of a device ('srup' or 'reference') without registering it again. */
   setProfile(id: bigint, profile: unknown): DeviceView {
-    if (!isDeviceProfile(profile)) throw new AppError(400, 'profile must be srup or reference');
+    if (!isDeviceProfile(profile)) throw new AppError('bad_argument', 'profile must be srup or reference');
     const rec = this.engine.setProfile(id, profile);
     this.emit({ kind: 'devices' });
     return this.deviceView(rec);
@@ -604,23 +604,23 @@ export class C2App implements ConsoleApp {
   }
 
   async sendData(id: bigint, dataId: string, kind: string, value: unknown): Promise<void> {
-    if (typeof dataId !== 'string' || dataId.length === 0) throw new AppError(400, 'dataId is required');
-    if (!isDataKind(kind)) throw new AppError(400, `kind must be a data kind such as string, int32, double, bytes`);
+    if (typeof dataId !== 'string' || dataId.length === 0) throw new AppError('bad_argument', 'dataId is required');
+    if (!isDataKind(kind)) throw new AppError('bad_argument', `kind must be a data kind such as string, int32, double, bytes`);
     let v: DataValue<DataKind>;
     if (kind === 'string') v = String(value);
     else if (kind === 'bytes') {
-      if (typeof value !== 'string' || !/^([0-9a-fA-F]{2})*$/.test(value)) throw new AppError(400, 'bytes are given as hex');
+      if (typeof value !== 'string' || !/^([0-9a-fA-F]{2})*$/.test(value)) throw new AppError('bad_argument', 'bytes are given as hex');
       v = Uint8Array.from(Buffer.from(value, 'hex'));
     } else if (kind === 'uint64' || kind === 'int64') {
       try {
         v = BigInt(value as string);
       } catch {
-        throw new AppError(400, `${String(value)} is not an integer`);
+        throw new AppError('bad_argument', `${String(value)} is not an integer`);
       }
     } else {
       const n = Number(value);
-      if (typeof value === 'string' && value.trim() === '') throw new AppError(400, 'value is required');
-      if (!Number.isFinite(n)) throw new AppError(400, `${String(value)} is not a number`);
+      if (typeof value === 'string' && value.trim() === '') throw new AppError('bad_argument', 'value is required');
+      if (!Number.isFinite(n)) throw new AppError('bad_argument', `${String(value)} is not a number`);
       v = n;
     }
     await this.engine.sendData(id, dataId, kind, v as never);

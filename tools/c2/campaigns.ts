@@ -60,12 +60,25 @@ function targetDone(state: TargetView['state']): boolean {
   return state === 'confirmed' || state === 'activated';
 }
 
+/** Why a campaign request was refused; the HTTP server (http.ts) maps each code to its status. */
+export type CampaignErrorCode =
+  | 'bad_argument' // a value the request may not carry (no devices, a device twice, a bad URL or digest...)
+  | 'unknown_device' // a device that is not registered
+  | 'not_joined' // a device that is not joined
+  | 'unknown_image' // no uploaded image with that name
+  | 'unknown_campaign'
+  | 'unknown_target' // a device that is not in the campaign
+  | 'not_retryable' // only failed devices are retried
+  | 'image_too_large'
+  | 'image_fetch_failed' // the image URL could not be fetched, or answered an HTTP error
+  | 'image_fetch_timeout'; // the image URL did not answer
+
 export class CampaignError extends Error {
-  readonly status: number;
-  constructor(status: number, message: string) {
+  readonly code: CampaignErrorCode;
+  constructor(code: CampaignErrorCode, message: string) {
     super(message);
     this.name = 'CampaignError';
-    this.status = status;
+    this.code = code;
   }
 }
 
@@ -101,7 +114,7 @@ export async function storeStream(body: Readable, dir: string, max = MAX_IMAGE_B
           tooLarge = true;
           out.removeAllListeners('drain');
           body.resume();
-          reject(new CampaignError(413, `the image is larger than ${max} bytes`));
+          reject(new CampaignError('image_too_large', `the image is larger than ${max} bytes`));
           return;
         }
         hash.update(chunk);
@@ -138,9 +151,9 @@ function checkImageUrl(url: string): void {
   try {
     u = new URL(url);
   } catch {
-    throw new CampaignError(400, `not a URL: ${url}`);
+    throw new CampaignError('bad_argument', `not a URL: ${url}`);
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new CampaignError(400, 'the image URL must be http:// or https://');
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new CampaignError('bad_argument', 'the image URL must be http:// or https://');
 }
 
 /** SHA-256 and size of what `url` serves (for campaigns that name an image hosted elsewhere). */
@@ -150,11 +163,11 @@ export function digestOfUrl(url: string, redirects = 5): Promise<{ digest: strin
     try {
       u = new URL(url);
     } catch {
-      reject(new CampaignError(400, `not a URL: ${url}`));
+      reject(new CampaignError('bad_argument', `not a URL: ${url}`));
       return;
     }
     if (u.protocol !== 'http:' && u.protocol !== 'https:') {
-      reject(new CampaignError(400, 'the image URL must be http:// or https://'));
+      reject(new CampaignError('bad_argument', 'the image URL must be http:// or https://'));
       return;
     }
     const get = u.protocol === 'https:' ? https.get : http.get;
@@ -167,7 +180,7 @@ export function digestOfUrl(url: string, redirects = 5): Promise<{ digest: strin
       }
       if (code < 200 || code >= 300) {
         res.resume();
-        reject(new CampaignError(502, `${url} answered HTTP ${code}`));
+        reject(new CampaignError('image_fetch_failed', `${url} answered HTTP ${code}`));
         return;
       }
       const hash = createHash('sha256');
@@ -175,7 +188,7 @@ export function digestOfUrl(url: string, redirects = 5): Promise<{ digest: strin
       res.on('data', (c: Buffer) => {
         size += c.length;
         if (size > MAX_IMAGE_BYTES) {
-          req.destroy(new CampaignError(413, 'the image is too large'));
+          req.destroy(new CampaignError('image_too_large', 'the image is too large'));
           return;
         }
         hash.update(c);
@@ -183,8 +196,8 @@ export function digestOfUrl(url: string, redirects = 5): Promise<{ digest: strin
       res.on('end', () => resolve({ digest: hash.digest('hex'), size }));
       res.on('error', reject);
     });
-    req.setTimeout(30000, () => req.destroy(new CampaignError(504, `${url} did not answer`)));
-    req.on('error', (e) => reject(e instanceof CampaignError ? e : new CampaignError(502, `cannot fetch ${url}: ${e.message}`)));
+    req.setTimeout(30000, () => req.destroy(new CampaignError('image_fetch_timeout', `${url} did not answer`)));
+    req.on('error', (e) => reject(e instanceof CampaignError ? e : new CampaignError('image_fetch_failed', `cannot fetch ${url}: ${e.message}`)));
   });
 }
 
@@ -219,12 +232,12 @@ export class Campaigns {
   /** Creates a campaign and sends the initiates. Exactly one of `file` (an uploaded image) or `url` is given. */
   async create(req: { name?: string; file?: string; url?: string; digest?: string; devices: bigint[]; autoActivate?: boolean }): Promise<CampaignView> {
     const { registry, store } = this.d;
-    if (req.devices.length === 0) throw new CampaignError(400, 'choose at least one device');
-    if (new Set(req.devices).size !== req.devices.length) throw new CampaignError(400, 'a device is listed twice');
+    if (req.devices.length === 0) throw new CampaignError('bad_argument', 'choose at least one device');
+    if (new Set(req.devices).size !== req.devices.length) throw new CampaignError('bad_argument', 'a device is listed twice');
     for (const id of req.devices) {
       const dev = registry.device(id);
-      if (dev === null) throw new CampaignError(404, `device ${idToHex(id)} is not registered`);
-      if (dev.state !== 'joined') throw new CampaignError(409, `device ${idToHex(id)} is ${dev.state}, not joined`);
+      if (dev === null) throw new CampaignError('unknown_device', `device ${idToHex(id)} is not registered`);
+      if (dev.state !== 'joined') throw new CampaignError('not_joined', `device ${idToHex(id)} is ${dev.state}, not joined`);
     }
     let url: string;
     let digest: string;
@@ -232,7 +245,7 @@ export class Campaigns {
     let file: string | null = null;
     if (req.file !== undefined && req.url === undefined) {
       if (!/^[0-9a-f]{64}\.bin$/.test(req.file) || !fs.existsSync(path.join(this.d.imagesDir, req.file))) {
-        throw new CampaignError(404, 'no uploaded image with that name');
+        throw new CampaignError('unknown_image', 'no uploaded image with that name');
       }
       file = req.file;
       digest = req.file.slice(0, 64);
@@ -242,7 +255,7 @@ export class Campaigns {
       url = req.url;
       checkImageUrl(url);
       if (req.digest !== undefined) {
-        if (!/^[0-9a-fA-F]{64}$/.test(req.digest)) throw new CampaignError(400, 'digest must be 64 hex digits');
+        if (!/^[0-9a-fA-F]{64}$/.test(req.digest)) throw new CampaignError('bad_argument', 'digest must be 64 hex digits');
         digest = req.digest.toLowerCase();
         size = null;
       } else {
@@ -251,7 +264,7 @@ export class Campaigns {
         size = got.size;
       }
     } else {
-      throw new CampaignError(400, 'give either an uploaded image or a URL');
+      throw new CampaignError('bad_argument', 'give either an uploaded image or a URL');
     }
     const name = (req.name ?? '').trim() || (file !== null ? `image ${digest.slice(0, 12)}` : url);
     const c = store.addCampaign(
@@ -272,11 +285,11 @@ export class Campaigns {
   activate(campaign: number, devices?: bigint[]): number {
     const { registry, store } = this.d;
     const c = store.campaign(campaign);
-    if (c === null) throw new CampaignError(404, `no campaign ${campaign}`);
+    if (c === null) throw new CampaignError('unknown_campaign', `no campaign ${campaign}`);
     const targets = store.targets(campaign);
     const chosen = devices === undefined ? targets : devices.map((id) => {
       const t = targets.find((x) => x.device === id);
-      if (t === undefined) throw new CampaignError(404, `device ${idToHex(id)} is not in campaign ${campaign}`);
+      if (t === undefined) throw new CampaignError('unknown_target', `device ${idToHex(id)} is not in campaign ${campaign}`);
       return t;
     });
     let sent = 0;
@@ -299,7 +312,7 @@ export class Campaigns {
   retry(campaign: number, devices?: bigint[]): number {
     const { registry, store } = this.d;
     const c = store.campaign(campaign);
-    if (c === null) throw new CampaignError(404, `no campaign ${campaign}`);
+    if (c === null) throw new CampaignError('unknown_campaign', `no campaign ${campaign}`);
     const views = new Map(store.targets(campaign).map((t) => [t.device, this.targetView(t)]));
     const chosen = devices ?? [...views.keys()].filter((id) => {
       const v = views.get(id)!;
@@ -307,8 +320,8 @@ export class Campaigns {
     });
     for (const id of chosen) {
       const v = views.get(id);
-      if (v === undefined) throw new CampaignError(404, `device ${idToHex(id)} is not in campaign ${campaign}`);
-      if (v.state !== 'failed' && v.state !== 'error') throw new CampaignError(409, `device ${idToHex(id)} is ${v.state}; only failed devices are retried`);
+      if (v === undefined) throw new CampaignError('unknown_target', `device ${idToHex(id)} is not in campaign ${campaign}`);
+      if (v.state !== 'failed' && v.state !== 'error') throw new CampaignError('not_retryable', `device ${idToHex(id)} is ${v.state}; only failed devices are retried`);
     }
     for (const id of chosen) this.initiate(c, id);
     this.d.changed(campaign);

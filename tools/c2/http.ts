@@ -14,12 +14,18 @@ import path from 'node:path';
 import { isC2Error, type C2ErrorReason } from '../../modules/c2/errors.js';
 import { isDeviceProfile } from '../../modules/c2/registry.js';
 import { idToHex } from '../../hosts/node/durable.js';
-import { AppError, parseDeviceId, type AppEvent, type ConsoleApp } from './api.js';
+import { AppError, parseDeviceId, type AppErrorCode, type AppEvent, type ConsoleApp } from './api.js';
 import { SESSION_COOKIE, safeEqual, sha256Hex, type TokenCheck } from './auth.js';
-import { CampaignError, MAX_IMAGE_BYTES, storeStream } from './campaigns.js';
+import { CampaignError, MAX_IMAGE_BYTES, storeStream, type CampaignErrorCode } from './campaigns.js';
+import { StoreError, type StoreErrorReason } from './store.js';
 import { consoleAsset } from './assets.js';
 
-const C2_STATUS: Record<C2ErrorReason, number> = {
+/**
+ * The one place where a refusal becomes an HTTP status: every code of the engine (C2Error), the application
+ * (AppError), campaigns (CampaignError) and the console's store (StoreError). The errors themselves carry no
+ * HTTP status.
+ */
+const ERROR_STATUS: Record<C2ErrorReason | AppErrorCode | CampaignErrorCode | StoreErrorReason, number> = {
   unknown_device: 404,
   not_joined: 409,
   no_pending_join: 409,
@@ -33,7 +39,19 @@ const C2_STATUS: Record<C2ErrorReason, number> = {
   stopped: 503,
   publish_failed: 502,
   already_accepted: 409,
+  unknown_image: 404,
+  unknown_campaign: 404,
+  unknown_target: 404,
+  not_retryable: 409,
+  image_too_large: 413,
+  image_fetch_failed: 502,
+  image_fetch_timeout: 504,
 };
+
+/** The HTTP status of a refusal by its code (500 for a code the table does not know). */
+export function errorStatus(code: keyof typeof ERROR_STATUS): number {
+  return ERROR_STATUS[code] ?? 500;
+}
 
 const MAX_JSON = 1024 * 1024;
 /**
@@ -210,9 +228,9 @@ export class ConsoleHttp {
     if (e instanceof HttpError) {
       status = e.status;
       reason = e.reason;
-    } else if (e instanceof AppError || e instanceof CampaignError) status = e.status;
-    else if (isC2Error(e)) {
-      status = C2_STATUS[e.reason] ?? 500;
+    } else if (e instanceof AppError || e instanceof CampaignError) status = errorStatus(e.code);
+    else if (isC2Error(e) || e instanceof StoreError) {
+      status = errorStatus(e.reason);
       reason = e.reason;
     } else this.app.log('error', 'http_error', { why: e instanceof Error ? (e.stack ?? message) : message });
     this.send(res, status, { error: status === 500 ? 'internal error' : message, ...(reason ? { reason } : {}) });

@@ -99,9 +99,11 @@ const UPSERT_TARGET = `INSERT INTO campaign_targets (campaign, device, token, er
   activate = excluded.activate, updated_at = excluded.updated_at`;
 
 /** Why a store call was refused. */
+export type StoreErrorReason = 'unknown_target'; // a device that is not in the campaign
+
 export class StoreError extends Error {
-  readonly reason: 'unknown_target';
-  constructor(reason: 'unknown_target', message: string) {
+  readonly reason: StoreErrorReason;
+  constructor(reason: StoreErrorReason, message: string) {
     super(message);
     this.name = 'StoreError';
     this.reason = reason;
