@@ -20,7 +20,8 @@
  *
  * Environment: C2_BENCH_DEVICES=N (default 200), C2_BENCH_ONLY=console (only the page load),
  * C2_BENCH_DB=sqlite,pg1,pg2 (which deployments; PostgreSQL ones only when SRUP_BENCH_PG / SRUP_TEST_PG or
- * postgres://postgres@127.0.0.1:5432/postgres answers), C2_BENCH_DEBUG=1 (print the page's resource timings).
+ * postgres://postgres@127.0.0.1:5432/postgres answers), C2_BENCH_DEBUG=1 (print the page's resource timings),
+ * C2_BENCH_PROFILE=DIR (write V8 CPU profiles of the commands phase, one per thread, to DIR).
  *
  * Self-contained (prints its rows):
  *   npx esbuild bench/c2.bench.ts --bundle --platform=node --format=esm --packages=external --outfile=.tmp/c2.bench.mjs && node .tmp/c2.bench.mjs
@@ -29,6 +30,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
+import { Session } from 'node:inspector';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import path from 'node:path';
 import { generateRsaKeyPair } from '../hosts/node/crypto.js';
@@ -59,6 +61,27 @@ async function startBroker(): Promise<{ url: string; name: string; stop: () => P
     url: `mqtt://127.0.0.1:${port}`,
     name: 'aedes',
     stop: () => new Promise<void>((r) => { server.close(); broker.close(() => r()); }),
+  };
+}
+
+/** C2_BENCH_PROFILE=DIR: a V8 CPU profile of this thread from start() to stop(), written as DIR/<name>.cpuprofile. */
+function profiler(name: string): { start(): Promise<void>; stop(): Promise<void> } {
+  const dir = process.env.C2_BENCH_PROFILE;
+  if (!dir) return { start: async () => undefined, stop: async () => undefined };
+  const s = new Session();
+  s.connect();
+  const post = (method: string, params?: object) =>
+    new Promise<unknown>((resolve, reject) => s.post(method, params ?? {}, (e, r) => (e ? reject(e) : resolve(r))));
+  return {
+    start: async () => {
+      await post('Profiler.enable');
+      await post('Profiler.start');
+    },
+    stop: async () => {
+      const r = (await post('Profiler.stop')) as { profile: unknown };
+      fs.mkdirSync(dir, { recursive: true });
+      fs.writeFileSync(path.join(dir, `${name}.cpuprofile`), JSON.stringify(r.profile));
+    },
   };
 }
 
@@ -231,6 +254,9 @@ async function fleet(d: Deployment, brokerUrl: string, deviceRoot: string): Prom
     await new Promise((r) => setTimeout(r, 1000));
     progress(`  c2 (${d.label}): ${COMMANDS} actions through the HTTP API ...`);
     const targets = Array.from({ length: COMMANDS }, (_, i) => ids[i % ids.length]);
+    const prof = profiler(`commands-${d.label.replace(/\W+/g, '-')}-main`);
+    await prof.start();
+    await ask({ cmd: 'profile', name: `commands-${d.label.replace(/\W+/g, '-')}-devices` });
     const before = d.cost?.();
     const c0 = performance.now();
     let j = 0;
@@ -239,6 +265,8 @@ async function fleet(d: Deployment, brokerUrl: string, deviceRoot: string): Prom
       if (r.status !== 200 || r.body.status !== 0x20) throw new Error(`action ${id}: ${r.status} ${r.text}`);
     });
     const cmdMs = performance.now() - c0;
+    await prof.stop();
+    await ask({ cmd: 'profile-end' });
     emit({ section: SECTION, name: `commands (action round trips) · ${DEVICES} devices, HTTP API, ${d.label}`, value: (COMMANDS * 1000) / cmdMs, unit: 'commands/s' });
     const after = d.cost?.();
     if (before !== undefined && after !== undefined) {
@@ -339,7 +367,8 @@ async function main(): Promise<void> {
 function deviceWorker(): void {
   const port = parentPort!;
   const devices: VirtualDevice[] = [];
-  port.on('message', (m: { cmd: string; dirs?: string[] }) => {
+  let prof: ReturnType<typeof profiler> | null = null;
+  port.on('message', (m: { cmd: string; dirs?: string[]; name?: string }) => {
     const reply = (p: Promise<unknown>) =>
       p.then(
         (value) => port.postMessage({ ok: true, value }),
@@ -350,6 +379,11 @@ function deviceWorker(): void {
       reply(Promise.resolve(devices.length));
     } else if (m.cmd === 'join') {
       reply(Promise.all(devices.map((d) => d.join('simple'))));
+    } else if (m.cmd === 'profile') {
+      prof = profiler(m.name ?? 'devices');
+      reply(prof.start());
+    } else if (m.cmd === 'profile-end') {
+      reply(prof?.stop() ?? Promise.resolve());
     } else if (m.cmd === 'close') {
       reply(Promise.all(devices.map((d) => d.close())));
     }

@@ -13,6 +13,8 @@
  * resolves after the commit. So N commands arriving together cost one commit, and whoever awaits the promise
  * (before publishing a message, before acting on a received one) knows the writes survive a crash. A write made
  * outside a group while a group's transaction is open commits it at once (the groups' promises resolve then).
+ * An implementation may make a group's commit durable after the COMMIT statement, off this thread
+ * (durableLater: SQLite syncs its WAL file in the thread pool); the group's promise resolves only then.
  */
 
 export type SqlValue = string | number | null | Uint8Array;
@@ -121,8 +123,10 @@ export abstract class SqlDb {
       throw e;
     }
     this.depth--;
-    if (outermost) this.commit('COMMIT');
-    else this.execQuiet(`RELEASE SAVEPOINT ${sp}`);
+    if (outermost) {
+      this.commit('COMMIT');
+      this.durableNow();
+    } else this.execQuiet(`RELEASE SAVEPOINT ${sp}`);
     this.settleOutsideGroup();
     return value;
   }
@@ -163,8 +167,16 @@ export abstract class SqlDb {
     return new Promise<T>((resolve, reject) => this.waiters.push({ resolve: () => resolve(value), reject }));
   }
 
-  /** Commits the open group transaction now, if any (close() and tests). */
+  /** Commits the open group transaction now, if any, durable when this returns (close() and tests). */
   flush(): void {
+    this.flushGroup('now');
+  }
+
+  /**
+   * 'now': the commit is durable when this returns. 'later' (the scheduled group commit): the groups' promises
+   * resolve once the implementation says the commit is durable (durableLater), which may be after this returns.
+   */
+  private flushGroup(when: 'now' | 'later'): void {
     if (!this.groupOpen || this.depth > 0) return;
     const waiters = this.waiters;
     this.waiters = [];
@@ -181,7 +193,40 @@ export abstract class SqlDb {
       for (const w of waiters) w.reject(err);
       return;
     }
-    for (const w of waiters) w.resolve();
+    let durable: Promise<void> | null = null;
+    try {
+      if (when === 'now') this.durableNow();
+      else durable = this.durableLater();
+    } catch (e) {
+      durable = Promise.reject(e instanceof Error ? e : new SqlError('commit_failed', String(e)));
+    }
+    if (durable === null) {
+      for (const w of waiters) w.resolve();
+      return;
+    }
+    durable.then(
+      () => {
+        for (const w of waiters) w.resolve();
+      },
+      (e: unknown) => {
+        const err = e instanceof Error ? e : new SqlError('commit_failed', String(e));
+        for (const w of waiters) w.reject(err);
+      },
+    );
+  }
+
+  /**
+   * After a COMMIT outside the scheduled group commit: makes it durable before returning (throws
+   * SqlError('commit_failed') if it cannot). The default does nothing: the COMMIT itself was durable.
+   */
+  protected durableNow(): void {}
+
+  /**
+   * After the scheduled group commit's COMMIT: a promise that resolves once it is durable, or null when it
+   * already is (the default).
+   */
+  protected durableLater(): Promise<void> | null {
+    return null;
   }
 
   close(): void {
@@ -210,7 +255,7 @@ export abstract class SqlDb {
   }
 
   private settleOutsideGroup(): void {
-    if (this.depth === 0 && this.inGroup === 0 && this.groupOpen) this.flush();
+    if (this.depth === 0 && this.inGroup === 0 && this.groupOpen) this.flushGroup('now');
   }
 
   private scheduleFlush(): void {
@@ -218,7 +263,7 @@ export abstract class SqlDb {
     this.flushScheduled = true;
     setImmediate(() => {
       this.flushScheduled = false;
-      if (!this.closed) this.flush();
+      if (!this.closed) this.flushGroup('later');
     });
   }
 }
