@@ -262,12 +262,14 @@ describe('SqliteDb: a commit is acknowledged once its WAL is synced', () => {
     expect(held).toHaveLength(1);
     expect(fs.readlinkSync(`/proc/self/fd/${held[0].fd}`)).toBe(`${fs.realpathSync(file)}-wal`);
     expect(settled).toBe(0);
-    // Groups committed while that sync is under way wait for the next one, started when it ends.
+    // Groups begun while that sync is under way share a transaction committed when it ends, then synced.
     const second = r.group(() => r.allocateSequence(BIG)).then((v) => (settled++, v));
     await new Promise((res) => setImmediate(res));
     await new Promise((res) => setImmediate(res));
     expect(held).toHaveLength(1);
+    expect(other.prepare('SELECT last_sent FROM sequences').all()).toEqual([{ last_sent: '0000000000000002' }]);
     held[0].done(null);
+    expect(other.prepare('SELECT last_sent FROM sequences').all()).toEqual([{ last_sent: '0000000000000003' }]);
     expect(await Promise.all(first)).toEqual([1n, 2n]);
     expect(settled).toBe(2);
     expect(held).toHaveLength(2);

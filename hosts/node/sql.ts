@@ -263,7 +263,25 @@ export abstract class SqlDb {
     this.flushScheduled = true;
     setImmediate(() => {
       this.flushScheduled = false;
-      if (!this.closed) this.flushGroup('later');
+      if (this.closed) return;
+      // While the previous group commit is still being made durable, the open group keeps collecting: its
+      // commit follows when that one is done (resumeGroupCommit), and covers all of them.
+      if (this.durabilityBusy()) this.flushWaiting = true;
+      else this.flushGroup('later');
     });
+  }
+
+  private flushWaiting = false;
+
+  /** True while a group commit is being made durable (durableLater's promise has not resolved yet). */
+  protected durabilityBusy(): boolean {
+    return false;
+  }
+
+  /** Called by the implementation when durabilityBusy() turns false: commits the group that waited, if any. */
+  protected resumeGroupCommit(): void {
+    if (!this.flushWaiting) return;
+    this.flushWaiting = false;
+    if (!this.closed) this.flushGroup('later');
   }
 }

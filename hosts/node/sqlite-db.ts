@@ -8,8 +8,8 @@
  *   - a commit outside the group commit (transaction(), write(), a statement outside any transaction): synced
  *     before the call returns, on this thread;
  *   - the group commit (sql.ts group()): synced in the thread pool (fs.fdatasync), the event loop running
- *     meanwhile; the groups' promises resolve once the sync is done. Commits made while a sync is under way are
- *     covered by the next one (one sync in flight at a time), so a sync serves every group of its moment.
+ *     meanwhile; the groups' promises resolve once the sync is done. One sync at a time: groups begun while a
+ *     sync is under way share one transaction, committed when it is done and covered by the next sync.
  * fsync and fdatasync act on the file, whichever descriptor they are given: this one is opened read-only.
  * A database whose journal cannot be WAL (":memory:") keeps synchronous=FULL.
  */
@@ -120,7 +120,12 @@ export class SqliteDb extends SqlDb {
       }
       if (this.isClosed) this.closeWal();
       else if (this.syncing === null && this.unsynced.length > 0) this.startSync();
+      else if (this.syncing === null) this.resumeGroupCommit();
     });
+  }
+
+  protected override durabilityBusy(): boolean {
+    return this.syncing !== null;
   }
 
   private closeWal(): void {
