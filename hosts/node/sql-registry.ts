@@ -125,10 +125,30 @@ const WRITE_DEVICE = `INSERT INTO devices (${DEVICE_COLUMNS}) VALUES (?, ?, ?, ?
   last_status_token = excluded.last_status_token, last_status_at = excluded.last_status_at,
   created_at = excluded.created_at, updated_at = excluded.updated_at`;
 
+/**
+ * Public keys as read back, by their stored text: the same key object for the same key, so that parsing it (two
+ * 2048-bit hex numbers) and the crypto layer's per-key-object work (hosts/node/crypto.ts caches the native key
+ * per object) happen once per key, not once per message. A key is immutable, so a cached one is never stale; a
+ * re-provisioned device has other text, hence another entry. At most KEY_CACHE_SIZE keys (the oldest go first).
+ */
+const KEY_CACHE_SIZE = 10_000;
+const keyCache = new Map<string, RsaPublicKey>();
+
+function publicKeyOf(n: string, e: string): RsaPublicKey {
+  const text = `${e}:${n}`;
+  let k = keyCache.get(text);
+  if (k === undefined) {
+    k = rsaPublicKey(BigInt('0x' + n), BigInt('0x' + e));
+    if (keyCache.size >= KEY_CACHE_SIZE) keyCache.delete(keyCache.keys().next().value as string);
+    keyCache.set(text, k);
+  }
+  return k;
+}
+
 function toDevice(r: DeviceRow): DeviceRecord {
   return {
     id: fromHex16(r.id),
-    publicKey: rsaPublicKey(BigInt('0x' + r.key_n), BigInt('0x' + r.key_e)),
+    publicKey: publicKeyOf(r.key_n, r.key_e),
     state: r.state as DeviceState,
     profile: r.profile as DeviceProfile,
     joinKind: r.join_kind as JoinKind | null,
@@ -312,6 +332,23 @@ export class SqlRegistry implements Registry {
     };
   }
 
+  /** Inside a transaction or group, nothing is waited for (PostgreSQL); outside, a write durable on return. */
+  private quietWrite(sql: string, params: SqlValue[]): void {
+    if (this.db.inTransaction) this.db.runQuiet(sql, params);
+    else this.db.write(sql, params);
+  }
+
+  markSeen(id: bigint, now: number, lastResponse: { status: number; token: Uint8Array; at: number } | null): void {
+    if (lastResponse === null) {
+      this.quietWrite('UPDATE devices SET last_seen = ?, updated_at = ? WHERE id = ?', [now, now, hex16(id)]);
+    } else {
+      this.quietWrite(
+        'UPDATE devices SET last_seen = ?, updated_at = ?, last_status = ?, last_status_token = ?, last_status_at = ? WHERE id = ?',
+        [now, now, lastResponse.status, lastResponse.token, lastResponse.at, hex16(id)],
+      );
+    }
+  }
+
   removeDevice(id: bigint): boolean {
     const key = hex16(id);
     return this.db.transaction(() => {
@@ -452,6 +489,13 @@ export class SqlRegistry implements Registry {
   }
 
   // ------------------------------------------------------------------------------------------ audit log
+
+  recordAudit(entry: AuditInput): void {
+    this.quietWrite(
+      'INSERT INTO audit (at, direction, device, type, sequence_id, token, status, bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      [entry.at, entry.direction, hex16(entry.device), entry.type, hex16(entry.sequenceId), entry.token, entry.status, entry.bytes],
+    );
+  }
 
   appendAudit(entry: AuditInput): AuditEntry {
     const r = this.db.writeReturning<{ seq: number }>(

@@ -236,6 +236,11 @@ export abstract class SqlDb {
     this.closeConnection();
   }
 
+  /** True inside transaction() or a group's function: a write now becomes durable with that transaction. */
+  get inTransaction(): boolean {
+    return this.depth > 0;
+  }
+
   get isClosed(): boolean {
     return this.closed;
   }

@@ -55,7 +55,7 @@ export class EngineCore {
     const sealed = registry.group(() => {
       const sequenceId = registry.allocateSequence(device);
       const bytes = sealMessage(crypto, this.host.privateKey, { type, sequenceId, senderId: this.host.serverId, token, fields });
-      registry.appendAudit({
+      registry.recordAudit({
         at: this.now(),
         direction: 'out',
         device,

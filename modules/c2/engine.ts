@@ -420,9 +420,8 @@ export class C2Engine {
       const m = r.message;
       const now = this.core.now();
       if (m.type !== 'response') this.rates.take(m.senderId, now);
-      const lastResponse = m.type === 'response' ? { lastResponse: { status: m.fields.status, token: m.token, at: now } } : {};
-      registry.updateDevice(m.senderId, { lastSeen: now, ...lastResponse }, now);
-      registry.appendAudit({
+      registry.markSeen(m.senderId, now, m.type === 'response' ? { status: m.fields.status, token: m.token, at: now } : null);
+      registry.recordAudit({
         at: now,
         direction: 'in',
         device: m.senderId,

@@ -72,6 +72,13 @@ export class MemoryRegistry implements Registry {
     return copyDevice(next);
   }
 
+  markSeen(id: bigint, now: number, lastResponse: { status: number; token: Uint8Array; at: number } | null): void {
+    const d = this.devs.get(id);
+    if (d === undefined) return;
+    const response = lastResponse === null ? d.lastResponse : { status: lastResponse.status, token: lastResponse.token.slice(), at: lastResponse.at };
+    this.devs.set(id, { ...d, lastSeen: now, lastResponse: response, updatedAt: now });
+  }
+
   removeDevice(id: bigint): boolean {
     const had = this.devs.delete(id);
     this.seqs.delete(id);
@@ -147,6 +154,10 @@ export class MemoryRegistry implements Registry {
     const next: UpdateRecord = { ...u, ...patch, updatedAt: now };
     this.ups.set(token, next);
     return { ...next };
+  }
+
+  recordAudit(entry: AuditInput): void {
+    this.appendAudit(entry);
   }
 
   appendAudit(entry: AuditInput): AuditEntry {

@@ -194,6 +194,11 @@ export interface Registry {
   updateDevice(id: bigint, patch: DevicePatch, now: number): DeviceRecord;
   /** Forgets a device entirely: record, counters and update records. False if it was unknown. */
   removeDevice(id: bigint): boolean;
+  /**
+   * What each message received from a device records (the hot path): lastSeen and updatedAt set to `now`, and
+   * lastResponse when given; nothing else changes and nothing is read back. An unknown id changes nothing.
+   */
+  markSeen(id: bigint, now: number, lastResponse: { status: number; token: Uint8Array; at: number } | null): void;
 
   // ------------------------------------------------------------------------------------------ sequence IDs
   sequence(peer: bigint): SequenceState;
@@ -229,6 +234,8 @@ export interface Registry {
 
   // ------------------------------------------------------------------------------------------ audit log
   appendAudit(entry: AuditInput): AuditEntry;
+  /** appendAudit when the caller needs nothing back (the hot path): on a remote database, no answer waited for. */
+  recordAudit(entry: AuditInput): void;
   audit(query?: AuditQuery): AuditEntry[];
 
   // ------------------------------------------------------------------------------------------ group commit

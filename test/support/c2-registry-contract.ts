@@ -265,6 +265,33 @@ export function registryContract(name: string, make: () => Registry, cleanup: (r
       expect(reg.updates().map((u) => u.token)).toEqual(['tb']);
     });
 
+    test('markSeen sets lastSeen, updatedAt and (when given) lastResponse, and nothing else; unknown ids change nothing', async () => {
+      reg.addDevice(A, keyA, 1);
+      const before = reg.updateDevice(A, { state: 'joined', identification: 'x 1', lastResponse: { status: 0x20, token: Uint8Array.of(1), at: 2 } }, 2);
+      reg.markSeen(A, 5, null);
+      expect(reg.device(A)).toEqual({ ...before, lastSeen: 5, updatedAt: 5 });
+      const token = Uint8Array.of(7, 0, 7);
+      await reg.group(() => reg.markSeen(A, 6, { status: 0x2f, token, at: 6 }));
+      token.fill(0);
+      expect(reg.device(A)).toEqual({ ...before, lastSeen: 6, updatedAt: 6, lastResponse: { status: 0x2f, token: Uint8Array.of(7, 0, 7), at: 6 } });
+      reg.markSeen(B, 7, null);
+      expect(reg.device(B)).toBeNull();
+      expect(reg.devices().map((d) => d.id)).toEqual([A]);
+    });
+
+    test('recordAudit appends as appendAudit does, in a group or not', async () => {
+      const e1 = reg.appendAudit({ at: 1, direction: 'out', device: A, type: 'action', sequenceId: 1n, token: Uint8Array.of(0x61), status: null, bytes: Uint8Array.of(5, 4, 0) });
+      const bytes = Uint8Array.of(5, 2);
+      reg.recordAudit({ at: 2, direction: 'in', device: B, type: 'response', sequenceId: U64_MAX, token: new Uint8Array(0), status: 0x20, bytes });
+      await reg.group(() => reg.recordAudit({ at: 3, direction: 'out', device: A, type: 'id_request', sequenceId: 2n, token: Uint8Array.of(0), status: null, bytes: Uint8Array.of(6) }));
+      bytes.fill(0);
+      expect(reg.audit()).toEqual([
+        e1,
+        { seq: 2, at: 2, direction: 'in', device: B, type: 'response', sequenceId: U64_MAX, token: new Uint8Array(0), status: 0x20, bytes: Uint8Array.of(5, 2) },
+        { seq: 3, at: 3, direction: 'out', device: A, type: 'id_request', sequenceId: 2n, token: Uint8Array.of(0), status: null, bytes: Uint8Array.of(6) },
+      ]);
+    });
+
     test('audit log: numbered in order, exact bytes, queries by device, after and limit', () => {
       const e1 = reg.appendAudit({ at: 1, direction: 'out', device: A, type: 'action', sequenceId: 1n, token: Uint8Array.of(0x61), status: null, bytes: Uint8Array.of(5, 4, 0) });
       const e2 = reg.appendAudit({ at: 2, direction: 'in', device: B, type: 'response', sequenceId: U64_MAX, token: new Uint8Array(0), status: 0x20, bytes: Uint8Array.of(5, 2) });
