@@ -17,11 +17,23 @@
  * Each fleet row is measured for each deployment, with fresh devices: SQLite (the default, in this process),
  * PostgreSQL with one node (in this process), and PostgreSQL with two nodes (two `srup c2 serve` processes from
  * dist/ on one database and one broker, sharing the identity; approvals and commands alternate between them).
+ * The HTTP client runs in a worker thread of its own and the devices in another, so that the main thread is the
+ * server alone. Rates carry their spread: the run is cut into 5 consecutive windows (by completions), and the
+ * slowest and fastest window's rate are shown.
+ *
+ * The cost rows, per command, measured over the commands phase (not computed from a model):
+ *   CPU of the server        this process's CPU time minus the two worker threads' own (each reads its thread's
+ *                            /proc/thread-self/stat): the main thread, the thread pool (WAL syncs) and, for
+ *                            PostgreSQL, the thread of the `pg` client; for two nodes, both server processes
+ *   CPU of PostgreSQL        the database's backends serving the nodes (/proc/<pid>/stat)
+ *   SQL statements, commits  the server's own counts (SqlDb.stats; in process only); for PostgreSQL also the
+ *                            transactions the database committed (pg_stat_database.xact_commit)
  *
  * Environment: C2_BENCH_DEVICES=N (default 200), C2_BENCH_ONLY=console (only the page load),
  * C2_BENCH_DB=sqlite,pg1,pg2 (which deployments; PostgreSQL ones only when SRUP_BENCH_PG / SRUP_TEST_PG or
  * postgres://postgres@127.0.0.1:5432/postgres answers), C2_BENCH_DEBUG=1 (print the page's resource timings),
- * C2_BENCH_PROFILE=DIR (write V8 CPU profiles of the commands phase, one per thread, to DIR).
+ * C2_BENCH_PROFILE=DIR (write V8 CPU profiles of the approvals (main thread) and of the commands phase (main
+ * thread and devices' thread) to DIR).
  *
  * Self-contained (prints its rows):
  *   npx esbuild bench/c2.bench.ts --bundle --platform=node --format=esm --packages=external --outfile=.tmp/c2.bench.mjs && node .tmp/c2.bench.mjs
@@ -40,7 +52,7 @@ import { PgDb } from '../hosts/node/pg-db.js';
 import { provisionVirtualDevice, VirtualDevice } from '../tools/c2/virtual.js';
 import { findMosquitto, startMosquitto } from '../test/support/mosquitto.js';
 import { CHROMIUM, hasChromium, login, openBrowser, request } from '../test/support/browser.js';
-import { emit, progress } from './lib.js';
+import { emit, progress, type Row } from './lib.js';
 
 const SECTION = 'c2';
 const DEVICES = Number(process.env.C2_BENCH_DEVICES ?? 200);
@@ -102,8 +114,14 @@ interface Deployment {
   readonly auth: Record<string, string>;
   readonly serverId: bigint;
   readonly serverPublicPem: string;
-  /** In this process: the registry's counters and this process's CPU time, for the per-command cost rows. */
-  readonly cost?: () => { statements: number; roundTrips: number; commits: number; cpuUs: number };
+  /** In this process: the registry's counters (statements, round trips waited for, commits). */
+  readonly sqlStats?: () => { statements: number; roundTrips: number; commits: number };
+  /** CPU time (µs) of the server processes so far: this process (whose workers the caller subtracts), or children. */
+  readonly serverCpuUs: () => number;
+  /** Whether serverCpuUs counts this process (the bench's worker threads are then subtracted). */
+  readonly inThisProcess: boolean;
+  /** PostgreSQL: the database's URL (for its backends' CPU time and committed transactions). */
+  readonly databaseUrl?: string;
   addDevice(id: bigint, publicPem: string): Promise<void>;
   pending(): Promise<number>;
   stop(): Promise<void>;
@@ -144,10 +162,13 @@ async function inProcess(dir: string, brokerUrl: string, databaseUrl?: string): 
     auth: { Authorization: `Bearer ${cliToken}` },
     serverId: app.identity.id,
     serverPublicPem: app.identity.publicPem,
-    cost: () => {
+    sqlStats: () => ({ ...app.registry.db.stats }),
+    serverCpuUs: () => {
       const u = process.cpuUsage();
-      return { ...app.registry.db.stats, cpuUs: u.user + u.system };
+      return u.user + u.system;
     },
+    inThisProcess: true,
+    ...(databaseUrl ? { databaseUrl } : {}),
     addDevice: async (id, pem) => void app.addDevice(id, pem),
     pending: async () => app.registry.devices('pending').length,
     stop: () => app.stop(),
@@ -187,6 +208,9 @@ async function serverNodes(root: string, brokerUrl: string, databaseUrl: string,
   const auth = { Authorization: `Bearer ${fs.readFileSync(path.join(dirs[0], 'cli-token'), 'utf8').trim()}` };
   return {
     label: `PostgreSQL, ${n} nodes`,
+    serverCpuUs: () => children.reduce((sum, c) => sum + procCpuUs(`/proc/${c.pid}/stat`), 0),
+    inThisProcess: false,
+    databaseUrl,
     bases,
     auth,
     serverId: identity.id,
@@ -206,20 +230,72 @@ async function serverNodes(root: string, brokerUrl: string, databaseUrl: string,
   };
 }
 
+/** CPU time (µs) of a process or thread from its /proc stat file (utime + stime, in clock ticks of 10 ms). */
+function procCpuUs(file: string): number {
+  try {
+    const stat = fs.readFileSync(file, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10_000; // fields 14 and 15 of proc(5), USER_HZ = 100
+  } catch {
+    return NaN;
+  }
+}
+
+/** This thread's CPU time (µs), NaN where /proc/thread-self is not there. */
+function threadCpuUs(): number {
+  return procCpuUs('/proc/thread-self/stat');
+}
+
+/** PostgreSQL's side of a run: its backends' CPU time and the transactions it committed, for one database. */
+function databaseCost(url: string): { cpuUs: number; commits: number } {
+  const db = new PgDb(url);
+  try {
+    const pids = db.all<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()');
+    // Statistics reach pg_stat_database when a backend reports them (at most every second when busy).
+    db.exec('SELECT pg_stat_clear_snapshot()');
+    const c = db.get<{ n: number }>('SELECT xact_commit::bigint AS n FROM pg_stat_database WHERE datname = current_database()');
+    return { cpuUs: pids.reduce((sum, p) => sum + procCpuUs(`/proc/${p.pid}/stat`), 0), commits: Number(c?.n ?? NaN) };
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * The rate over completion times (ms from the start), with its spread: the slowest and fastest of 5 consecutive
+ * windows of equal counts.
+ */
+function rateRow(name: string, unit: string, done: number[]): Row {
+  const t = [...done].sort((a, b) => a - b);
+  const value = (t.length * 1000) / t[t.length - 1];
+  const windows = 5;
+  const per = Math.floor(t.length / windows);
+  const rates: number[] = [];
+  for (let w = 0; w < windows && per > 0; w++) {
+    const from = w === 0 ? 0 : t[w * per - 1];
+    const to = t[(w + 1) * per - 1];
+    if (to > from) rates.push((per * 1000) / (to - from));
+  }
+  return { section: SECTION, name, value, unit, ...(rates.length > 1 ? { spread: { min: Math.min(...rates), max: Math.max(...rates) } } : {}) };
+}
+
 /** Joins and commands per second through the HTTP API of `d`, with fresh virtual devices. */
 async function fleet(d: Deployment, brokerUrl: string, deviceRoot: string): Promise<void> {
   const worker = new Worker(new URL(import.meta.url), { workerData: { role: 'devices' } });
-  const ask = <T>(msg: Record<string, unknown>): Promise<T> =>
+  const client = new Worker(new URL(import.meta.url), { workerData: { role: 'client' } });
+  const asker = (w: Worker) => <T>(msg: Record<string, unknown>): Promise<T> =>
     new Promise((resolve, reject) => {
       const onMessage = (m: { ok: boolean; value?: T; error?: string }) => {
-        worker.off('message', onMessage);
+        w.off('message', onMessage);
         if (m.ok) resolve(m.value as T);
         else reject(new Error(m.error));
       };
-      worker.on('message', onMessage);
-      worker.postMessage(msg);
+      w.on('message', onMessage);
+      w.postMessage(msg);
     });
-  const base = (i: number) => d.bases[i % d.bases.length];
+  const ask = asker(worker);
+  const askClient = asker(client);
+  /** CPU time of the bench's own threads (devices, HTTP client), to take out of this process's. */
+  const benchThreadsUs = async () => (await ask<number>({ cmd: 'cpu' })) + (await askClient<number>({ cmd: 'cpu' }));
   try {
     progress(`  c2 (${d.label}): provisioning ${DEVICES} virtual devices (RSA-2048 keys) ...`);
     const dirs: string[] = [];
@@ -239,16 +315,13 @@ async function fleet(d: Deployment, brokerUrl: string, deviceRoot: string): Prom
       await new Promise((r) => setTimeout(r, 50));
     }
     progress(`  c2 (${d.label}): approving through the HTTP API ...`);
-    const start = performance.now();
-    let k = 0;
-    await pool(ids, 20, async (id) => {
-      const r = await request(base(k++), 'POST', `/api/devices/${id}/approve`, { headers: d.auth, json: {} });
-      if (r.status !== 200) throw new Error(`approve ${id}: ${r.status} ${r.text}`);
-    });
+    const joinProf = profiler(`joins-${d.label.replace(/\W+/g, '-')}-main`);
+    await joinProf.start();
+    const approved = await askClient<number[]>({ cmd: 'run', bases: d.bases, auth: d.auth, ids, width: 20, op: 'approve' });
     const results = await outcomes;
-    const joinMs = performance.now() - start;
+    await joinProf.stop();
     if (results.some((r) => r !== 'joined')) throw new Error(`not all joined: ${results.filter((r) => r !== 'joined').length}`);
-    emit({ section: SECTION, name: `joins approved · ${DEVICES} virtual devices, HTTP API, ${d.label}`, value: (DEVICES * 1000) / joinMs, unit: 'joins/s' });
+    emit(rateRow(`joins approved · ${DEVICES} virtual devices, HTTP API, ${d.label}`, 'joins/s', approved));
 
     // Let the ID requests that follow each join settle before timing commands.
     await new Promise((r) => setTimeout(r, 1000));
@@ -257,30 +330,39 @@ async function fleet(d: Deployment, brokerUrl: string, deviceRoot: string): Prom
     const prof = profiler(`commands-${d.label.replace(/\W+/g, '-')}-main`);
     await prof.start();
     await ask({ cmd: 'profile', name: `commands-${d.label.replace(/\W+/g, '-')}-devices` });
-    const before = d.cost?.();
-    const c0 = performance.now();
-    let j = 0;
-    await pool(targets, 50, async (id) => {
-      const r = await request(base(j++), 'POST', `/api/devices/${id}/action`, { headers: d.auth, json: { actionId: 1 } });
-      if (r.status !== 200 || r.body.status !== 0x20) throw new Error(`action ${id}: ${r.status} ${r.text}`);
+    const sample = async () => ({
+      sql: d.sqlStats?.(),
+      server: d.serverCpuUs() - (d.inThisProcess ? await benchThreadsUs() : 0),
+      devices: await ask<number>({ cmd: 'cpu' }),
+      db: d.databaseUrl !== undefined ? databaseCost(d.databaseUrl) : undefined,
     });
-    const cmdMs = performance.now() - c0;
+    const before = await sample();
+    const done = await askClient<number[]>({ cmd: 'run', bases: d.bases, auth: d.auth, ids: targets, width: 50, op: 'action' });
+    // PostgreSQL reports a backend's counters to pg_stat_database at most once a second.
+    if (d.databaseUrl !== undefined) await new Promise((r) => setTimeout(r, 1500));
+    const after = await sample();
     await prof.stop();
     await ask({ cmd: 'profile-end' });
-    emit({ section: SECTION, name: `commands (action round trips) · ${DEVICES} devices, HTTP API, ${d.label}`, value: (COMMANDS * 1000) / cmdMs, unit: 'commands/s' });
-    const after = d.cost?.();
-    if (before !== undefined && after !== undefined) {
-      // The cost model: what one command costs the server (this process also runs the HTTP client side; the
-      // devices run in a worker thread, whose CPU time process.cpuUsage counts too).
-      const per = (k: 'statements' | 'roundTrips' | 'commits' | 'cpuUs') => (after[k] - before[k]) / COMMANDS;
-      emit({ section: SECTION, name: `per command, ${d.label}: SQL statements`, value: per('statements'), unit: 'statements' });
-      emit({ section: SECTION, name: `per command, ${d.label}: database round trips waited for`, value: per('roundTrips'), unit: 'round trips' });
-      emit({ section: SECTION, name: `per command, ${d.label}: commits (group commit)`, value: per('commits'), unit: 'commits' });
-      emit({ section: SECTION, name: `per command, ${d.label}: CPU of this process (server, client, devices)`, value: per('cpuUs'), unit: 'µs' });
+    emit(rateRow(`commands (action round trips) · ${DEVICES} devices, HTTP API, ${d.label}`, 'commands/s', done));
+    const per = (a: number, b: number) => (b - a) / COMMANDS;
+    const row = (what: string, value: number, unit: string) => {
+      if (Number.isFinite(value)) emit({ section: SECTION, name: `per command, ${d.label}: ${what}`, value, unit });
+    };
+    row('CPU of the server', per(before.server, after.server) / 1000, 'ms');
+    row(`CPU of the ${DEVICES} virtual devices (not the server)`, per(before.devices, after.devices) / 1000, 'ms');
+    if (before.db !== undefined && after.db !== undefined) {
+      row('CPU of PostgreSQL (its backends)', per(before.db.cpuUs, after.db.cpuUs) / 1000, 'ms');
+      row('transactions PostgreSQL committed', per(before.db.commits, after.db.commits), 'commits');
+    }
+    if (before.sql !== undefined && after.sql !== undefined) {
+      row('SQL statements', per(before.sql.statements, after.sql.statements), 'statements');
+      if (d.databaseUrl !== undefined) row('database round trips waited for', per(before.sql.roundTrips, after.sql.roundTrips), 'round trips');
+      row('commits (group commit)', per(before.sql.commits, after.sql.commits), 'commits');
     }
   } finally {
     await ask({ cmd: 'close' }).catch(() => undefined);
     await worker.terminate();
+    await client.terminate();
   }
 }
 
@@ -379,6 +461,8 @@ function deviceWorker(): void {
       reply(Promise.resolve(devices.length));
     } else if (m.cmd === 'join') {
       reply(Promise.all(devices.map((d) => d.join('simple'))));
+    } else if (m.cmd === 'cpu') {
+      reply(Promise.resolve(threadCpuUs()));
     } else if (m.cmd === 'profile') {
       prof = profiler(m.name ?? 'devices');
       reply(prof.start());
@@ -390,8 +474,44 @@ function deviceWorker(): void {
   });
 }
 
-if (!isMainThread && (workerData as { role?: string } | null)?.role === 'devices') {
+/** The worker thread of the HTTP client: runs approvals or actions, answers their completion times (ms). */
+function clientWorker(): void {
+  const port = parentPort!;
+  port.on('message', (m: { cmd: string; bases?: string[]; auth?: Record<string, string>; ids?: string[]; width?: number; op?: 'approve' | 'action' }) => {
+    const reply = (p: Promise<unknown>) =>
+      p.then(
+        (value) => port.postMessage({ ok: true, value }),
+        (e: unknown) => port.postMessage({ ok: false, error: e instanceof Error ? e.message : String(e) }),
+      );
+    if (m.cmd === 'cpu') {
+      reply(Promise.resolve(threadCpuUs()));
+      return;
+    }
+    const bases = m.bases ?? [];
+    const done: number[] = [];
+    let k = 0;
+    const t0 = performance.now();
+    reply(
+      pool(m.ids ?? [], m.width ?? 1, async (id) => {
+        const base = bases[k++ % bases.length];
+        if (m.op === 'approve') {
+          const r = await request(base, 'POST', `/api/devices/${id}/approve`, { headers: m.auth, json: {} });
+          if (r.status !== 200) throw new Error(`approve ${id}: ${r.status} ${r.text}`);
+        } else {
+          const r = await request(base, 'POST', `/api/devices/${id}/action`, { headers: m.auth, json: { actionId: 1 } });
+          if (r.status !== 200 || r.body.status !== 0x20) throw new Error(`action ${id}: ${r.status} ${r.text}`);
+        }
+        done.push(performance.now() - t0);
+      }).then(() => done),
+    );
+  });
+}
+
+const role = isMainThread ? null : (workerData as { role?: string } | null)?.role;
+if (role === 'devices') {
   deviceWorker();
+} else if (role === 'client') {
+  clientWorker();
 } else {
   main().then(
     () => process.exit(0),

@@ -245,6 +245,50 @@ describe('simple join', () => {
   });
 });
 
+describe('durability on the hot path', () => {
+  /** Records the registry writes made outside a group (each would be a commit, and a sync, of its own). */
+  function outsideGroups(r: Rig): string[] {
+    const reg = r.registry as unknown as Record<string, (...a: unknown[]) => unknown>;
+    const outside: string[] = [];
+    let depth = 0;
+    const group = reg.group.bind(r.registry);
+    reg.group = (fn: unknown) =>
+      group(() => {
+        depth++;
+        try {
+          return (fn as () => unknown)();
+        } finally {
+          depth--;
+        }
+      });
+    for (const name of ['updateDevice', 'markSeen', 'recordAudit', 'appendAudit', 'allocateSequence', 'setLastSent', 'setLastAccepted', 'appendReading']) {
+      const inner = reg[name].bind(r.registry);
+      reg[name] = (...a: unknown[]) => {
+        if (depth === 0) outside.push(name);
+        return inner(...a);
+      };
+    }
+    return outside;
+  }
+
+  test('a join approved, its ID request answered and an action round trip write only inside groups (the group commit)', async () => {
+    const r = await startRig({ identifyOnJoin: true, onJoinRequest: () => 'defer' }, (rig) => rig.provision(DEV_A));
+    await r.inject(joinTopic(SERVER_ID, DEV_A), deviceMessage(r.keys.a, 'join_request', DEV_A, 1n, 'jt', {}));
+    const outside = outsideGroups(r);
+    await r.engine.approveJoin(DEV_A);
+    await r.settle();
+    const idRequest = as(r.sentTo(DEV_A)[1], 'id_request');
+    await r.inject(deviceTopic(DEV_A), deviceMessage(r.keys.a, 'data', DEV_A, 2n, idRequest.token, { dataId: utf8('IDENTIFICATION_RESPONSE'), data: utf8('sensor 1.2.0') }));
+    const action = watch(r.engine.sendAction(DEV_A, 3));
+    await r.settle();
+    const sent = as(r.sentTo(DEV_A)[2], 'action');
+    await r.inject(deviceTopic(DEV_A), deviceMessage(r.keys.a, 'response', DEV_A, 3n, sent.token, { status: Status.ACTION_SUCCESS }));
+    expect(action.value()).toBe(Status.ACTION_SUCCESS);
+    expect(r.registry.device(DEV_A)).toMatchObject({ state: 'joined', firmwareName: 'sensor', lastResponse: { status: Status.ACTION_SUCCESS } });
+    expect(outside).toEqual([]);
+  });
+});
+
 describe('human-moderated join', () => {
   test('0x0C carries a fresh secret sealed to the device; the operator sees the same secret, grid and blink code', async () => {
     const r = await startRig({}, (rig) => rig.provision(DEV_A));

@@ -552,7 +552,7 @@ export class C2Engine {
     this.host.log('warn', 'unmatched_response', { device: idHex16(device), status, token: toHex(m.token) });
   }
 
-  private onData(m: MessageOf<'data'>): void {
+  private onData(m: MessageOf<'data'>): Promise<void> | void {
     const device = m.senderId;
     const dataId = cText(m.fields.dataId);
     if (dataId === null) {
@@ -573,15 +573,32 @@ export class C2Engine {
     const { name, version } = parseIdentification(text);
     const before = this.host.registry.device(device);
     const inferred = before !== null && before.profile !== 'reference' && text.startsWith(REFERENCE_ID_PREFIX);
-    this.host.registry.updateDevice(
-      device,
-      { identification: text, firmwareName: name, firmwareVersion: version, ...(inferred ? { profile: 'reference' as const } : {}) },
-      this.core.now(),
-    );
+    // Durable (by the group commit) before the request is answered.
+    return this.host.registry
+      .group(() =>
+        this.host.registry.updateDevice(
+          device,
+          { identification: text, firmwareName: name, firmwareVersion: version, ...(inferred ? { profile: 'reference' as const } : {}) },
+          this.core.now(),
+        ),
+      )
+      .then(() => this.identified(m, device, text, name, version, before, inferred));
+  }
+
+  private identified(
+    m: MessageOf<'data'>,
+    device: bigint,
+    text: string,
+    name: string | null,
+    version: string | null,
+    before: DeviceRecord | null,
+    inferred: boolean,
+  ): void {
+    if (this.state !== 'started') return;
     this.core.emit({ type: 'identification', device, text, firmwareName: name, firmwareVersion: version });
     if (inferred) {
       // pySRUP answers neither actions nor activates: stop waiting for those answers from now on.
-      this.host.log('info', 'profile_inferred', { device: idHex16(device), profile: 'reference', was: before.profile });
+      this.host.log('info', 'profile_inferred', { device: idHex16(device), profile: 'reference', was: (before as DeviceRecord).profile });
       this.core.emit({ type: 'profile', device, profile: 'reference', inferred: true });
     }
     // Our agent echoes the request's token; pySRUP answers with a new one, so fall back to the oldest request

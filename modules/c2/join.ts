@@ -166,8 +166,10 @@ export class JoinFlows {
     }
     this.timers.disarm(id);
     this.requestedAt.delete(id);
+    // The new state is made durable by the group commit (with the writes of other messages of the moment), before
+    // the answer is published.
     if (status === Status.JOIN_SUCCESS) {
-      core.setDeviceState(id, 'joined', CLEAR);
+      await core.host.registry.group(() => core.setDeviceState(id, 'joined', CLEAR));
       // Subscribed before the device learns it joined, so its first message is heard.
       await core.subscribeDevice(id).catch((e: unknown) => core.host.log('error', 'subscribe_failed', { why: String(e) }));
       await core.send('response', id, token, { status });
@@ -176,7 +178,7 @@ export class JoinFlows {
       return true;
     }
     const refused = status === Status.JOIN_REFUSED;
-    core.setDeviceState(id, refused ? 'refused' : 'failed', CLEAR);
+    await core.host.registry.group(() => core.setDeviceState(id, refused ? 'refused' : 'failed', CLEAR));
     const sent = core.send('response', id, token, { status });
     // A joined device asking to join again and refused is no longer ours.
     core.unsubscribeDevice(id).catch((e: unknown) => core.host.log('warn', 'unsubscribe_failed', { why: String(e) }));
