@@ -38,7 +38,7 @@ async function handle(m) {
       await client.connect();
       return null;
     case 'query': {
-      const r = m.params === null ? await client.query(m.sql) : await client.query({ text: m.sql, values: m.params });
+      const r = m.params === null ? await client.query(m.sql) : await client.query({ name: m.name, text: m.sql, values: m.params });
       const last = Array.isArray(r) ? r[r.length - 1] : r;
       return { rows: last.rows || [], count: last.rowCount || 0 };
     }
@@ -131,7 +131,8 @@ export class PgDb extends SqlDb {
   private readonly reply: MessagePort;
   private readonly events: MessagePort;
   private readonly signal: Int32Array;
-  private readonly sqlCache = new Map<string, string>();
+  /** Each parameterized statement's text for PostgreSQL and the name it is prepared under (once per connection). */
+  private readonly sqlCache = new Map<string, { text: string; name: string }>();
   private readonly listeners = new Set<(channel: string, payload: string) => void>();
   private nextId = 1;
 
@@ -186,23 +187,27 @@ export class PgDb extends SqlDb {
     }
   }
 
-  private text(sql: string): string {
+  /**
+   * A parameterized statement as sent: `$n` placeholders, and a name, so that PostgreSQL parses and plans it
+   * once per connection (a named prepared statement of the extended protocol), not at every call.
+   */
+  private statement(sql: string): { sql: string; name: string } {
     let t = this.sqlCache.get(sql);
     if (t === undefined) {
-      t = numbered(sql);
+      t = { text: numbered(sql), name: `srup_${this.sqlCache.size + 1}` };
       this.sqlCache.set(sql, t);
     }
-    return t;
+    return { sql: t.text, name: t.name };
   }
 
   all<T>(sql: string, params: readonly SqlValue[] = []): T[] {
     this.ensureOpen();
-    return (this.call('query', { sql: this.text(sql), params }) as { rows: T[] }).rows;
+    return (this.call('query', { ...this.statement(sql), params }) as { rows: T[] }).rows;
   }
 
   run(sql: string, params: readonly SqlValue[] = []): number {
     this.ensureOpen();
-    return (this.call('query', { sql: this.text(sql), params }) as { count: number }).count;
+    return (this.call('query', { ...this.statement(sql), params }) as { count: number }).count;
   }
 
   exec(sql: string): void {
@@ -213,7 +218,7 @@ export class PgDb extends SqlDb {
   override runQuiet(sql: string, params: readonly SqlValue[] = []): void {
     this.ensureOpen();
     this.stats.statements++;
-    this.reply.postMessage({ id: 0, op: 'query', sql: this.text(sql), params, quiet: true });
+    this.reply.postMessage({ id: 0, op: 'query', ...this.statement(sql), params, quiet: true });
   }
 
   protected override execQuiet(sql: string): void {
