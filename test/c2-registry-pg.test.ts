@@ -84,6 +84,20 @@ pgDescribe('PgRegistry on PostgreSQL', () => {
     db.close();
   });
 
+  test('parameterized statements are prepared once per connection, under a name, and reused', () => {
+    const db = new PgDb(freshPgUrl());
+    try {
+      expect(db.get<{ x: number }>('SELECT CAST(? AS integer) + 1 AS x', [1])).toEqual({ x: 2 });
+      expect(db.get<{ x: number }>('SELECT CAST(? AS integer) + 1 AS x', [41])).toEqual({ x: 42 });
+      const prepared = db.all<{ name: string; statement: string }>(
+        "SELECT name, statement FROM pg_prepared_statements WHERE statement LIKE 'SELECT CAST(%' ORDER BY name",
+      );
+      expect(prepared).toEqual([{ name: expect.stringMatching(/^srup_\d+$/), statement: 'SELECT CAST($1 AS integer) + 1 AS x' }]);
+    } finally {
+      db.close();
+    }
+  });
+
   test('a version-1 database gains the profile column: its devices are srup, everything else is kept', () => {
     const url = freshPgUrl();
     const old = new PgDb(url);
