@@ -240,6 +240,41 @@ describe('SqliteRegistry group commit', () => {
   }, 30000);
 });
 
+describe('SqliteRegistry: a received message is checked with one statement', () => {
+  test('device() reads the counters too: sequence() right after costs no statement, and sees the writes made since', async () => {
+    const r = sqlite();
+    r.addDevice(BIG, KEY1, 1);
+    r.setLastAccepted(BIG, 4n);
+    const stats = r.db.stats;
+    let before = stats.statements;
+    expect(r.device(BIG)?.id).toBe(BIG);
+    expect(r.sequence(BIG)).toEqual({ lastSent: 0n, lastAccepted: 4n });
+    expect(stats.statements - before).toBe(1);
+    // Another device's counters, a write in between, and a later job read the table again.
+    expect(r.sequence(SMALL)).toEqual({ lastSent: 0n, lastAccepted: 0n });
+    r.device(BIG);
+    r.setLastAccepted(BIG, 5n);
+    expect(r.sequence(BIG).lastAccepted).toBe(5n);
+    r.device(BIG);
+    expect(r.allocateSequence(BIG)).toBe(6n);
+    expect(r.sequence(BIG)).toEqual({ lastSent: 6n, lastAccepted: 5n });
+    r.device(BIG);
+    await Promise.resolve();
+    before = stats.statements;
+    r.sequence(BIG);
+    expect(stats.statements - before).toBe(1);
+    // Counters read inside a group that is undone are not kept.
+    await expect(
+      r.group(() => {
+        r.setLastAccepted(BIG, 9n);
+        r.device(BIG);
+        throw new RangeError('undone');
+      }),
+    ).rejects.toThrow('undone');
+    expect(r.sequence(BIG).lastAccepted).toBe(5n);
+  });
+});
+
 describe('SqliteDb: a commit is acknowledged once its WAL is synced', () => {
   afterEach(() => jest.restoreAllMocks());
 
