@@ -325,7 +325,7 @@ describe('the C2: a simple join from MQTT bytes to its answer', () => {
     const transport = new HandTransport(walk);
     const registry = new MemoryRegistry();
     registry.addDevice(DEV_A, keys.a.publicKey, 0);
-    const recorded = new Set(['device', 'setLastAccepted', 'updateDevice', 'appendAudit', 'allocateSequence']);
+    const recorded = new Set(['device', 'setLastAccepted', 'updateDevice', 'markSeen', 'appendAudit', 'recordAudit', 'allocateSequence']);
     const port = new Proxy(registry, {
       get(target, name, receiver) {
         const v = Reflect.get(target, name, receiver) as unknown;
@@ -360,8 +360,8 @@ describe('the C2: a simple join from MQTT bytes to its answer', () => {
       'registry.device: modules/c2/engine.ts -> modules/c2/receive.ts',
       'crypto.verify: modules/c2/engine.ts -> modules/c2/receive.ts -> modules/srup/session.ts',
       'registry.setLastAccepted: modules/c2/engine.ts -> modules/c2/receive.ts',
-      'registry.updateDevice: modules/c2/engine.ts',
-      'registry.appendAudit: modules/c2/engine.ts',
+      'registry.markSeen: modules/c2/engine.ts',
+      'registry.recordAudit: modules/c2/engine.ts',
       'registry.updateDevice: modules/c2/engine.ts -> modules/c2/join.ts -> modules/c2/core.ts',
       'registry.device: modules/c2/join.ts',
       'registry.device: modules/c2/join.ts',
@@ -369,7 +369,7 @@ describe('the C2: a simple join from MQTT bytes to its answer', () => {
       'registry.updateDevice: modules/c2/join.ts -> modules/c2/core.ts',
       'registry.allocateSequence: modules/c2/join.ts -> modules/c2/core.ts',
       'crypto.sign: modules/c2/join.ts -> modules/c2/core.ts -> modules/srup/session.ts',
-      'registry.appendAudit: modules/c2/join.ts -> modules/c2/core.ts',
+      'registry.recordAudit: modules/c2/join.ts -> modules/c2/core.ts',
       'transport.publish: modules/c2/join.ts -> modules/c2/core.ts',
     ]);
     for (const line of collapsed) {
