@@ -362,9 +362,10 @@ describe('C2Store: the application tables beside the registry', () => {
   test('sessions expire and are purged; settings and meta values are kept', () => {
     const reg = sqlite();
     const r = new C2Store(reg.db);
-    r.addSession({ id: 'a', csrf: 'x', createdAt: 1, expiresAt: 100 });
-    r.addSession({ id: 'b', csrf: 'y', createdAt: 1, expiresAt: 200 });
-    expect(r.session('a')).toEqual({ id: 'a', csrf: 'x', createdAt: 1, expiresAt: 100 });
+    r.addSession({ id: 'a', csrf: 'x', operator: 'admin', createdAt: 1, expiresAt: 100 });
+    r.addSession({ id: 'b', csrf: 'y', operator: 'alice', createdAt: 1, expiresAt: 200 });
+    expect(r.session('a')).toEqual({ id: 'a', csrf: 'x', operator: 'admin', createdAt: 1, expiresAt: 100 });
+    expect(r.session('b')?.operator).toBe('alice');
     expect(r.purgeSessions(150)).toBe(1);
     expect(r.session('a')).toBeNull();
     r.deleteSession('b');

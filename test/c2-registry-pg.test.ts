@@ -273,7 +273,7 @@ pgDescribe('PgRegistry on PostgreSQL', () => {
     const store = new C2Store(src.db);
     store.addCampaign({ name: 'fw', url: 'http://h/fw.bin', digest: 'ab'.repeat(32), size: 3, file: null, autoActivate: true, devices: [DEV, MAX] }, 5);
     store.setTarget(1, DEV, { token: 'tok-1' }, 6);
-    store.addSession({ id: 's1', csrf: 'c1', createdAt: 1, expiresAt: 2 });
+    store.addSession({ id: 's1', csrf: 'c1', operator: 'admin', createdAt: 1, expiresAt: 2 });
     store.setDeviceSettings(DEV, { palette: 'reference', label: 'hall' });
     store.setMeta('operator_token', 'scrypt$x');
     const before = { devices: src.devices(), seq: src.sequence(DEV), updates: src.updates(), audit: src.audit(), readings: src.readings(DEV) };

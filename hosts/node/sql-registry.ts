@@ -45,6 +45,9 @@ function fromHex16(s: string): bigint {
   return parseIdHex(s, false) as bigint;
 }
 
+/** The audit's message entries (the C2 application adds entries of direction 'operator' beside them). */
+const MESSAGES = "direction IN ('in', 'out')";
+
 /** The newest ID accepted from a peer (`?` is the peer), as a subquery. */
 const TOP_ACCEPTED = 'SELECT a.seq FROM accepted a WHERE a.peer = ? ORDER BY a.seq DESC LIMIT 1';
 
@@ -55,7 +58,7 @@ function newest(a: string | null, b: string | null): bigint {
   return x > y ? x : y;
 }
 
-interface DeviceRow {
+export interface DeviceRow {
   id: string;
   key_n: string;
   key_e: string;
@@ -145,7 +148,8 @@ function publicKeyOf(n: string, e: string): RsaPublicKey {
   return k;
 }
 
-function toDevice(r: DeviceRow): DeviceRecord {
+/** A device as read from its row (also for queries that select `devices.*` with more columns). */
+export function toDevice(r: DeviceRow): DeviceRecord {
   return {
     id: fromHex16(r.id),
     publicKey: publicKeyOf(r.key_n, r.key_e),
@@ -385,13 +389,15 @@ export class SqlRegistry implements Registry {
     }
   }
 
-  removeDevice(id: bigint): boolean {
+  removeDevice(id: bigint, options: { keepCounters?: boolean } = {}): boolean {
     this.peeked = null;
     const key = hex16(id);
     return this.db.transaction(() => {
       const had = this.db.run('DELETE FROM devices WHERE id = ?', [key]) > 0;
-      this.db.run('DELETE FROM sequences WHERE peer = ?', [key]);
-      this.db.run('DELETE FROM accepted WHERE peer = ?', [key]);
+      if (options.keepCounters !== true) {
+        this.db.run('DELETE FROM sequences WHERE peer = ?', [key]);
+        this.db.run('DELETE FROM accepted WHERE peer = ?', [key]);
+      }
       this.db.run('DELETE FROM updates WHERE device = ?', [key]);
       this.db.run('DELETE FROM readings WHERE device = ?', [key]);
       return had;
@@ -532,18 +538,24 @@ export class SqlRegistry implements Registry {
 
   // ------------------------------------------------------------------------------------------ audit log
 
+  /**
+   * Who caused the messages being audited now (the C2 application sets it: the operator whose request is being
+   * handled), or null; stored with each entry appendAudit writes.
+   */
+  auditOperator: () => string | null = () => null;
+
   recordAudit(entry: AuditInput): void {
     this.quietWrite(
-      'INSERT INTO audit (at, direction, device, type, sequence_id, token, status, bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-      [entry.at, entry.direction, hex16(entry.device), entry.type, hex16(entry.sequenceId), entry.token, entry.status, entry.bytes],
+      'INSERT INTO audit (at, direction, device, type, sequence_id, token, status, bytes, operator) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      [entry.at, entry.direction, hex16(entry.device), entry.type, hex16(entry.sequenceId), entry.token, entry.status, entry.bytes, this.auditOperator()],
     );
   }
 
   appendAudit(entry: AuditInput): AuditEntry {
     const r = this.db.writeReturning<{ seq: number }>(
-      `INSERT INTO audit (at, direction, device, type, sequence_id, token, status, bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO audit (at, direction, device, type, sequence_id, token, status, bytes, operator) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
        RETURNING seq`,
-      [entry.at, entry.direction, hex16(entry.device), entry.type, hex16(entry.sequenceId), entry.token, entry.status, entry.bytes],
+      [entry.at, entry.direction, hex16(entry.device), entry.type, hex16(entry.sequenceId), entry.token, entry.status, entry.bytes, this.auditOperator()],
     )[0];
     return { ...entry, token: entry.token.slice(), bytes: entry.bytes.slice(), seq: Number(r.seq) };
   }
@@ -554,8 +566,8 @@ export class SqlRegistry implements Registry {
     const limit = query.limit ?? (this.db.dialect === 'sqlite' ? -1 : null);
     const rows =
       query.device === undefined
-        ? this.db.all<AuditRow>('SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?', [after, limit])
-        : this.db.all<AuditRow>('SELECT * FROM audit WHERE device = ? AND seq > ? ORDER BY seq LIMIT ?', [hex16(query.device), after, limit]);
+        ? this.db.all<AuditRow>(`SELECT * FROM audit WHERE seq > ? AND ${MESSAGES} ORDER BY seq LIMIT ?`, [after, limit])
+        : this.db.all<AuditRow>(`SELECT * FROM audit WHERE device = ? AND seq > ? AND ${MESSAGES} ORDER BY seq LIMIT ?`, [hex16(query.device), after, limit]);
     return rows.map(toAudit);
   }
 
@@ -581,8 +593,8 @@ export class SqlRegistry implements Registry {
   latestAudit(limit: number, device?: bigint): AuditEntry[] {
     const rows =
       device === undefined
-        ? this.db.all<AuditRow>('SELECT * FROM audit ORDER BY seq DESC LIMIT ?', [limit])
-        : this.db.all<AuditRow>('SELECT * FROM audit WHERE device = ? ORDER BY seq DESC LIMIT ?', [hex16(device), limit]);
+        ? this.db.all<AuditRow>(`SELECT * FROM audit WHERE ${MESSAGES} ORDER BY seq DESC LIMIT ?`, [limit])
+        : this.db.all<AuditRow>(`SELECT * FROM audit WHERE device = ? AND ${MESSAGES} ORDER BY seq DESC LIMIT ?`, [hex16(device), limit]);
     return rows.map(toAudit);
   }
 

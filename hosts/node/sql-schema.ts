@@ -1,8 +1,9 @@
 /**
  * The C2 database's schema, one migration per version, for SQLite and PostgreSQL. The registry's tables
- * (devices, sequences, updates, audit) and the C2 application's (device_settings, campaigns, campaign_targets,
- * sessions, meta) live in one database, so that one transaction can span both; each table has one owner:
- * hosts/node/sql-registry.ts for the first four, tools/c2/store.ts for the others.
+ * (devices, sequences, updates, audit) and the C2 application's (device_settings, device_tags, operators,
+ * campaigns, campaign_targets, sessions, meta) live in one database, so that one transaction can span both;
+ * each table has one owner: hosts/node/sql-registry.ts for the first four, tools/c2/store.ts for the others
+ * (the C2 application also adds its operators' actions to the audit, as entries of direction 'operator').
  *
  * Version N of both dialects holds the same tables and columns, so `srup c2 migrate` copies rows as they are.
  * SQLite keeps the version in PRAGMA user_version, PostgreSQL in the one-row table srup_schema. Opening a
@@ -127,6 +128,32 @@ const SQLITE: readonly string[] = [
   );
   CREATE INDEX readings_by_id ON readings(device, data_id, seq);
   `,
+  // 4 -> 5: the fleet console (tools/c2/fleet.ts, tools/c2/operators.ts): device tags, indexes for the device
+  // list's filters and orders, named operators, the operator of each session, and the operator and a summary of
+  // each audit entry (operator actions are audit entries of direction 'operator').
+  `
+  CREATE TABLE device_tags (
+    device TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    PRIMARY KEY (device, tag)
+  );
+  CREATE INDEX device_tags_tag ON device_tags(tag, device);
+  CREATE INDEX devices_last_seen ON devices(last_seen);
+  CREATE INDEX devices_firmware ON devices(firmware_version);
+  CREATE TABLE operators (
+    name TEXT PRIMARY KEY,
+    password TEXT,
+    token TEXT UNIQUE,
+    created_at INTEGER NOT NULL,
+    last_login INTEGER
+  );
+  ALTER TABLE sessions ADD COLUMN operator TEXT NOT NULL DEFAULT 'admin';
+  ALTER TABLE audit ADD COLUMN operator TEXT;
+  ALTER TABLE audit ADD COLUMN summary TEXT;
+  CREATE INDEX audit_operator ON audit(operator, seq);
+  CREATE INDEX audit_type ON audit(type, seq);
+  CREATE INDEX audit_at ON audit(at);
+  `,
 ];
 
 const POSTGRES: readonly string[] = [
@@ -245,6 +272,30 @@ const POSTGRES: readonly string[] = [
   );
   CREATE INDEX readings_by_id ON readings(device, data_id, seq);
   `,
+  // 4 -> 5: as on SQLite (tags and names in byte order, whatever the database's collation).
+  `
+  CREATE TABLE device_tags (
+    device TEXT NOT NULL,
+    tag TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (device, tag)
+  );
+  CREATE INDEX device_tags_tag ON device_tags(tag, device);
+  CREATE INDEX devices_last_seen ON devices(last_seen);
+  CREATE INDEX devices_firmware ON devices(firmware_version);
+  CREATE TABLE operators (
+    name TEXT COLLATE "C" PRIMARY KEY,
+    password TEXT,
+    token TEXT UNIQUE,
+    created_at DOUBLE PRECISION NOT NULL,
+    last_login DOUBLE PRECISION
+  );
+  ALTER TABLE sessions ADD COLUMN operator TEXT NOT NULL DEFAULT 'admin';
+  ALTER TABLE audit ADD COLUMN operator TEXT;
+  ALTER TABLE audit ADD COLUMN summary TEXT;
+  CREATE INDEX audit_operator ON audit(operator, seq);
+  CREATE INDEX audit_type ON audit(type, seq);
+  CREATE INDEX audit_at ON audit(at);
+  `,
 ];
 
 /** The schema version this program writes (the same for both dialects). */
@@ -259,6 +310,8 @@ export const TABLES: readonly string[] = [
   'audit',
   'readings',
   'device_settings',
+  'device_tags',
+  'operators',
   'campaigns',
   'campaign_targets',
   'sessions',

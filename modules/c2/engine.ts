@@ -231,6 +231,25 @@ export class C2Engine {
     return rec;
   }
 
+  /**
+   * Removes a device from the registry (an operator's clean-up; no message is sent). Its topic is unsubscribed
+   * and its requests end; its sequence counters stay, so that a device registered again under the same id never
+   * gets an ID it had already. False if the device was unknown.
+   */
+  removeDevice(id: bigint): boolean {
+    const had = this.host.registry.removeDevice(id, { keepCounters: true });
+    if (this.core.subscribed.has(id)) this.core.unsubscribeDevice(id).catch((e: unknown) => this.host.log('warn', 'unsubscribe_failed', { why: String(e) }));
+    for (const [key, r] of this.requests) {
+      if (r.device === id) {
+        this.host.clock.clearTimeout(r.timer);
+        this.requests.delete(key);
+        r.reject(new C2Error('device_removed', `device ${idHex16(id)} was removed from the registry`));
+      }
+    }
+    if (had) this.host.log('info', 'device_forgotten', { device: idHex16(id) });
+    return had;
+  }
+
   /** Changes what the engine expects of a registered device (its state and membership stay as they are). */
   setProfile(id: bigint, profile: DeviceProfile): DeviceRecord {
     if (!isDeviceProfile(profile)) throw new C2Error('bad_argument', `profile must be 'srup' or 'reference'`);

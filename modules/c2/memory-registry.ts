@@ -79,9 +79,9 @@ export class MemoryRegistry implements Registry {
     this.devs.set(id, { ...d, lastSeen: now, lastResponse: response, updatedAt: now });
   }
 
-  removeDevice(id: bigint): boolean {
+  removeDevice(id: bigint, options: { keepCounters?: boolean } = {}): boolean {
     const had = this.devs.delete(id);
-    this.seqs.delete(id);
+    if (options.keepCounters !== true) this.seqs.delete(id);
     for (const [t, u] of this.ups) if (u.device === id) this.ups.delete(t);
     for (const [k, list] of this.readingLists) if (list[0]?.device === id) this.readingLists.delete(k);
     return had;

@@ -192,8 +192,11 @@ export interface Registry {
   addDevice(id: bigint, publicKey: RsaPublicKey, now: number, profile?: DeviceProfile): DeviceRecord;
   /** Changes some fields of a known device; throws if the device is unknown. Returns the new record. */
   updateDevice(id: bigint, patch: DevicePatch, now: number): DeviceRecord;
-  /** Forgets a device entirely: record, counters and update records. False if it was unknown. */
-  removeDevice(id: bigint): boolean;
+  /**
+   * Forgets a device entirely: record, counters and update records. False if it was unknown. With keepCounters
+   * its sequence counters stay (a device registered again under the same id never gets an ID it had already).
+   */
+  removeDevice(id: bigint, options?: { keepCounters?: boolean }): boolean;
   /**
    * What each message received from a device records (the hot path): lastSeen and updatedAt set to `now`, and
    * lastResponse when given; nothing else changes and nothing is read back. An unknown id changes nothing.

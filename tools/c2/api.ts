@@ -11,11 +11,15 @@ import type { C2Store } from './store.js';
 import { hexToId } from '../../hosts/node/durable.js';
 import type { Auth } from './auth.js';
 import type { Campaigns } from './campaigns.js';
+import type { DeviceQuery } from './fleet.js';
+import type { AuditFilter, AuditPage, AuditView } from './audit-log.js';
 
 /** Why the console application refused a request; the HTTP server (http.ts) maps each code to its status. */
 export type AppErrorCode =
   | 'bad_argument' // a value the request may not carry (an id, a key, a profile, a data kind...)
-  | 'unknown_device'; // no such device in the registry
+  | 'unknown_device' // no such device in the registry
+  | 'unknown_operator' // no such named operator
+  | 'operator_exists'; // a named operator of that name exists already
 
 export class AppError extends Error {
   readonly code: AppErrorCode;
@@ -46,6 +50,16 @@ export interface ConsoleApp {
   on(listener: (e: AppEvent) => void): () => void;
   state(): Record<string, unknown>;
   devices(): DeviceView[];
+  searchDevices(q: DeviceQuery): { devices: DeviceView[]; total: number; page: number; pageSize: number };
+  tags(): { tag: string; count: number }[];
+  setDeviceMeta(id: bigint, body: Record<string, unknown>): DeviceView;
+  removeDevice(id: bigint): void;
+  /** Runs `fn` on behalf of `operator` (the messages it sends are audited with the name). */
+  runAs<T>(operator: string, fn: () => T): T;
+  /** Adds an operator's action to the audit log. */
+  record(operator: string, type: string, device: bigint | null, summary: string): void;
+  auditLog(q: AuditPage): { entries: AuditView[]; total: number; page: number; pageSize: number };
+  auditAll(f: AuditFilter): Iterable<AuditView>;
   device(id: bigint): DeviceView & { audit: Record<string, unknown>[]; updates: Record<string, unknown>[] };
   joins(): JoinView[];
   audit(after: number, limit: number): Record<string, unknown>[];
@@ -69,8 +83,16 @@ export interface DeviceView {
   profile: DeviceProfile;
   joinKind: DeviceRecord['joinKind'];
   label: string | null;
+  tags: string[];
   palette: string;
+  /** When the device was last heard from (any accepted message), or null. */
   lastSeen: number | null;
+  /** Heard from within the server's silence threshold. */
+  online: boolean;
+  /** Its join waits for the operator or the device (state 'pending'). */
+  pendingJoin: boolean;
+  /** "name version" as the device reported them, or null. */
+  firmware: string | null;
   identification: string | null;
   firmwareName: string | null;
   firmwareVersion: string | null;

@@ -11,6 +11,7 @@
  * engine re-arms the update timers and resubscribes every joined device; the MQTT session is persistent, so
  * answers that arrived while the server was down are delivered when it reconnects.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parsePublicKeyPem } from '../../crypto/keys.js';
@@ -34,6 +35,8 @@ import { Auth } from './auth.js';
 import { CampaignError, Campaigns } from './campaigns.js';
 import { AppError, parseDeviceId, type AppEvent, type ChallengeView, type ConsoleApp, type DeviceView, type JoinView } from './api.js';
 import { ConsoleHttp } from './http.js';
+import { DEFAULT_SILENCE_MS, parseMeta, queryDevices, type DeviceQuery } from './fleet.js';
+import { auditEntries, queryAudit, type AuditFilter, type AuditPage, type AuditView } from './audit-log.js';
 import { PgCluster } from './cluster.js';
 import { ensurePrivateDir, loadOrCreateIdentity, type ServerIdentity } from './identity.js';
 
@@ -95,6 +98,8 @@ export interface C2AppOptions {
   auditRetention?: { maxAgeMs?: number; maxBytes?: number };
   /** Per-device limit on unasked messages (modules/c2/rate.ts); default 100 at once, 10 per second. */
   deviceRate?: RateLimit;
+  /** A device not heard from for this long is offline (ms); default DEFAULT_SILENCE_MS (5 minutes). */
+  silenceMs?: number;
   log?: Log;
   clock?: Clock;
 }
@@ -197,6 +202,10 @@ export class C2App implements ConsoleApp {
   private stopped = false;
   private readonly retention: { maxAgeMs: number; maxBytes: number };
   private pruneTimer: ReturnType<typeof setInterval> | null = null;
+  /** The silence threshold (ms): a device not heard from for longer is offline. */
+  readonly silenceMs: number;
+  /** The operator whose request is being handled (runAs), for the audit entries it causes. */
+  private readonly operatorScope = new AsyncLocalStorage<string>();
 
   private constructor(o: C2AppOptions) {
     this.dataDir = path.resolve(o.dataDir);
@@ -216,6 +225,9 @@ export class C2App implements ConsoleApp {
       this.registry = new SqliteRegistry(dbFile);
     }
     this.store = new C2Store(this.registry.db);
+    this.registry.auditOperator = () => this.operatorScope.getStore() ?? null;
+    this.silenceMs = o.silenceMs ?? DEFAULT_SILENCE_MS;
+    if (!Number.isSafeInteger(this.silenceMs) || this.silenceMs <= 0) throw new Error('the silence threshold must be a positive whole number of ms');
     // On PostgreSQL this node may be one of several: a shared subscription, a clean session under a client id of
     // its own, notes to the other nodes, and their console events forwarded to this node's event streams.
     const clustered = this.registry instanceof PgRegistry;
@@ -436,16 +448,21 @@ export class C2App implements ConsoleApp {
 
   // ============================================================================================ views
 
-  deviceView(d: DeviceRecord, s: DeviceSettings = this.store.deviceSettings(d.id)): DeviceView {
+  deviceView(d: DeviceRecord, s: DeviceSettings = this.store.deviceSettings(d.id), tags: string[] = this.store.tags(d.id)): DeviceView {
+    const now = this.clock.now();
     return {
       id: idToHex(d.id),
       state: d.state,
       profile: d.profile,
       joinKind: d.joinKind,
       label: s.label,
+      tags,
       palette: s.palette,
       lastSeen: d.lastSeen,
+      online: d.lastSeen !== null && d.lastSeen >= now - this.silenceMs,
+      pendingJoin: d.state === 'pending',
       identification: d.identification,
+      firmware: d.firmwareName === null && d.firmwareVersion === null ? null : [d.firmwareName, d.firmwareVersion].filter((x) => x !== null).join(' '),
       firmwareName: d.firmwareName,
       firmwareVersion: d.firmwareVersion,
       lastResponse: d.lastResponse === null ? null : { status: d.lastResponse.status, at: d.lastResponse.at },
@@ -455,9 +472,29 @@ export class C2App implements ConsoleApp {
     };
   }
 
+  /** Every device (the console's state and the CLI; the device list pages through searchDevices instead). */
   devices(): DeviceView[] {
     const settings = this.store.allDeviceSettings();
-    return this.registry.devices().map((d) => this.deviceView(d, settings.get(d.id) ?? { palette: 'default', label: null }));
+    const all = this.registry.devices();
+    const tags = this.store.tagsOf(all.map((d) => idToHex(d.id)));
+    return all.map((d) => this.deviceView(d, settings.get(d.id) ?? { palette: 'default', label: null }, tags.get(idToHex(d.id)) ?? []));
+  }
+
+  /** One page of the device list (fleet.ts): the database searches, filters, orders and pages. */
+  searchDevices(q: DeviceQuery): { devices: DeviceView[]; total: number; page: number; pageSize: number } {
+    const { rows, total } = queryDevices(this.registry.db, q, this.clock.now(), this.silenceMs);
+    const tags = this.store.tagsOf(rows.map((r) => idToHex(r.device.id)));
+    return {
+      devices: rows.map((r) => this.deviceView(r.device, { label: r.label, palette: r.palette }, tags.get(idToHex(r.device.id)) ?? [])),
+      total,
+      page: q.page,
+      pageSize: q.pageSize,
+    };
+  }
+
+  /** Every tag in use and how many devices carry it. */
+  tags(): { tag: string; count: number }[] {
+    return this.store.tagCounts();
   }
 
   /** The data history of a device, one entry per data id, in the order the ids first appeared. */
@@ -546,7 +583,58 @@ export class C2App implements ConsoleApp {
     }));
   }
 
+  // ============================================================================================ operators and audit
+
+  /** Runs `fn` (and what it causes, awaited or not) on behalf of `operator`: the messages it sends are audited with the name. */
+  runAs<T>(operator: string, fn: () => T): T {
+    return this.operatorScope.run(operator, fn);
+  }
+
+  /** Adds an operator's action to the audit log (`device` null for one on no single device). */
+  record(operator: string, type: string, device: bigint | null, summary: string): void {
+    try {
+      this.store.recordAction({ at: this.clock.now(), operator, type, device, summary });
+    } catch (e) {
+      this.log('error', 'audit_failed', { operator, type, why: String(e) });
+      throw e;
+    }
+  }
+
+  /** The audit log, filtered and paged by the database, newest first (audit-log.ts). */
+  auditLog(q: AuditPage): { entries: AuditView[]; total: number; page: number; pageSize: number } {
+    return { ...queryAudit(this.registry.db, q), page: q.page, pageSize: q.pageSize };
+  }
+
+  /** Every audit entry matching `f`, newest first, a chunk at a time (the CSV export). */
+  auditAll(f: AuditFilter): Iterable<AuditView> {
+    return auditEntries(this.registry.db, f);
+  }
+
   // ============================================================================================ operations
+
+  /** Changes a device's label and/or tags (fleet.ts parseMeta checks the body); returns the device. */
+  setDeviceMeta(id: bigint, body: Record<string, unknown>): DeviceView {
+    const meta = parseMeta(body);
+    const d = this.registry.device(id);
+    if (d === null) throw new AppError('unknown_device', `device ${idToHex(id)} is not registered`);
+    this.store.setDeviceMeta(id, meta);
+    this.emit({ kind: 'devices' });
+    return this.deviceView(d);
+  }
+
+  /**
+   * Removes a device from the registry: its record, settings, tags, updates and readings go; its sequence
+   * counters and its audit entries stay (a device registered again never gets an ID it had already).
+   */
+  removeDevice(id: bigint): void {
+    if (this.registry.device(id) === null) throw new AppError('unknown_device', `device ${idToHex(id)} is not registered`);
+    this.registry.transaction(() => {
+      this.engine.removeDevice(id);
+      this.store.forgetDevice(id);
+    });
+    this.log('info', 'device_removed', { device: idToHex(id) });
+    this.emit({ kind: 'devices' });
+  }
 
   /**
    * Registers (or re-registers) a device's public key, with the palette its matrix uses, a label, and its

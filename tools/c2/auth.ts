@@ -13,6 +13,12 @@
  * scrypt hashes: those are checked off the event loop (node:crypto scrypt runs on the thread pool), at most
  * SCRYPT_CONCURRENCY at a time, and replaced by the digest on the first success.
  *
+ * Named operators (store.ts operators): each has a password, stored as an scrypt hash (a password is what a
+ * person chooses and remembers, so its check must be slow; it runs off the event loop under the same
+ * SCRYPT_CONCURRENCY limit), or a token made by the server (192 random bits, stored as its digest, checked like
+ * the operator token). The data directory's operator token logs in as the operator 'admin'; the CLI token acts
+ * as the operator 'cli'. Each session carries its operator's name, which the audit log records.
+ *
  * Failed attempts are counted per client (its address): after MAX_FAILURES within FAILURE_WINDOW_MS a client's
  * further failures are answered 'limited' (HTTP 429) and its scrypt checks are not run at all. A right token is
  * still accepted: a digest check costs nothing, so the operator is never locked out by someone else's guessing.
@@ -22,6 +28,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { C2Store, SessionRecord } from './store.js';
 import { writeFileDurable } from '../../hosts/node/durable.js';
+import { AppError } from './api.js';
 
 export const CLI_TOKEN_FILE = 'cli-token';
 export const SESSION_COOKIE = 'srup_c2_session';
@@ -33,6 +40,16 @@ export const SCRYPT_QUEUE = 8;
 /** Failed attempts a client may make within the window before its failures are answered 'limited'. */
 export const MAX_FAILURES = 20;
 export const FAILURE_WINDOW_MS = 60_000;
+
+/** The operator the data directory's operator token logs in as, and the one the CLI token acts as. */
+export const ADMIN_OPERATOR = 'admin';
+export const CLI_OPERATOR = 'cli';
+/** An operator's name: a lowercase letter, then up to 31 of a-z 0-9 _ . - */
+export const OPERATOR_NAME = /^[a-z][a-z0-9_.-]{0,31}$/;
+export const MIN_PASSWORD = 8;
+export const MAX_PASSWORD = 1024;
+/** scrypt cost of new password hashes (N = 2^15, r = 8, p = 1: 32 MiB, tens of ms). */
+export const PASSWORD_SCRYPT = Object.freeze({ N: 1 << 15, r: 8, p: 1 });
 
 export function newToken(): string {
   return randomBytes(24).toString('base64url');
@@ -98,6 +115,25 @@ async function verifyStored(secret: string, stored: string, slow: Semaphore): Pr
   return got.length === want.length && timingSafeEqual(got, want) ? 'ok' : 'wrong';
 }
 
+/** The stored form of a password: "scrypt$N$r$p$salt$hash" (base64 salt and hash). */
+export async function hashPassword(password: string, cost: { N: number; r: number; p: number } = PASSWORD_SCRYPT): Promise<string> {
+  const salt = randomBytes(16);
+  const key = await scryptAsync(password, salt, 32, { ...cost, maxmem: 256 * cost.N * cost.r + 1024 * 1024 });
+  return `scrypt$${cost.N}$${cost.r}$${cost.p}$${salt.toString('base64')}$${key.toString('base64')}`;
+}
+
+/** Checks an operator name for adding it; throws AppError('bad_argument') saying what is wrong. */
+export function checkOperatorName(name: unknown): string {
+  if (typeof name !== 'string' || !OPERATOR_NAME.test(name)) {
+    throw new AppError('bad_argument', 'an operator name is a lowercase letter, then up to 31 of a-z 0-9 _ . -');
+  }
+  if (name === ADMIN_OPERATOR || name === CLI_OPERATOR) throw new AppError('bad_argument', `${name} is reserved (the operator token and the CLI token act as it)`);
+  return name;
+}
+
+/** The result of a login: who it is, or why not. */
+export type LoginCheck = { check: 'ok'; operator: string } | { check: Exclude<TokenCheck, 'ok'>; operator: null };
+
 export interface AuthOptions {
   sessionTtlMs?: number;
   now?: () => number;
@@ -142,6 +178,82 @@ export class Auth {
       this.registry.setMeta('cli_token', hashToken(cli));
     }
     return { operatorToken };
+  }
+
+  /**
+   * The console's login: `{ operator, password }` for a named operator, or `{ token }` (a named operator's token,
+   * or the data directory's operator token, which is 'admin'). `client` names the caller for the failure limit.
+   */
+  async login(body: Record<string, unknown>, client = ''): Promise<LoginCheck> {
+    const refuse = (check: Exclude<TokenCheck, 'ok'>): LoginCheck => ({ check, operator: null });
+    if (body.operator !== undefined) {
+      const name = body.operator;
+      const password = body.password;
+      if (typeof name !== 'string' || typeof password !== 'string' || password.length === 0 || password.length > MAX_PASSWORD) {
+        return refuse(this.failed(client) as Exclude<TokenCheck, 'ok'>);
+      }
+      const rec = OPERATOR_NAME.test(name) ? this.registry.operator(name) : null;
+      if (this.limited(client)) return refuse('limited');
+      if (rec === null || rec.password === null) return refuse(this.failed(client) as Exclude<TokenCheck, 'ok'>);
+      const result = await verifyStored(password, rec.password, this.slow);
+      if (result === 'busy') return refuse('busy');
+      if (result === 'wrong') return refuse(this.failed(client) as Exclude<TokenCheck, 'ok'>);
+      this.registry.setLastLogin(rec.name, this.now());
+      return { check: 'ok', operator: rec.name };
+    }
+    const token = body.token;
+    if (typeof token === 'string' && token.length > 0 && token.length <= 256) {
+      // A named operator's token: one digest and one indexed lookup.
+      const named = this.registry.operatorByToken(hashToken(token));
+      if (named !== null) {
+        this.registry.setLastLogin(named.name, this.now());
+        return { check: 'ok', operator: named.name };
+      }
+    }
+    const check = await this.checkOperatorToken(token, client);
+    if (check !== 'ok') return refuse(check);
+    this.registry.setMeta('admin_last_login', String(this.now()));
+    return { check: 'ok', operator: ADMIN_OPERATOR };
+  }
+
+  /**
+   * Adds a named operator: with `password` (at least MIN_PASSWORD characters, stored as its scrypt hash), or
+   * without, when the server makes a token, returned once (only its digest is stored).
+   */
+  async addOperator(name: unknown, password?: unknown): Promise<{ name: string; token?: string }> {
+    const n = checkOperatorName(name);
+    if (password !== undefined && password !== null) {
+      if (typeof password !== 'string' || password.length < MIN_PASSWORD || password.length > MAX_PASSWORD) {
+        throw new AppError('bad_argument', `a password is ${MIN_PASSWORD} to ${MAX_PASSWORD} characters`);
+      }
+    }
+    if (this.registry.operator(n) !== null) throw new AppError('operator_exists', `there is an operator ${n} already`);
+    if (typeof password === 'string') {
+      const hash = await hashPassword(password);
+      if (this.registry.operator(n) !== null) throw new AppError('operator_exists', `there is an operator ${n} already`);
+      this.registry.addOperator({ name: n, password: hash, token: null }, this.now());
+      return { name: n };
+    }
+    const token = newToken();
+    this.registry.addOperator({ name: n, password: null, token: hashToken(token) }, this.now());
+    return { name: n, token };
+  }
+
+  /** The operators: 'admin' (the operator token) first, then the named ones. */
+  operators(): { name: string; createdAt: number | null; lastLogin: number | null; login: 'token' | 'password' }[] {
+    const adminLogin = this.registry.meta('admin_last_login');
+    return [
+      { name: ADMIN_OPERATOR, createdAt: null, lastLogin: adminLogin === null ? null : Number(adminLogin), login: 'token' as const },
+      ...this.registry.operators().map((o) => ({ name: o.name, createdAt: o.createdAt, lastLogin: o.lastLogin, login: o.password !== null ? ('password' as const) : ('token' as const) })),
+    ];
+  }
+
+  /** Removes a named operator and ends its sessions (their ids are returned). 'admin' cannot be removed. */
+  removeOperator(name: string): string[] {
+    if (name === ADMIN_OPERATOR || name === CLI_OPERATOR) throw new AppError('bad_argument', `${name} cannot be removed (reset the token instead)`);
+    const sessions = this.registry.sessionsOf(name);
+    if (!this.registry.removeOperator(name)) throw new AppError('unknown_operator', `there is no operator ${name}`);
+    return sessions;
   }
 
   /** Checks the operator token (the console's login); `client` names the caller for the failure limit. */
@@ -189,12 +301,12 @@ export class Auth {
     return f.count > MAX_FAILURES ? 'limited' : 'wrong';
   }
 
-  /** A new session: returns the cookie value (never stored) and the record. */
-  createSession(): { cookie: string; session: SessionRecord } {
+  /** A new session of `operator`: returns the cookie value (never stored) and the record. */
+  createSession(operator: string = ADMIN_OPERATOR): { cookie: string; session: SessionRecord } {
     const now = this.now();
     this.registry.purgeSessions(now);
     const cookie = randomBytes(32).toString('base64url');
-    const session: SessionRecord = { id: sha256Hex(cookie), csrf: randomBytes(24).toString('base64url'), createdAt: now, expiresAt: now + this.ttl };
+    const session: SessionRecord = { id: sha256Hex(cookie), csrf: randomBytes(24).toString('base64url'), operator, createdAt: now, expiresAt: now + this.ttl };
     this.registry.addSession(session);
     return { cookie, session };
   }

@@ -6,6 +6,10 @@
  * token, else 401. Every state-changing request made with a cookie must come from the console's own origin
  * (Origin, or Referer when there is no Origin) and carry the session's CSRF token in X-CSRF-Token, else 403.
  * The Host header must name this server (defeats DNS rebinding). Images are public: devices have no session.
+ *
+ * Operators: each authenticated request runs on behalf of its operator (the session's, or 'cli' for the bearer
+ * token): a route handler finds the name in ctx.operator, records what it did with app.record(ctx.operator, ...),
+ * and the messages it causes are audited with the name (app.runAs).
  */
 import fs from 'node:fs';
 import http from 'node:http';
@@ -15,7 +19,9 @@ import { isC2Error, type C2ErrorReason } from '../../modules/c2/errors.js';
 import { isDeviceProfile } from '../../modules/c2/registry.js';
 import { idToHex } from '../../hosts/node/durable.js';
 import { AppError, parseDeviceId, type AppErrorCode, type AppEvent, type ConsoleApp } from './api.js';
-import { SESSION_COOKIE, safeEqual, sha256Hex, type TokenCheck } from './auth.js';
+import { CLI_OPERATOR, SESSION_COOKIE, safeEqual, sha256Hex, type TokenCheck } from './auth.js';
+import { parseDeviceQuery } from './fleet.js';
+import { CSV_HEADER, csvLine, isFilteredAuditQuery, parseAuditQuery } from './audit-log.js';
 import { CampaignError, MAX_IMAGE_BYTES, storeStream, type CampaignErrorCode } from './campaigns.js';
 import { StoreError, type StoreErrorReason } from './store.js';
 import { consoleAsset } from './assets.js';
@@ -39,6 +45,8 @@ const ERROR_STATUS: Record<C2ErrorReason | AppErrorCode | CampaignErrorCode | St
   stopped: 503,
   publish_failed: 502,
   already_accepted: 409,
+  unknown_operator: 404,
+  operator_exists: 409,
   unknown_image: 404,
   unknown_campaign: 404,
   unknown_target: 404,
@@ -75,6 +83,8 @@ interface Ctx {
   params: string[];
   url: URL;
   body: () => Promise<Record<string, unknown>>;
+  /** The operator making the request ('cli' for the CLI's bearer token; '' on a route without authentication). */
+  operator: string;
 }
 
 interface Route {
@@ -301,31 +311,37 @@ export class ConsoleHttp {
     if (found === null) throw new HttpError(pathMatched ? 405 : 404, pathMatched ? 'method not allowed' : 'not found');
 
     const changes = method !== 'GET' && method !== 'HEAD';
-    if (found.r.auth) await this.authorize(req, changes);
+    let operator = '';
+    if (found.r.auth) operator = await this.authorize(req, changes);
     else if (changes) this.checkOrigin(req);
 
-    const ctx: Ctx = { req, res, params: found.params, url, body: () => this.readJson(req) };
-    const result = await found.r.handler(ctx);
+    const ctx: Ctx = { req, res, params: found.params, url, body: () => this.readJson(req), operator };
+    const handler = found.r.handler;
+    const result = await (operator === '' ? handler(ctx) : this.app.runAs(operator, () => handler(ctx)));
     if (result !== undefined && !res.headersSent) this.send(res, 200, result);
   }
 
-  /** Throws 401 without valid credentials, 403 for a cross-site or CSRF-less state change. */
-  private async authorize(req: http.IncomingMessage, changes: boolean): Promise<void> {
+  /**
+   * Throws 401 without valid credentials, 403 for a cross-site or CSRF-less state change; returns the operator
+   * making the request.
+   */
+  private async authorize(req: http.IncomingMessage, changes: boolean): Promise<string> {
     const authz = req.headers.authorization;
     if (typeof authz === 'string' && authz.startsWith('Bearer ')) {
       tokenRefusal(await this.app.auth.checkBearer(authz.slice(7).trim(), clientOf(req)), 'bad token');
       // A bearer token is never sent by a browser on its own; a browser that sends one must still be same-origin.
       const origin = this.requestOrigin(req);
       if (origin !== null && !this.allowedOrigins().includes(origin)) throw new HttpError(403, 'cross-origin request refused', 'bad_origin');
-      return;
+      return CLI_OPERATOR;
     }
     const cookie = parseCookies(req.headers.cookie).get(SESSION_COOKIE);
     const session = cookie === undefined ? null : this.app.auth.session(cookie);
     if (session === null) throw new HttpError(401, 'log in first', 'unauthorized');
-    if (!changes) return;
+    if (!changes) return session.operator;
     this.checkOrigin(req);
     const csrf = req.headers['x-csrf-token'];
     if (typeof csrf !== 'string' || !safeEqual(csrf, session.csrf)) throw new HttpError(403, 'missing or wrong CSRF token', 'bad_csrf');
+    return session.operator;
   }
 
   private checkOrigin(req: http.IncomingMessage): void {
@@ -459,15 +475,17 @@ export class ConsoleHttp {
     // --- sessions
     this.route('POST', '/api/login', false, async ({ req, res, body }) => {
       const b = await body();
-      const check = await app.auth.checkOperatorToken(b.token, clientOf(req));
-      if (check === 'wrong') await new Promise((r) => setTimeout(r, 200)); // slows guessing a little more
-      tokenRefusal(check, 'wrong token');
-      const { cookie, session } = app.auth.createSession();
+      const login = await app.auth.login(b, clientOf(req));
+      if (login.check === 'wrong') await new Promise((r) => setTimeout(r, 200)); // slows guessing a little more
+      tokenRefusal(login.check, b.operator !== undefined ? 'wrong operator name or password' : 'wrong token');
+      const operator = login.operator as string;
+      const { cookie, session } = app.auth.createSession(operator);
       const maxAge = Math.floor(app.auth.sessionTtlMs / 1000);
-      this.send(res, 200, { csrf: session.csrf, expiresAt: session.expiresAt }, {
+      this.send(res, 200, { csrf: session.csrf, expiresAt: session.expiresAt, operator }, {
         'Set-Cookie': `${SESSION_COOKIE}=${cookie}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${maxAge}`,
       });
-      app.log('info', 'operator_login', {});
+      app.log('info', 'operator_login', { operator });
+      app.record(operator, 'login', null, `${operator} logged in`);
       return undefined;
     });
     this.route('POST', '/api/logout', false, ({ req, res }) => {
@@ -483,7 +501,7 @@ export class ConsoleHttp {
       const cookie = parseCookies(req.headers.cookie).get(SESSION_COOKIE);
       const s = cookie === undefined ? null : app.auth.session(cookie);
       if (s === null) throw new HttpError(401, 'log in first', 'unauthorized');
-      return { csrf: s.csrf, expiresAt: s.expiresAt };
+      return { csrf: s.csrf, expiresAt: s.expiresAt, operator: s.operator };
     });
 
     // --- reading
@@ -491,9 +509,10 @@ export class ConsoleHttp {
     this.route('GET', '/api/state', true, ({ req }) => {
       const cookie = parseCookies(req.headers.cookie).get(SESSION_COOKIE);
       const s = cookie === undefined ? null : app.auth.session(cookie);
-      return s === null ? app.state() : { ...app.state(), session: { csrf: s.csrf, expiresAt: s.expiresAt } };
+      return s === null ? app.state() : { ...app.state(), session: { csrf: s.csrf, expiresAt: s.expiresAt, operator: s.operator } };
     });
-    this.route('GET', '/api/devices', true, () => ({ devices: app.devices() }));
+    this.route('GET', '/api/devices', true, ({ url }) => app.searchDevices(parseDeviceQuery(url.searchParams)));
+    this.route('GET', '/api/tags', true, () => ({ tags: app.tags() }));
     this.route('GET', `/api/devices/${ID}`, true, ({ params }) => app.device(parseDeviceId(params[0])));
     this.route('GET', '/api/joins', true, () => ({ joins: app.joins() }));
     this.route('GET', '/api/campaigns', true, () => ({ campaigns: app.campaigns.list() }));
@@ -502,7 +521,27 @@ export class ConsoleHttp {
       if (c === null) throw new HttpError(404, `no campaign ${params[0]}`);
       return c;
     });
+    this.route('GET', '/api/audit\\.csv', true, ({ url, res, operator }) => {
+      const filter = parseAuditQuery(url.searchParams, false);
+      res.writeHead(200, {
+        ...SECURITY_HEADERS,
+        'Content-Type': 'text/csv; charset=utf-8',
+        'Content-Disposition': 'attachment; filename="audit.csv"',
+        'Cache-Control': 'no-store',
+      });
+      res.write(CSV_HEADER.join(',') + '\r\n');
+      let n = 0;
+      for (const e of app.auditAll(filter)) {
+        res.write(csvLine(e));
+        n++;
+      }
+      res.end();
+      app.log('info', 'audit_exported', { operator, entries: n });
+      return undefined;
+    });
     this.route('GET', '/api/audit', true, ({ url }) => {
+      // The filtered, paged form; the old form (after, limit: the newest messages) answers as before.
+      if (isFilteredAuditQuery(url.searchParams)) return app.auditLog(parseAuditQuery(url.searchParams));
       const after = Number(url.searchParams.get('after') ?? '0');
       const limit = Number(url.searchParams.get('limit') ?? '100');
       return {
@@ -513,55 +552,96 @@ export class ConsoleHttp {
     this.route('GET', '/api/events', true, (ctx) => this.openEvents(ctx));
 
     // --- devices
-    this.route('POST', '/api/devices', true, async ({ body }) => {
+    this.route('POST', '/api/devices', true, async ({ body, operator }) => {
       const b = await body();
       const id = parseDeviceId(b.id);
       const key = b.publicKey ?? b.key;
       if (typeof key !== 'string') throw new HttpError(400, 'publicKey (PEM) is required');
       if (b.profile !== undefined && b.profile !== '' && !isDeviceProfile(b.profile)) throw new HttpError(400, 'profile must be srup or reference');
-      return app.addDevice(id, key, {
+      const view = app.addDevice(id, key, {
         palette: typeof b.palette === 'string' && b.palette !== '' ? b.palette : undefined,
         label: typeof b.label === 'string' ? b.label : undefined,
         profile: isDeviceProfile(b.profile) ? b.profile : undefined,
       });
+      app.record(operator, 'add-device', id, `registered (profile ${view.profile})`);
+      return view;
     });
-    this.route('POST', `/api/devices/${ID}/profile`, true, async ({ params, body }) => {
+    this.route('POST', `/api/devices/${ID}/profile`, true, async ({ params, body, operator }) => {
       const b = await body();
-      return app.setProfile(parseDeviceId(params[0]), b.profile);
+      const id = parseDeviceId(params[0]);
+      const view = app.setProfile(id, b.profile);
+      app.record(operator, 'profile', id, `profile ${view.profile}`);
+      return view;
     });
-    const op = (name: string, fn: (id: bigint, b: Record<string, unknown>) => Promise<unknown>) =>
-      this.route('POST', `/api/devices/${ID}/${name}`, true, async ({ params, body }) => {
+    this.route('POST', `/api/devices/${ID}/meta`, true, async ({ params, body, operator }) => {
+      const b = await body();
+      const id = parseDeviceId(params[0]);
+      const view = app.setDeviceMeta(id, b);
+      const parts: string[] = [];
+      if (b.label !== undefined) parts.push(`label ${view.label === null ? '(none)' : JSON.stringify(view.label)}`);
+      if (b.tags !== undefined) parts.push(`tags ${view.tags.length === 0 ? '(none)' : view.tags.join(' ')}`);
+      app.record(operator, 'meta', id, parts.join(', '));
+      return view;
+    });
+    this.route('POST', `/api/devices/${ID}/remove`, true, ({ params, operator }) => {
+      const id = parseDeviceId(params[0]);
+      app.removeDevice(id);
+      app.record(operator, 'remove', id, 'removed from the registry');
+      return { ok: true, device: idToHex(id) };
+    });
+    /**
+     * A command to a device, audited with its operator and outcome (a request refused for bad input changed
+     * nothing and is not audited).
+     */
+    const op = (name: string, fn: (id: bigint, b: Record<string, unknown>) => Promise<unknown>, what: (b: Record<string, unknown>, result: unknown) => string = () => name) =>
+      this.route('POST', `/api/devices/${ID}/${name}`, true, async ({ params, body, operator }) => {
         const id = parseDeviceId(params[0]);
         const b = await body();
-        const result = await fn(id, b);
+        let result: unknown;
+        try {
+          result = await fn(id, b);
+        } catch (e) {
+          const status = e instanceof HttpError ? e.status : e instanceof AppError ? errorStatus(e.code) : 0;
+          if (status !== 400) app.record(operator, name, id, `${what(b, undefined)}: failed (${e instanceof Error ? e.message : String(e)})`);
+          throw e;
+        }
+        app.record(operator, name, id, `${what(b, result)}: done`);
         return { ok: true, device: idToHex(id), ...(result === undefined ? {} : (result as object)) };
       });
     op('approve', (id) => app.approve(id));
     op('refuse', (id) => app.refuse(id));
     op('join-command', (id) => app.joinCommand(id));
-    op('action', async (id, b) => {
-      const actionId = Number(b.actionId);
-      if (!Number.isInteger(actionId) || actionId < 0 || actionId > 255) throw new HttpError(400, 'actionId must be 0..255');
-      // status null: the device does not answer actions (profile 'reference'); the broker took the action.
-      return { status: await app.action(id, actionId) };
-    });
-    op('data', (id, b) => app.sendData(id, String(b.dataId ?? ''), String(b.kind ?? 'string'), b.value));
+    op(
+      'action',
+      async (id, b) => {
+        const actionId = Number(b.actionId);
+        if (!Number.isInteger(actionId) || actionId < 0 || actionId > 255) throw new HttpError(400, 'actionId must be 0..255');
+        // status null: the device does not answer actions (profile 'reference'); the broker took the action.
+        return { status: await app.action(id, actionId) };
+      },
+      (b, r) => {
+        const status = (r as { status?: number | null } | undefined)?.status;
+        return `action ${String(b.actionId)}${typeof status === 'number' ? `, status 0x${status.toString(16).padStart(2, '0')}` : ''}`;
+      },
+    );
+    op('data', (id, b) => app.sendData(id, String(b.dataId ?? ''), String(b.kind ?? 'string'), b.value), (b) => `data ${String(b.dataId ?? '')} (${String(b.kind ?? 'string')})`);
     op('id', async (id) => ({ identification: await app.requestId(id) }));
     op('terminate', (id) => app.terminate(id));
     op('deregister', (id) => app.deregister(id));
 
     // --- campaigns
-    this.route('POST', '/api/images', true, async ({ req }) => {
+    this.route('POST', '/api/images', true, async ({ req, operator }) => {
       const length = Number(req.headers['content-length'] ?? '0');
       if (length > MAX_IMAGE_BYTES) throw new HttpError(413, 'the image is too large');
       const info = await storeStream(req, path.join(app.dataDir, 'images'));
       app.log('info', 'image_uploaded', { file: info.file, size: info.size });
+      app.record(operator, 'image.upload', null, `image ${info.digest} (${info.size} bytes)`);
       return info;
     });
-    this.route('POST', '/api/campaigns', true, async ({ body }) => {
+    this.route('POST', '/api/campaigns', true, async ({ body, operator }) => {
       const b = await body();
       if (!Array.isArray(b.devices)) throw new HttpError(400, 'devices must be a list of device ids');
-      return app.campaigns.create({
+      const created = await app.campaigns.create({
         name: typeof b.name === 'string' ? b.name : undefined,
         file: typeof b.file === 'string' && b.file !== '' ? b.file : undefined,
         url: typeof b.url === 'string' && b.url !== '' ? b.url : undefined,
@@ -569,17 +649,36 @@ export class ConsoleHttp {
         devices: b.devices.map((d) => parseDeviceId(d)),
         autoActivate: b.autoActivate === true,
       });
+      app.record(operator, 'campaign.create', null, `campaign ${created.id} ${JSON.stringify(created.name)} to ${b.devices.length} device(s)`);
+      return created;
     });
-    this.route('POST', '/api/campaigns/(\\d+)/retry', true, async ({ params, body }) => {
+    this.route('POST', '/api/campaigns/(\\d+)/retry', true, async ({ params, body, operator }) => {
       const b = await body();
       const devices = Array.isArray(b.devices) ? b.devices.map((d) => parseDeviceId(d)) : undefined;
-      return { ok: true, sent: app.campaigns.retry(Number(params[0]), devices) };
+      const sent = app.campaigns.retry(Number(params[0]), devices);
+      app.record(operator, 'campaign.retry', null, `campaign ${params[0]}: sent again to ${sent} device(s)`);
+      return { ok: true, sent };
     });
-    this.route('POST', '/api/campaigns/(\\d+)/activate', true, async ({ params, body }) => {
+    this.route('POST', '/api/campaigns/(\\d+)/activate', true, async ({ params, body, operator }) => {
       const b = await body();
       const devices = Array.isArray(b.devices) ? b.devices.map((d) => parseDeviceId(d)) : undefined;
       const sent = app.campaigns.activate(Number(params[0]), devices);
+      app.record(operator, 'campaign.activate', null, `campaign ${params[0]}: activate ${devices === undefined ? 'all' : devices.length} (${sent} sent)`);
       return { ok: true, sent };
+    });
+
+    // --- operators
+    this.route('GET', '/api/operators', true, () => ({ operators: app.auth.operators() }));
+    this.route('POST', '/api/operators', true, async ({ body, operator }) => {
+      const b = await body();
+      const added = await app.auth.addOperator(b.name, b.password);
+      app.record(operator, 'operator.add', null, `added operator ${added.name} (${added.token === undefined ? 'password' : 'token'})`);
+      return added;
+    });
+    this.route('POST', '/api/operators/([a-z][a-z0-9_.-]{0,31})/remove', true, ({ params, operator }) => {
+      for (const id of app.auth.removeOperator(params[0])) this.endStreams(id);
+      app.record(operator, 'operator.remove', null, `removed operator ${params[0]}`);
+      return { ok: true };
     });
   }
 }

@@ -1,6 +1,7 @@
 /**
  * What the C2 application keeps beside the registry, in the same database (hosts/node/sql-schema.ts): update
- * campaigns and their targets, operator sessions, per-device console settings, and a small key/value table.
+ * campaigns and their targets, operators and their sessions, per-device console settings and tags, the
+ * operators' actions (audit entries of direction 'operator'), and a small key/value table.
  * Writes are durable when they return, as the registry's.
  */
 import type { SqlDb } from '../../hosts/node/sql.js';
@@ -39,6 +40,8 @@ export interface SessionRecord {
   /** SHA-256 (hex) of the session cookie value; the cookie itself is never stored. */
   readonly id: string;
   readonly csrf: string;
+  /** The operator who logged in ('admin' for the operator token of the data directory). */
+  readonly operator: string;
   readonly createdAt: number;
   readonly expiresAt: number;
 }
@@ -46,6 +49,29 @@ export interface SessionRecord {
 export interface DeviceSettings {
   readonly palette: string;
   readonly label: string | null;
+}
+
+/** A named operator account: a password (scrypt, auth.ts) or a token (its digest), or both. */
+export interface OperatorRecord {
+  readonly name: string;
+  /** "scrypt$N$r$p$salt$hash", or null. */
+  readonly password: string | null;
+  /** "sha256$<hex>" of the operator's token, or null. */
+  readonly token: string | null;
+  readonly createdAt: number;
+  readonly lastLogin: number | null;
+}
+
+interface OperatorRow {
+  name: string;
+  password: string | null;
+  token: string | null;
+  created_at: number;
+  last_login: number | null;
+}
+
+function toOperator(r: OperatorRow): OperatorRecord {
+  return { name: r.name, password: r.password, token: r.token, createdAt: r.created_at, lastLogin: r.last_login };
 }
 
 interface CampaignRow {
@@ -204,12 +230,18 @@ export class C2Store {
   // ------------------------------------------------------------------------------------------ sessions
 
   addSession(s: SessionRecord): void {
-    this.db.write('INSERT INTO sessions (id, csrf, created_at, expires_at) VALUES (?, ?, ?, ?)', [s.id, s.csrf, s.createdAt, s.expiresAt]);
+    this.db.write('INSERT INTO sessions (id, csrf, operator, created_at, expires_at) VALUES (?, ?, ?, ?, ?)', [
+      s.id,
+      s.csrf,
+      s.operator,
+      s.createdAt,
+      s.expiresAt,
+    ]);
   }
 
   session(id: string): SessionRecord | null {
-    const r = this.db.get<{ id: string; csrf: string; created_at: number; expires_at: number }>('SELECT * FROM sessions WHERE id = ?', [id]);
-    return r === undefined ? null : { id: r.id, csrf: r.csrf, createdAt: r.created_at, expiresAt: r.expires_at };
+    const r = this.db.get<{ id: string; csrf: string; operator: string; created_at: number; expires_at: number }>('SELECT * FROM sessions WHERE id = ?', [id]);
+    return r === undefined ? null : { id: r.id, csrf: r.csrf, operator: r.operator, createdAt: r.created_at, expiresAt: r.expires_at };
   }
 
   deleteSession(id: string): void {
@@ -219,6 +251,116 @@ export class C2Store {
   /** Deletes sessions that expired at or before `now`; returns how many. */
   purgeSessions(now: number): number {
     return this.db.write('DELETE FROM sessions WHERE expires_at <= ?', [now]);
+  }
+
+  // ------------------------------------------------------------------------------------------ device tags
+
+  tags(id: bigint): string[] {
+    return this.db.all<{ tag: string }>('SELECT tag FROM device_tags WHERE device = ? ORDER BY tag', [idHex16(id)]).map((r) => r.tag);
+  }
+
+  /** The tags of some devices (one query); a device without tags is absent. */
+  tagsOf(ids: readonly string[]): Map<string, string[]> {
+    const out = new Map<string, string[]>();
+    if (ids.length === 0) return out;
+    const rows = this.db.all<{ device: string; tag: string }>(
+      `SELECT device, tag FROM device_tags WHERE device IN (${ids.map(() => '?').join(', ')}) ORDER BY device, tag`,
+      ids,
+    );
+    for (const r of rows) {
+      const list = out.get(r.device) ?? [];
+      list.push(r.tag);
+      out.set(r.device, list);
+    }
+    return out;
+  }
+
+  /** Every tag in use, with how many devices carry it, by name. */
+  tagCounts(): { tag: string; count: number }[] {
+    return this.db
+      .all<{ tag: string; n: number }>('SELECT tag, COUNT(*) AS n FROM device_tags GROUP BY tag ORDER BY tag')
+      .map((r) => ({ tag: r.tag, count: Number(r.n) }));
+  }
+
+  /** A device's label and tags, in one transaction (checked by the caller: tools/c2/fleet.ts). */
+  setDeviceMeta(id: bigint, meta: { label?: string | null; tags?: readonly string[] }): void {
+    const key = idHex16(id);
+    this.db.transaction(() => {
+      if (meta.label !== undefined) {
+        this.db.run(
+          `INSERT INTO device_settings (id, palette, label) VALUES (?, 'default', ?)
+           ON CONFLICT (id) DO UPDATE SET label = excluded.label`,
+          [key, meta.label],
+        );
+      }
+      if (meta.tags !== undefined) {
+        this.db.run('DELETE FROM device_tags WHERE device = ?', [key]);
+        for (const t of meta.tags) this.db.run('INSERT INTO device_tags (device, tag) VALUES (?, ?)', [key, t]);
+      }
+    });
+  }
+
+  /** Forgets a device's console settings and tags (the device was removed from the registry). */
+  forgetDevice(id: bigint): void {
+    const key = idHex16(id);
+    this.db.transaction(() => {
+      this.db.run('DELETE FROM device_settings WHERE id = ?', [key]);
+      this.db.run('DELETE FROM device_tags WHERE device = ?', [key]);
+    });
+  }
+
+  // ------------------------------------------------------------------------------------------ operators
+
+  addOperator(o: { name: string; password: string | null; token: string | null }, now: number): OperatorRecord {
+    this.db.write('INSERT INTO operators (name, password, token, created_at, last_login) VALUES (?, ?, ?, ?, NULL)', [o.name, o.password, o.token, now]);
+    return { name: o.name, password: o.password, token: o.token, createdAt: now, lastLogin: null };
+  }
+
+  operator(name: string): OperatorRecord | null {
+    const r = this.db.get<OperatorRow>('SELECT * FROM operators WHERE name = ?', [name]);
+    return r === undefined ? null : toOperator(r);
+  }
+
+  /** The operator whose token has this digest ("sha256$<hex>", auth.ts hashToken), or null. */
+  operatorByToken(digest: string): OperatorRecord | null {
+    const r = this.db.get<OperatorRow>('SELECT * FROM operators WHERE token = ?', [digest]);
+    return r === undefined ? null : toOperator(r);
+  }
+
+  operators(): OperatorRecord[] {
+    return this.db.all<OperatorRow>('SELECT * FROM operators ORDER BY name').map(toOperator);
+  }
+
+  /** Removes an operator and ends its sessions; false if there was none of that name. */
+  removeOperator(name: string): boolean {
+    return this.db.transaction(() => {
+      this.db.run('DELETE FROM sessions WHERE operator = ?', [name]);
+      return this.db.run('DELETE FROM operators WHERE name = ?', [name]) > 0;
+    });
+  }
+
+  setLastLogin(name: string, at: number): void {
+    this.db.write('UPDATE operators SET last_login = ? WHERE name = ?', [at, name]);
+  }
+
+  /** Sessions of an operator (their ids), e.g. to end their event streams. */
+  sessionsOf(name: string): string[] {
+    return this.db.all<{ id: string }>('SELECT id FROM sessions WHERE operator = ?', [name]).map((r) => r.id);
+  }
+
+  // ------------------------------------------------------------------------------------------ operator actions
+
+  /**
+   * Adds an operator's action to the audit log (direction 'operator'; `device` null for actions on no single
+   * device). Returns its sequence number.
+   */
+  recordAction(a: { at: number; operator: string; type: string; device: bigint | null; summary: string }): number {
+    const r = this.db.writeReturning<{ seq: number }>(
+      `INSERT INTO audit (at, direction, device, type, sequence_id, token, status, bytes, operator, summary)
+       VALUES (?, 'operator', ?, ?, '0000000000000000', ?, NULL, ?, ?, ?) RETURNING seq`,
+      [a.at, a.device === null ? '' : idHex16(a.device), a.type, new Uint8Array(0), new Uint8Array(0), a.operator, a.summary],
+    )[0];
+    return Number(r.seq);
   }
 
   // ------------------------------------------------------------------------------------------ key/value

@@ -1,0 +1,189 @@
+/**
+ * The device list of a fleet: search, filters, order and paging, done by the database (one counting query and
+ * one page query, both on indexed columns), so that a page costs the same at 10,000 devices as at 10; and the
+ * checks of what an operator may write into a device's label and tags.
+ *
+ * Online: a device is online while it was heard from (any accepted message, devices.last_seen, written with the
+ * message's group commit) within the silence threshold. Every server node reads the same column, so all of them
+ * answer alike.
+ */
+import type { DeviceRecord, DeviceState } from '../../modules/c2/registry.js';
+import { toDevice, type DeviceRow, DEVICE_STATES } from '../../hosts/node/sql-registry.js';
+import type { SqlDb, SqlValue } from '../../hosts/node/sql.js';
+import { AppError } from './api.js';
+
+/** The default silence threshold: a device not heard from for this long is offline (ms). */
+export const DEFAULT_SILENCE_MS = 300_000;
+export const DEFAULT_PAGE_SIZE = 50;
+export const MAX_PAGE_SIZE = 500;
+export const MAX_TAGS = 16;
+export const MAX_LABEL = 100;
+export const TAG_PATTERN = /^[A-Za-z0-9_.:-]{1,32}$/;
+export const SORT_KEYS = ['id', 'label', 'state', 'firmware', 'lastSeen'] as const;
+export type SortKey = (typeof SORT_KEYS)[number];
+
+export interface DeviceQuery {
+  search?: string;
+  state?: DeviceState;
+  online?: boolean;
+  firmware?: string;
+  tag?: string;
+  sort: SortKey;
+  descending: boolean;
+  page: number;
+  pageSize: number;
+}
+
+const QUERY_KEYS = ['search', 'state', 'online', 'firmware', 'tag', 'sort', 'page', 'pageSize'];
+
+function positiveInt(name: string, v: string, max: number): number {
+  if (!/^[0-9]{1,9}$/.test(v) || Number(v) < 1) throw new AppError('bad_argument', `${name} must be a whole number from 1${max < Infinity ? ` to ${max}` : ''}: ${v}`);
+  const n = Number(v);
+  if (n > max) throw new AppError('bad_argument', `${name} must be at most ${max}: ${v}`);
+  return n;
+}
+
+/** Reads GET /api/devices's parameters; a bad one is a 400 naming it. Unknown parameters are refused too. */
+export function parseDeviceQuery(p: URLSearchParams): DeviceQuery {
+  for (const k of p.keys()) {
+    if (!QUERY_KEYS.includes(k)) throw new AppError('bad_argument', `unknown parameter ${k} (one of ${QUERY_KEYS.join(', ')})`);
+  }
+  const one = (k: string): string | undefined => {
+    const all = p.getAll(k);
+    if (all.length > 1) throw new AppError('bad_argument', `${k} is given more than once`);
+    return all[0];
+  };
+  const q: DeviceQuery = { sort: 'id', descending: false, page: 1, pageSize: DEFAULT_PAGE_SIZE };
+  const search = one('search');
+  if (search !== undefined && search.trim() !== '') {
+    if (search.length > 100) throw new AppError('bad_argument', 'search is at most 100 characters');
+    q.search = search.trim();
+  }
+  const state = one('state');
+  if (state !== undefined && state !== '') {
+    if (!(DEVICE_STATES as readonly string[]).includes(state)) throw new AppError('bad_argument', `state must be one of ${DEVICE_STATES.join(', ')}: ${state}`);
+    q.state = state as DeviceState;
+  }
+  const online = one('online');
+  if (online !== undefined && online !== '') {
+    if (online !== 'true' && online !== 'false') throw new AppError('bad_argument', `online must be true or false: ${online}`);
+    q.online = online === 'true';
+  }
+  const firmware = one('firmware');
+  if (firmware !== undefined && firmware !== '') {
+    if (firmware.length > 100) throw new AppError('bad_argument', 'firmware is at most 100 characters');
+    q.firmware = firmware;
+  }
+  const tag = one('tag');
+  if (tag !== undefined && tag !== '') {
+    if (!TAG_PATTERN.test(tag)) throw new AppError('bad_argument', `tag must be 1 to 32 of A-Z a-z 0-9 _ . : -: ${tag}`);
+    q.tag = tag;
+  }
+  const sort = one('sort');
+  if (sort !== undefined && sort !== '') {
+    const key = sort.startsWith('-') ? sort.slice(1) : sort;
+    if (!(SORT_KEYS as readonly string[]).includes(key)) throw new AppError('bad_argument', `sort must be one of ${SORT_KEYS.join(', ')}, with - before it for descending: ${sort}`);
+    q.sort = key as SortKey;
+    q.descending = sort.startsWith('-');
+  }
+  const page = one('page');
+  if (page !== undefined && page !== '') q.page = positiveInt('page', page, 1e9);
+  const size = one('pageSize');
+  if (size !== undefined && size !== '') q.pageSize = positiveInt('pageSize', size, MAX_PAGE_SIZE);
+  return q;
+}
+
+/** `text` for a LIKE pattern that matches it anywhere, with % _ and \ taken literally (ESCAPE '\'). */
+function contains(text: string): string {
+  return '%' + text.replace(/[\\%_]/g, (c) => '\\' + c) + '%';
+}
+
+export interface DeviceRowWithSettings {
+  device: DeviceRecord;
+  label: string | null;
+  palette: string;
+}
+
+/**
+ * One page of devices and how many match. `now - silenceMs` is the oldest last-seen time that still counts as
+ * online.
+ */
+export function queryDevices(db: SqlDb, q: DeviceQuery, now: number, silenceMs: number): { rows: DeviceRowWithSettings[]; total: number } {
+  const where: string[] = [];
+  const params: SqlValue[] = [];
+  // PostgreSQL: byte order for text, as SQLite compares; lower() is the same for ASCII on both.
+  const c = db.dialect === 'postgres' ? ' COLLATE "C"' : '';
+  if (q.search !== undefined) {
+    const s = contains(q.search.toLowerCase());
+    where.push(
+      `(d.id LIKE ? ESCAPE '\\' OR lower(COALESCE(s.label, '')) LIKE ? ESCAPE '\\' OR lower(COALESCE(d.firmware_name, '')) LIKE ? ESCAPE '\\'` +
+        ` OR lower(COALESCE(d.firmware_version, '')) LIKE ? ESCAPE '\\')`,
+    );
+    params.push(s, s, s, s);
+  }
+  if (q.state !== undefined) {
+    where.push('d.state = ?');
+    params.push(q.state);
+  }
+  if (q.online !== undefined) {
+    where.push(q.online ? 'd.last_seen >= ?' : '(d.last_seen IS NULL OR d.last_seen < ?)');
+    params.push(now - silenceMs);
+  }
+  if (q.firmware !== undefined) {
+    // The version, or "name version" as the list shows it.
+    where.push(`(d.firmware_version = ? OR lower(COALESCE(d.firmware_name, '') || ' ' || COALESCE(d.firmware_version, '')) LIKE ? ESCAPE '\\')`);
+    params.push(q.firmware, contains(q.firmware.toLowerCase()));
+  }
+  if (q.tag !== undefined) {
+    where.push('EXISTS (SELECT 1 FROM device_tags t WHERE t.device = d.id AND t.tag = ?)');
+    params.push(q.tag);
+  }
+  const from = 'FROM devices d LEFT JOIN device_settings s ON s.id = d.id';
+  const cond = where.length === 0 ? '' : ` WHERE ${where.join(' AND ')}`;
+  const total = Number(db.get<{ n: number }>(`SELECT COUNT(*) AS n ${from}${cond}`, params)?.n ?? 0);
+  const dir = q.descending ? 'DESC' : 'ASC';
+  const order: Record<SortKey, string> = {
+    id: `d.id${c} ${dir}`,
+    label: `lower(COALESCE(s.label, ''))${c} ${dir}, d.id${c} ${dir}`,
+    state: `d.state${c} ${dir}, d.id${c} ${dir}`,
+    firmware: `COALESCE(d.firmware_name, '')${c} ${dir}, COALESCE(d.firmware_version, '')${c} ${dir}, d.id${c} ${dir}`,
+    // Never heard from sorts as the oldest.
+    lastSeen: `COALESCE(d.last_seen, -1) ${dir}, d.id${c} ${dir}`,
+  };
+  const rows = db.all<DeviceRow & { label: string | null; palette: string | null }>(
+    `SELECT d.*, s.label AS label, s.palette AS palette ${from}${cond} ORDER BY ${order[q.sort]} LIMIT ? OFFSET ?`,
+    [...params, q.pageSize, (q.page - 1) * q.pageSize],
+  );
+  return { rows: rows.map((r) => ({ device: toDevice(r), label: r.label, palette: r.palette ?? 'default' })), total };
+}
+
+/**
+ * Checks a meta edit's body: `label` a string (trimmed, at most MAX_LABEL; empty clears it) or null, `tags` a
+ * list of at most MAX_TAGS distinct tags of TAG_PATTERN. At least one of the two. Throws a 400 naming what is wrong.
+ */
+export function parseMeta(b: Record<string, unknown>): { label?: string | null; tags?: string[] } {
+  for (const k of Object.keys(b)) if (k !== 'label' && k !== 'tags') throw new AppError('bad_argument', `unknown field ${k} (label, tags)`);
+  if (b.label === undefined && b.tags === undefined) throw new AppError('bad_argument', 'give label and/or tags');
+  const out: { label?: string | null; tags?: string[] } = {};
+  if (b.label !== undefined) {
+    if (b.label === null) out.label = null;
+    else if (typeof b.label !== 'string') throw new AppError('bad_argument', 'label must be a string or null');
+    else {
+      const label = b.label.trim();
+      if (label.length > MAX_LABEL) throw new AppError('bad_argument', `label is at most ${MAX_LABEL} characters`);
+      if (/[\u0000-\u001f\u007f]/.test(label)) throw new AppError('bad_argument', 'label must not hold control characters');
+      out.label = label === '' ? null : label;
+    }
+  }
+  if (b.tags !== undefined) {
+    if (!Array.isArray(b.tags)) throw new AppError('bad_argument', 'tags must be a list of strings');
+    const tags: string[] = [];
+    for (const t of b.tags) {
+      if (typeof t !== 'string' || !TAG_PATTERN.test(t)) throw new AppError('bad_argument', `a tag is 1 to 32 of A-Z a-z 0-9 _ . : -: ${JSON.stringify(t)}`);
+      if (!tags.includes(t)) tags.push(t);
+    }
+    if (tags.length > MAX_TAGS) throw new AppError('bad_argument', `at most ${MAX_TAGS} tags per device`);
+    out.tags = tags.sort();
+  }
+  return out;
+}
