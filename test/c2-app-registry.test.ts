@@ -83,16 +83,17 @@ describe('SqliteRegistry durability and schema', () => {
     db.prepare(`INSERT INTO sequences VALUES ('fedcba9876543210', '0000000000000010', '0000000000000020')`).run();
     db.pragma('user_version = 2');
     db.close();
-    // Versions 1 and 2 made more tables; migrating from 2 adds only `accepted` and `readings`.
+    // Versions 1 and 2 made more tables; migrating from 2 adds `accepted` and `readings` and alters `audit` and `sessions`.
     const raw = new Database(file);
     raw.exec(`CREATE TABLE updates (ord INTEGER PRIMARY KEY AUTOINCREMENT, token TEXT NOT NULL UNIQUE, device TEXT NOT NULL, url TEXT NOT NULL,
       digest TEXT NOT NULL, state TEXT NOT NULL, status INTEGER, failure TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
       CREATE TABLE audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, direction TEXT NOT NULL, device TEXT NOT NULL,
-      type TEXT NOT NULL, sequence_id TEXT NOT NULL, token BLOB NOT NULL, status INTEGER, bytes BLOB NOT NULL);`);
+      type TEXT NOT NULL, sequence_id TEXT NOT NULL, token BLOB NOT NULL, status INTEGER, bytes BLOB NOT NULL);
+      CREATE TABLE sessions (id TEXT PRIMARY KEY, csrf TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);`);
     raw.close();
     const r = sqlite(file);
     expect(r.schemaVersion()).toBe(SCHEMA_VERSION);
-    expect(SCHEMA_VERSION).toBe(4);
+    expect(SCHEMA_VERSION).toBe(5);
     expect([r.device(BIG)?.state, r.device(BIG)?.profile]).toEqual(['joined', 'reference']);
     expect(r.sequence(BIG)).toEqual({ lastSent: 16n, lastAccepted: 32n });
     const check = new Database(file, { readonly: true });

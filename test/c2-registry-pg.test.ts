@@ -74,13 +74,13 @@ pgDescribe('PgRegistry on PostgreSQL', () => {
   test('a new database gets the current schema version; a newer one is refused, not altered', () => {
     const url = freshPgUrl();
     const r = new PgRegistry(url);
-    expect(SCHEMA_VERSION).toBe(4);
-    expect(r.schemaVersion()).toBe(4);
+    expect(SCHEMA_VERSION).toBe(5);
+    expect(r.schemaVersion()).toBe(5);
     r.close();
     const db = new PgDb(url);
-    db.write('UPDATE srup_schema SET version = 5');
-    expect(() => new PgRegistry(url)).toThrow(/newer version \(schema 5; this program knows 4\)/);
-    expect(schemaVersion(db)).toBe(5);
+    db.write('UPDATE srup_schema SET version = 6');
+    expect(() => new PgRegistry(url)).toThrow(/newer version \(schema 6; this program knows 5\)/);
+    expect(schemaVersion(db)).toBe(6);
     db.close();
   });
 

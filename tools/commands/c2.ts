@@ -18,6 +18,8 @@ import { SqlError } from '../../hosts/node/sql.js';
 import { C2App, DB_FILE, DEFAULT_HTTP_PORT, PALETTES, type ChallengeView, type DeviceView, type JoinView } from '../c2/app.js';
 import type { CampaignView } from '../c2/campaigns.js';
 import { C2Client, ClientError, serverAddress } from '../c2/client.js';
+import { CSV_HEADER, csvLine, type AuditView } from '../c2/audit-log.js';
+import { MAX_PAGE_SIZE } from '../c2/fleet.js';
 import { loadOrCreateIdentity, SERVER_FILE } from '../c2/identity.js';
 import { DEVICE_PUBLIC_KEY_FILE } from './device.js';
 import { DEFAULT_C2_USER, mosquittoAcl } from '../c2/acl.js';
@@ -39,7 +41,7 @@ const SUBCOMMANDS: Record<string, string> = {
   migrate: 'copy the registry of a data directory into an empty PostgreSQL database: migrate --from DIR --to postgres://...',
   'add-device': 'register a device: --id HEX --key PUBLIC.pem, or the device.json of `srup provision`; --reference for a pySRUP device',
   profile: 'what a device answers: profile ID (--reference for pySRUP | --srup for this project\'s agent)',
-  list: 'list devices',
+  list: 'list devices: list [--search TEXT] [--tag TAG] [--state STATE] [--online|--offline]',
   show: 'one device and its recent messages: show ID',
   joins: 'pending joins, with the challenge each device shows',
   approve: 'approve a pending join: approve ID (shows the challenge first)',
@@ -54,7 +56,10 @@ const SUBCOMMANDS: Record<string, string> = {
   activate: 'activate a campaign\'s staged devices: activate CAMPAIGN [--devices ID,ID]',
   retry: 'send a campaign\'s image again to its failed devices: retry CAMPAIGN [--devices ID,ID]',
   campaigns: 'list campaigns, or show one: campaigns [CAMPAIGN]',
-  audit: 'the latest audit log entries',
+  meta: 'a device\'s label and tags: meta ID [--label TEXT] [--tags TAG,TAG]',
+  remove: 'remove a device from the registry (its counters are kept): remove ID [--yes]',
+  audit: 'the audit log, newest first: audit [--device ID] [--type T] [--operator NAME] [--csv]',
+  operator: 'named operator accounts: operator add NAME [--password-file FILE] | operator list | operator remove NAME',
   acl: 'the broker access rules (Mosquitto acl_file) for the server and its devices: acl [ID] (see docs/broker-acl.md)',
 };
 
@@ -267,6 +272,7 @@ async function serve(values: OptionValues, ctx: CommandContext): Promise<number>
       joinTimeoutMs: seconds(values, 'join-timeout'),
       auditRetention: auditRetention(values),
       activateTimeoutMs: seconds(values, 'activate-timeout'),
+      silenceMs: seconds(values, 'silence'),
       resetToken: optBoolean(values, 'reset-token'),
       databaseUrl: db,
       log: consoleLog({ format: 'text', stream: ctx.stderr as never, level: optBoolean(values, 'verbose') ? 'debug' : 'info' }),
@@ -434,10 +440,88 @@ async function clientCommand(sub: string, values: OptionValues, positionals: str
   const print = (v: unknown, text: () => string) => out.write(json ? JSON.stringify(v) + '\n' : text());
   const colour = !optBoolean(values, 'no-color') && (ctx.stdout as { isTTY?: boolean }).isTTY === true;
 
+  /** Every device matching `filter` (GET /api/devices, page by page). */
+  const allDevices = async (filter: Record<string, string>): Promise<DeviceView[]> => {
+    const out: DeviceView[] = [];
+    for (let page = 1; ; page++) {
+      const q = new URLSearchParams({ ...filter, page: String(page), pageSize: String(MAX_PAGE_SIZE) });
+      const r = await client.get<{ devices: DeviceView[]; total: number }>(`/api/devices?${q}`);
+      out.push(...r.devices);
+      if (r.devices.length < MAX_PAGE_SIZE || out.length >= r.total) return out;
+    }
+  };
+
   switch (sub) {
     case 'list': {
-      const r = await client.get<{ devices: DeviceView[] }>('/api/devices');
-      print(r, () => (r.devices.length === 0 ? 'no devices registered\n' : table(deviceRows(r.devices))));
+      const filter: Record<string, string> = {};
+      for (const k of ['search', 'tag', 'state'] as const) {
+        const v = optString(values, k);
+        if (v !== undefined) filter[k] = v;
+      }
+      if (optBoolean(values, 'online') && optBoolean(values, 'offline')) throw new UsageError('give --online or --offline, not both');
+      if (optBoolean(values, 'online')) filter.online = 'true';
+      if (optBoolean(values, 'offline')) filter.online = 'false';
+      const devices = await allDevices(filter);
+      const r = { devices, total: devices.length };
+      print(r, () => (r.devices.length === 0 ? (Object.keys(filter).length > 0 ? 'no device matches\n' : 'no devices registered\n') : table(deviceRows(r.devices))));
+      return 0;
+    }
+    case 'meta': {
+      const id = deviceArg(positionals, sub);
+      const body: Record<string, unknown> = {};
+      const label = optString(values, 'label');
+      const tags = optString(values, 'tags');
+      if (label !== undefined) body.label = label;
+      if (tags !== undefined) body.tags = tags.split(',').map((t) => t.trim()).filter(Boolean);
+      if (label === undefined && tags === undefined) throw new UsageError('give --label TEXT and/or --tags TAG,TAG (--tags "" clears them)');
+      const d = await client.post<DeviceView>(`/api/devices/${id}/meta`, body);
+      print(d, () => `device ${id}: label ${d.label === null ? '(none)' : shown(d.label)}, tags ${d.tags.length === 0 ? '(none)' : d.tags.join(' ')}\n`);
+      return 0;
+    }
+    case 'remove': {
+      const id = deviceArg(positionals, sub);
+      if (!optBoolean(values, 'yes')) {
+        if ((ctx.stdin as { isTTY?: boolean }).isTTY !== true) throw new CliError('add --yes to remove without a question', 2);
+        if (!(await confirm(ctx, `Remove device ${id} from the registry (it must be registered again to join) [y/N] `))) {
+          out.write('not removed\n');
+          return 1;
+        }
+      }
+      const res = await client.post(`/api/devices/${id}/remove`);
+      print(res, () => `device ${id} removed from the registry\n`);
+      return 0;
+    }
+    case 'operator': {
+      const verb = positionals[1];
+      if (verb === 'list' || verb === undefined) {
+        if (positionals.length > 2) throw new UsageError(`unexpected argument '${positionals[2]}'`);
+        const r = await client.get<{ operators: { name: string; createdAt: number | null; lastLogin: number | null; login: string }[] }>('/api/operators');
+        print(r, () => table([['NAME', 'LOGIN', 'CREATED', 'LAST LOGIN'], ...r.operators.map((o) => [o.name, o.login, time(o.createdAt), time(o.lastLogin)])]));
+        return 0;
+      }
+      const name = positionals[2];
+      if (verb !== 'add' && verb !== 'remove') throw new UsageError(`operator: unknown action '${verb}' (add, list or remove)`);
+      if (name === undefined) throw new UsageError(`operator ${verb}: give the operator's NAME`);
+      if (verb === 'remove') {
+        const res = await client.post(`/api/operators/${encodeURIComponent(name)}/remove`);
+        print(res, () => `operator ${name} removed; their sessions ended\n`);
+        return 0;
+      }
+      const file = optString(values, 'password-file');
+      let password: string | undefined;
+      if (file !== undefined) {
+        try {
+          password = fs.readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+        } catch (e) {
+          throw new CliError(`cannot read ${file}: ${(e as Error).message}`, 2);
+        }
+      }
+      const res = await client.post<{ name: string; token?: string }>('/api/operators', { name, ...(password !== undefined ? { password } : {}) });
+      print(res, () =>
+        res.token === undefined
+          ? `operator ${res.name} added: they log in with their name and password\n`
+          : `operator ${res.name} added; their login token (shown once, keep it secret):\n${res.token}\n`,
+      );
       return 0;
     }
     case 'show': {
@@ -524,8 +608,7 @@ async function clientCommand(sub: string, values: OptionValues, positionals: str
       if ((file === undefined) === (url === undefined)) throw new UsageError('give either --file IMAGE or --url URL');
       let devices: string[];
       if (optBoolean(values, 'all')) {
-        const r = await client.get<{ devices: DeviceView[] }>('/api/devices');
-        devices = r.devices.filter((d) => d.state === 'joined').map((d) => d.id);
+        devices = (await allDevices({ state: 'joined' })).map((d) => d.id);
       } else {
         const list = optString(values, 'devices');
         if (list === undefined) throw new UsageError('give --devices ID,ID or --all');
@@ -571,8 +654,30 @@ async function clientCommand(sub: string, values: OptionValues, positionals: str
       return 0;
     }
     case 'audit': {
-      const r = await client.get<{ audit: { seq: number; at: number; direction: string; device: string; type: string; sequenceId: string; status: number | null }[] }>('/api/audit?limit=50');
-      print(r, () => table([['SEQ', 'TIME', 'DIR', 'DEVICE', 'TYPE', 'SEQ ID', 'STATUS'], ...r.audit.map((a) => [String(a.seq), time(a.at), a.direction === 'in' ? '<-' : '->', a.device, a.type, a.sequenceId, statusText(a.status)])]));
+      const filter: Record<string, string> = {};
+      for (const k of ['device', 'type', 'operator'] as const) {
+        const v = optString(values, k === 'device' ? 'device' : k);
+        if (v !== undefined) filter[k] = v;
+      }
+      if (optBoolean(values, 'csv')) {
+        // Every matching entry, page by page, as GET /api/audit.csv writes them.
+        out.write(CSV_HEADER.join(',') + '\r\n');
+        for (let page = 1; ; page++) {
+          const q = new URLSearchParams({ ...filter, page: String(page), pageSize: String(MAX_PAGE_SIZE) });
+          const r = await client.get<{ entries: AuditView[] }>(`/api/audit?${q}`);
+          for (const e of r.entries) out.write(csvLine(e));
+          if (r.entries.length < MAX_PAGE_SIZE) return 0;
+        }
+      }
+      const q = new URLSearchParams({ ...filter, page: '1', pageSize: '50' });
+      const r = await client.get<{ entries: AuditView[]; total: number }>(`/api/audit?${q}`);
+      const dir = (d: AuditView['direction']) => (d === 'in' ? '<-' : d === 'out' ? '->' : 'op');
+      print(r, () =>
+        table([
+          ['ID', 'TIME', 'DIR', 'DEVICE', 'TYPE', 'OPERATOR', 'SUMMARY'],
+          ...r.entries.map((a) => [String(a.id), time(a.at), dir(a.direction), a.device ?? '', a.type, shown(a.operator ?? ''), shown(a.summary)]),
+        ]) + (r.total > r.entries.length ? `(the newest ${r.entries.length} of ${r.total})\n` : ''),
+      );
       return 0;
     }
     default:
@@ -584,7 +689,7 @@ export const c2Command: Command = {
   name: 'c2',
   summary: 'Run the C2 server and operator console, or act through the running server.',
   synopsis: '<subcommand> [ID|CAMPAIGN|FILE] [options]',
-  positionals: { min: 1, max: 2, names: ['subcommand'] },
+  positionals: { min: 1, max: 3, names: ['subcommand'] },
   options: {
     data: { type: 'string', value: 'DIR', description: `the server's data directory (default $SRUP_C2_DATA or ./${DEFAULT_DATA_DIR})` },
     http: { type: 'string', value: 'PORT', description: `console/API port on 127.0.0.1 (default ${DEFAULT_HTTP_PORT}; serve: 0 picks a free one)` },
@@ -595,7 +700,7 @@ export const c2Command: Command = {
     'tls-key': { type: 'string', value: 'FILE', description: 'serve: client key for the broker (PEM)' },
     username: { type: 'string', value: 'NAME', description: 'serve: broker user name' },
     password: { type: 'string', value: 'TEXT', description: 'serve: broker password (visible to other users in the process list: prefer --password-file or $SRUP_BROKER_PASSWORD)' },
-    'password-file': { type: 'string', value: 'FILE', description: 'serve: a file holding the broker password' },
+    'password-file': { type: 'string', value: 'FILE', description: 'serve: a file holding the broker password; operator add: the operator\'s password (else a token is made)' },
     'image-base': { type: 'string', value: 'URL', description: 'serve: base URL devices download campaign images from' },
     'simple-joins': { type: 'string', value: 'auto|manual', description: 'serve: accept simple joins at once, or hold them for approval' },
     'audit-days': { type: 'string', value: 'N', description: 'serve: keep audit entries this many days (default 90)' },
@@ -612,7 +717,7 @@ export const c2Command: Command = {
     id: { type: 'string', value: 'HEX', description: 'add-device: the device id' },
     key: { type: 'string', value: 'PEM', description: 'add-device: the device public key file' },
     palette: { type: 'string', value: 'NAME', description: 'add-device: the colours its matrix uses: default or reference' },
-    label: { type: 'string', value: 'TEXT', description: 'add-device: a name for people' },
+    label: { type: 'string', value: 'TEXT', description: 'add-device, meta: a name for people' },
     reference: { type: 'boolean', description: 'add-device, profile: a reference (pySRUP) device: it answers neither actions nor activates' },
     srup: { type: 'boolean', description: "profile: a device running this project's agent (the default)" },
     yes: { type: 'boolean', description: 'approve: do not ask' },
@@ -628,6 +733,17 @@ export const c2Command: Command = {
     all: { type: 'boolean', description: 'update: every joined device' },
     'auto-activate': { type: 'boolean', description: 'update: activate each device as soon as it has the image' },
     name: { type: 'string', value: 'TEXT', description: 'update: campaign name' },
+    search: { type: 'string', value: 'TEXT', description: 'list: devices whose id, label or firmware holds TEXT' },
+    tag: { type: 'string', value: 'TAG', description: 'list: devices with this tag' },
+    state: { type: 'string', value: 'STATE', description: 'list: devices in this state (joined, pending, provisioned, ...)' },
+    online: { type: 'boolean', description: 'list: devices heard from within the silence threshold' },
+    offline: { type: 'boolean', description: 'list: devices not heard from within the silence threshold' },
+    tags: { type: 'string', value: 'TAG,TAG', description: 'meta: the device\'s tags (replacing the ones it has; "" for none)' },
+    device: { type: 'string', value: 'ID', description: 'audit: entries of this device' },
+    type: { type: 'string', value: 'TYPE', description: 'audit: entries of this message or action type (response, action, meta, remove, login, ...)' },
+    operator: { type: 'string', value: 'NAME', description: 'audit: entries caused by this operator' },
+    csv: { type: 'boolean', description: 'audit: every matching entry as CSV' },
+    silence: { type: 'string', value: 'S', description: 'serve: a device not heard from for S seconds is offline (default 300)' },
   },
   details: `Subcommands:
 ${Object.entries(SUBCOMMANDS).map(([k, v]) => `  ${k.padEnd(13)} ${v}`).join('\n')}
@@ -636,15 +752,22 @@ The server keeps its identity, keys, registry, images and tokens in --data DIR (
 prints the operator token for the console once; the CLI uses DIR/cli-token. Every subcommand but serve and
 add-device needs the server running (add-device writes the registry directly when it is not).
 
+Operators: \`srup c2 operator add NAME --password-file FILE\` adds an operator who logs in to the console with
+NAME and that password (stored as an scrypt hash); without --password-file the server makes a login token,
+printed once. \`operator list\` shows them, \`operator remove NAME\` removes one and ends their sessions. The
+operator token printed by serve logs in as 'admin'; these commands act as 'cli'. The audit log records which
+operator did what (\`srup c2 audit --operator NAME\`).
+
 Exit status: 0 done, 1 the device or server said no, 2 usage error or unreachable server.`,
 
   async run({ values, positionals }, ctx) {
     const sub = positionals[0];
     if (!(sub in SUBCOMMANDS)) throw new UsageError(`unknown subcommand '${sub}' (one of ${Object.keys(SUBCOMMANDS).join(', ')})`);
-    const needsArg = ['acl', 'show', 'approve', 'refuse', 'join-command', 'action', 'data', 'id', 'terminate', 'deregister', 'activate', 'retry', 'profile'];
-    if (positionals.length > 1 && !needsArg.includes(sub) && sub !== 'add-device' && sub !== 'campaigns') {
+    const needsArg = ['acl', 'show', 'approve', 'refuse', 'join-command', 'action', 'data', 'id', 'terminate', 'deregister', 'activate', 'retry', 'profile', 'meta', 'remove'];
+    if (positionals.length > 1 && !needsArg.includes(sub) && sub !== 'add-device' && sub !== 'campaigns' && sub !== 'operator') {
       throw new UsageError(`unexpected argument '${positionals[1]}'`);
     }
+    if (positionals.length > 2 && sub !== 'operator') throw new UsageError(`unexpected argument '${positionals[2]}'`);
     try {
       if (sub === 'serve') return await serve(values, ctx);
       if (sub === 'migrate') return migrateCommand(values, ctx, optBoolean(values, 'json'));
