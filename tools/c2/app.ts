@@ -233,7 +233,7 @@ export class C2App implements ConsoleApp {
     const clustered = this.registry instanceof PgRegistry;
     this.cluster = this.registry instanceof PgRegistry ? new PgCluster(this.registry.db, this.log) : null;
     this.cluster?.onAppEvent((e) => this.emitLocal(e as AppEvent));
-    this.auth = new Auth(this.store, this.dataDir, { sessionTtlMs: o.sessionTtlMs });
+    this.auth = new Auth(this.store, this.dataDir, { sessionTtlMs: o.sessionTtlMs, now: () => this.clock.now() });
     this.operatorToken = this.auth.setup(o.resetToken === true).operatorToken;
     this.transport = new MqttTransport({
       url: o.brokerUrl,

@@ -98,9 +98,14 @@ export function parseAuditQuery(p: URLSearchParams, paged = true): AuditPage {
   return q;
 }
 
-/** True when the query uses the new form (any filter or page parameter). */
+/**
+ * True when the query uses the new form (any filter or page parameter); false for the old form (only after and
+ * limit). A parameter neither form knows is refused (400).
+ */
 export function isFilteredAuditQuery(p: URLSearchParams): boolean {
-  return AUDIT_KEYS.some((k) => p.has(k));
+  if (AUDIT_KEYS.some((k) => p.has(k))) return true;
+  for (const k of p.keys()) if (k !== 'after' && k !== 'limit') throw new AppError(400, `unknown parameter ${k} (one of ${[...AUDIT_KEYS, 'after', 'limit'].join(', ')})`);
+  return false;
 }
 
 interface Row {
