@@ -292,6 +292,19 @@ export function registryContract(name: string, make: () => Registry, cleanup: (r
       ]);
     });
 
+    test('removeDevice with keepCounters forgets the device but keeps its counters', () => {
+      reg.addDevice(A, keyA, 1);
+      reg.setLastSent(A, 3n);
+      reg.setLastAccepted(A, 5n);
+      reg.addUpdate({ token: 'ta', device: A, url: 'u', digest: 'd' }, 2);
+      expect(reg.removeDevice(A, { keepCounters: true })).toBe(true);
+      expect(reg.device(A)).toBeNull();
+      expect(reg.updates()).toEqual([]);
+      expect(reg.sequence(A)).toEqual({ lastSent: 3n, lastAccepted: 5n });
+      reg.addDevice(A, keyA, 3);
+      expect(reg.allocateSequence(A)).toBe(6n);
+    });
+
     test('audit log: numbered in order, exact bytes, queries by device, after and limit', () => {
       const e1 = reg.appendAudit({ at: 1, direction: 'out', device: A, type: 'action', sequenceId: 1n, token: Uint8Array.of(0x61), status: null, bytes: Uint8Array.of(5, 4, 0) });
       const e2 = reg.appendAudit({ at: 2, direction: 'in', device: B, type: 'response', sequenceId: U64_MAX, token: new Uint8Array(0), status: 0x20, bytes: Uint8Array.of(5, 2) });
