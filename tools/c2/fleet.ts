@@ -1,7 +1,7 @@
 /**
- * The device list of a fleet: search, filters, order and paging, done by the database (one counting query and
- * one page query, both on indexed columns), so that a page costs the same at 10,000 devices as at 10; and the
- * checks of what an operator may write into a device's label and tags.
+ * The device list of a fleet: search, filters, order and paging, done by the database (the page and the number
+ * of matching devices in one query; the whole fleet's first pages in index order), so that no request loads
+ * the fleet into the server; and the checks of what an operator may write into a device's label and tags.
  *
  * Online: a device is online while it was heard from (any accepted message, devices.last_seen, written with the
  * message's group commit) within the silence threshold. Every server node reads the same column, so all of them
@@ -140,20 +140,33 @@ export function queryDevices(db: SqlDb, q: DeviceQuery, now: number, silenceMs: 
   }
   const from = 'FROM devices d LEFT JOIN device_settings s ON s.id = d.id';
   const cond = where.length === 0 ? '' : ` WHERE ${where.join(' AND ')}`;
-  const total = Number(db.get<{ n: number }>(`SELECT COUNT(*) AS n ${from}${cond}`, params)?.n ?? 0);
   const dir = q.descending ? 'DESC' : 'ASC';
+  // Ids are 16 lowercase hex digits: every collation orders them as bytes, so the primary key's index serves
+  // the id order as it is (a COLLATE would keep PostgreSQL from using it).
   const order: Record<SortKey, string> = {
-    id: `d.id${c} ${dir}`,
-    label: `lower(COALESCE(s.label, ''))${c} ${dir}, d.id${c} ${dir}`,
-    state: `d.state${c} ${dir}, d.id${c} ${dir}`,
-    firmware: `COALESCE(d.firmware_name, '')${c} ${dir}, COALESCE(d.firmware_version, '')${c} ${dir}, d.id${c} ${dir}`,
+    id: `d.id ${dir}`,
+    label: `lower(COALESCE(s.label, ''))${c} ${dir}, d.id ${dir}`,
+    state: `d.state${c} ${dir}, d.id ${dir}`,
+    firmware: `COALESCE(d.firmware_name, '')${c} ${dir}, COALESCE(d.firmware_version, '')${c} ${dir}, d.id ${dir}`,
     // Never heard from sorts as the oldest.
-    lastSeen: `COALESCE(d.last_seen, -1) ${dir}, d.id${c} ${dir}`,
+    lastSeen: `COALESCE(d.last_seen, -1) ${dir}, d.id ${dir}`,
   };
-  const rows = db.all<DeviceRow & { label: string | null; palette: string | null }>(
-    `SELECT d.*, s.label AS label, s.palette AS palette ${from}${cond} ORDER BY ${order[q.sort]} LIMIT ? OFFSET ?`,
-    [...params, q.pageSize, (q.page - 1) * q.pageSize],
-  );
+  const offset = (q.page - 1) * q.pageSize;
+  type Row = DeviceRow & { label: string | null; palette: string | null; total_count?: number };
+  let rows: Row[];
+  let total: number;
+  if (where.length === 0) {
+    // The whole fleet: the count needs no join, and the page is read in index order.
+    total = Number(db.get<{ n: number }>('SELECT COUNT(*) AS n FROM devices')?.n ?? 0);
+    rows = db.all<Row>(`SELECT d.*, s.label AS label, s.palette AS palette ${from} ORDER BY ${order[q.sort]} LIMIT ? OFFSET ?`, [q.pageSize, offset]);
+  } else {
+    // Filtered: one pass over the matching rows gives both the page and their number.
+    rows = db.all<Row>(
+      `SELECT d.*, s.label AS label, s.palette AS palette, COUNT(*) OVER () AS total_count ${from}${cond} ORDER BY ${order[q.sort]} LIMIT ? OFFSET ?`,
+      [...params, q.pageSize, offset],
+    );
+    total = rows.length > 0 ? Number(rows[0].total_count) : offset === 0 ? 0 : Number(db.get<{ n: number }>(`SELECT COUNT(*) AS n ${from}${cond}`, params)?.n ?? 0);
+  }
   return { rows: rows.map((r) => ({ device: toDevice(r), label: r.label, palette: r.palette ?? 'default' })), total };
 }
 
