@@ -640,8 +640,8 @@ describe('SqliteRegistry: migration from schema version 1', () => {
   test('a database from a newer version is still refused', () => {
     const file = tmpDb();
     const db = new Database(file);
-    db.pragma('user_version = 5');
+    db.pragma('user_version = 6');
     db.close();
-    expect(() => new SqliteRegistry(file)).toThrow(/newer version \(schema 5; this program knows 4\)/);
+    expect(() => new SqliteRegistry(file)).toThrow(/newer version \(schema 6; this program knows 5\)/);
   });
 });
