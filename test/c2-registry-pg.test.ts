@@ -290,6 +290,8 @@ pgDescribe('PgRegistry on PostgreSQL', () => {
       updates: 1,
       audit: 3,
       device_settings: 1,
+      device_tags: 0,
+      operators: 0,
       campaigns: 1,
       campaign_targets: 2,
       sessions: 1,

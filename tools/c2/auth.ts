@@ -147,6 +147,8 @@ export class Auth {
   private readonly slow = new Semaphore(SCRYPT_CONCURRENCY, SCRYPT_QUEUE);
   /** Per client: when its failures in the current window began, and how many. */
   private readonly failures = new Map<string, { since: number; count: number }>();
+  /** A password hash no password matches, checked for unknown operator names (made on first use). */
+  private unknownHash: Promise<string> | null = null;
 
   constructor(registry: C2Store, dir: string, options: AuthOptions = {}) {
     this.registry = registry;
@@ -194,7 +196,12 @@ export class Auth {
       }
       const rec = OPERATOR_NAME.test(name) ? this.registry.operator(name) : null;
       if (this.limited(client)) return refuse('limited');
-      if (rec === null || rec.password === null) return refuse(this.failed(client) as Exclude<TokenCheck, 'ok'>);
+      if (rec === null || rec.password === null) {
+        // As long as a wrong password of a real operator: the answer's time does not tell which names exist.
+        this.unknownHash ??= hashPassword(randomBytes(16).toString('hex'));
+        if ((await verifyStored(password, await this.unknownHash, this.slow)) === 'busy') return refuse('busy');
+        return refuse(this.failed(client) as Exclude<TokenCheck, 'ok'>);
+      }
       const result = await verifyStored(password, rec.password, this.slow);
       if (result === 'busy') return refuse('busy');
       if (result === 'wrong') return refuse(this.failed(client) as Exclude<TokenCheck, 'ok'>);
