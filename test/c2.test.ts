@@ -763,6 +763,20 @@ describe('terminate, deregister, resign', () => {
     expect(r.registry.sequence(DEV_A)).toEqual({ lastSent: 2n, lastAccepted: 0n });
   });
 
+  test('removeDevice: no message sent, record gone, topic unsubscribed, waiting requests rejected, counters kept', async () => {
+    const r = await startRig({}, joined);
+    const waiting = watch(r.engine.sendAction(DEV_A, 1));
+    await r.settle();
+    expect(r.engine.removeDevice(DEV_A)).toBe(true);
+    await r.settle();
+    expect(r.sentTo(DEV_A).map((m) => m.type)).toEqual(['action']);
+    expect(r.registry.device(DEV_A)).toBeNull();
+    expect(r.broker.subscriptionsOf('SRUP Client: c2')).toEqual([serverJoinFilter(SERVER_ID)]);
+    expect(reason(waiting.error())).toBe('device_removed');
+    expect(r.registry.sequence(DEV_A)).toEqual({ lastSent: 1n, lastAccepted: 0n });
+    expect(r.engine.removeDevice(DEV_A)).toBe(false);
+  });
+
   test.each([
     ['deregister_request', 'deregistered'],
     ['resign_request', 'resigned'],
