@@ -387,6 +387,13 @@ describeIf('C2 fleet API', () => {
     expect(rows.slice(1).map((x) => x[7])).toEqual(["'=HYPERLINK(\"http://x\")", 'two\nlines\r\nhere', 'a, "quoted" word', 'plain']);
     expect(rows[1].slice(1, 7)).toEqual([new Date(T0 + 99_000).toISOString(), String(T0 + 99_000), idToHex(dev), 'operator', 'csv.test', 'grace']);
     expect((await get('/api/audit.csv?page=2')).status).toBe(400);
+    // More entries than one read (1,000): every one, once, newest first.
+    stack.app.registry.transaction(() => {
+      for (let i = 0; i < 2500; i++) stack.app.record('grace', 'csv.bulk', null, `n${i}`);
+    });
+    const bulk = parseCsv((await get('/api/audit.csv?type=csv.bulk')).text).slice(1);
+    expect(bulk.map((x) => x[7])).toEqual(Array.from({ length: 2500 }, (_, i) => `n${2499 - i}`));
+    expect(bulk.every((x) => x[3] === '')).toBe(true);
     // Unauthenticated: refused.
     expect((await request(base, 'GET', '/api/audit.csv')).status).toBe(401);
   });

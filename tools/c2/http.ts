@@ -521,7 +521,7 @@ export class ConsoleHttp {
       if (c === null) throw new HttpError(404, `no campaign ${params[0]}`);
       return c;
     });
-    this.route('GET', '/api/audit\\.csv', true, ({ url, res, operator }) => {
+    this.route('GET', '/api/audit\\.csv', true, async ({ url, res, operator }) => {
       const filter = parseAuditQuery(url.searchParams, false);
       res.writeHead(200, {
         ...SECURITY_HEADERS,
@@ -531,9 +531,17 @@ export class ConsoleHttp {
       });
       res.write(CSV_HEADER.join(',') + '\r\n');
       let n = 0;
+      // Read a chunk at a time and written as the client reads: the export never holds the log in memory.
       for (const e of app.auditAll(filter)) {
-        res.write(csvLine(e));
         n++;
+        if (!res.write(csvLine(e))) {
+          if (res.destroyed) return undefined;
+          await new Promise<void>((resolve) => {
+            res.once('drain', resolve);
+            res.once('close', resolve);
+          });
+          if (res.destroyed || res.writableEnded) return undefined;
+        }
       }
       res.end();
       app.log('info', 'audit_exported', { operator, entries: n });
