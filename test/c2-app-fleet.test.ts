@@ -326,6 +326,7 @@ describeIf('C2 fleet API', () => {
     expect((await post(`/api/devices/${idToHex(id)}/action`, { actionId: 4 }, dave)).status).toBe(504);
     // A bad request changes nothing and is not audited.
     expect((await post(`/api/devices/${idToHex(id)}/action`, { actionId: 999 }, dave)).status).toBe(400);
+    expect((await post(`/api/devices/${idToHex(id)}/data`, { dataId: 'x', kind: 'bytes', value: 'ab'.repeat(70000) }, dave)).status).toBe(400);
     const entries = (await get(`/api/audit?device=${idToHex(id)}&pageSize=10`)).body.entries as Record<string, unknown>[];
     expect(entries.map((e) => [e.direction, e.type, e.operator])).toEqual([
       ['operator', 'action', 'dave'],

@@ -609,7 +609,7 @@ export class ConsoleHttp {
         try {
           result = await fn(id, b);
         } catch (e) {
-          const status = e instanceof HttpError ? e.status : e instanceof AppError ? errorStatus(e.code) : 0;
+          const status = e instanceof HttpError ? e.status : e instanceof AppError ? errorStatus(e.code) : isC2Error(e) ? errorStatus(e.reason) : 0;
           if (status !== 400) app.record(operator, name, id, `${what(b, undefined)}: failed (${e instanceof Error ? e.message : String(e)})`);
           throw e;
         }
