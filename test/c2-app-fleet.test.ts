@@ -12,6 +12,7 @@ import { main } from '../tools/srup.js';
 import { findMosquitto } from './support/mosquitto.js';
 import { login, request, startStack, type Reply, type Stack } from './support/browser.js';
 import { fleetDevice, fleetId, registerFleet } from './support/fleet.js';
+import { parseDeviceFilter } from '../tools/c2/fleet.js';
 
 const describeIf = findMosquitto() ? describe : describe.skip;
 if (!findMosquitto()) process.stderr.write('c2 fleet tests skipped: no mosquitto binary (apt-get install -y mosquitto)\n');
@@ -135,6 +136,23 @@ describeIf('C2 fleet API', () => {
     expect(ids(await get('/api/devices?tag=site-2&state=joined&search=sensor&pageSize=500'))).toEqual(
       expected((i) => i % 4 === 2 && i % 7 !== 0 && i % 10 !== 0).map(hex),
     );
+  });
+
+  test('a filter given as JSON selects the same devices as the list (a campaign target group)', () => {
+    const f = parseDeviceFilter({ tag: 'critical', state: 'joined', online: true, search: 'sensor' });
+    expect(f).toEqual({ tag: 'critical', state: 'joined', online: true, search: 'sensor' });
+    const want = expected((i) => i % 3 === 0 && i % 7 !== 0 && i % 10 !== 0 && i % 11 !== 0 && i * 1000 <= SILENCE_MS).map(fleetId);
+    expect(stack.app.devicesMatching(f)).toEqual(want);
+    expect(stack.app.devicesMatching(parseDeviceFilter({ firmware: '1.0.2', online: null }))).toEqual(expected((i) => i % 5 === 2).map(fleetId));
+    for (const [bad, message] of [
+      [[], /the filter must be an object/],
+      [{ online: 'true' }, /filter online must be true or false/],
+      [{ tag: 3 }, /filter tag must be a string/],
+      [{ tag: 'a b' }, /tag must be 1 to 32 of/],
+      [{ sort: 'id' }, /unknown filter field sort/],
+    ] as const) {
+      expect(() => parseDeviceFilter(bad)).toThrow(message);
+    }
   });
 
   test('sorts by each key, both ways, with the id breaking ties', async () => {

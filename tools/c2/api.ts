@@ -11,7 +11,7 @@ import type { C2Store } from './store.js';
 import { hexToId } from '../../hosts/node/durable.js';
 import type { Auth } from './auth.js';
 import type { Campaigns } from './campaigns.js';
-import type { DeviceQuery } from './fleet.js';
+import type { DeviceFilter, DeviceQuery } from './fleet.js';
 import type { AuditFilter, AuditPage, AuditView } from './audit-log.js';
 
 /** Why the console application refused a request; the HTTP server (http.ts) maps each code to its status. */
@@ -52,6 +52,8 @@ export interface ConsoleApp {
   devices(): DeviceView[];
   searchDevices(q: DeviceQuery): { devices: DeviceView[]; total: number; page: number; pageSize: number };
   tags(): { tag: string; count: number }[];
+  /** The ids of every device matching a filter (fleet.ts parseDeviceFilter checks one given as JSON). */
+  devicesMatching(f: DeviceFilter): bigint[];
   setDeviceMeta(id: bigint, body: Record<string, unknown>): DeviceView;
   removeDevice(id: bigint): void;
   /** Runs `fn` on behalf of `operator` (the messages it sends are audited with the name). */

@@ -35,7 +35,7 @@ import { Auth } from './auth.js';
 import { CampaignError, Campaigns } from './campaigns.js';
 import { AppError, parseDeviceId, type AppEvent, type ChallengeView, type ConsoleApp, type DeviceView, type JoinView } from './api.js';
 import { ConsoleHttp } from './http.js';
-import { DEFAULT_SILENCE_MS, parseMeta, queryDevices, type DeviceQuery } from './fleet.js';
+import { DEFAULT_SILENCE_MS, deviceIdsMatching, parseMeta, queryDevices, type DeviceFilter, type DeviceQuery } from './fleet.js';
 import { auditEntries, queryAudit, type AuditFilter, type AuditPage, type AuditView } from './audit-log.js';
 import { PgCluster } from './cluster.js';
 import { ensurePrivateDir, loadOrCreateIdentity, type ServerIdentity } from './identity.js';
@@ -490,6 +490,11 @@ export class C2App implements ConsoleApp {
       page: q.page,
       pageSize: q.pageSize,
     };
+  }
+
+  /** The ids of every device matching `f` (fleet.ts parseDeviceFilter), in id order: a campaign's target group. */
+  devicesMatching(f: DeviceFilter): bigint[] {
+    return deviceIdsMatching(this.registry.db, f, this.clock.now(), this.silenceMs);
   }
 
   /** Every tag in use and how many devices carry it. */

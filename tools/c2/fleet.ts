@@ -22,12 +22,16 @@ export const TAG_PATTERN = /^[A-Za-z0-9_.:-]{1,32}$/;
 export const SORT_KEYS = ['id', 'label', 'state', 'firmware', 'lastSeen'] as const;
 export type SortKey = (typeof SORT_KEYS)[number];
 
-export interface DeviceQuery {
+/** Which devices: the filters of the device list (also a campaign's target group). */
+export interface DeviceFilter {
   search?: string;
   state?: DeviceState;
   online?: boolean;
   firmware?: string;
   tag?: string;
+}
+
+export interface DeviceQuery extends DeviceFilter {
   sort: SortKey;
   descending: boolean;
   page: number;
@@ -104,15 +108,10 @@ export interface DeviceRowWithSettings {
   palette: string;
 }
 
-/**
- * One page of devices and how many match. `now - silenceMs` is the oldest last-seen time that still counts as
- * online.
- */
-export function queryDevices(db: SqlDb, q: DeviceQuery, now: number, silenceMs: number): { rows: DeviceRowWithSettings[]; total: number } {
+/** The WHERE conditions (over devices d and device_settings s) of a query's filters, and their parameters. */
+function filterSql(q: DeviceFilter, now: number, silenceMs: number): { where: string[]; params: SqlValue[] } {
   const where: string[] = [];
   const params: SqlValue[] = [];
-  // PostgreSQL: byte order for text, as SQLite compares; lower() is the same for ASCII on both.
-  const c = db.dialect === 'postgres' ? ' COLLATE "C"' : '';
   if (q.search !== undefined) {
     const s = contains(q.search.toLowerCase());
     where.push(
@@ -138,6 +137,17 @@ export function queryDevices(db: SqlDb, q: DeviceQuery, now: number, silenceMs: 
     where.push('EXISTS (SELECT 1 FROM device_tags t WHERE t.device = d.id AND t.tag = ?)');
     params.push(q.tag);
   }
+  return { where, params };
+}
+
+/**
+ * One page of devices and how many match. `now - silenceMs` is the oldest last-seen time that still counts as
+ * online.
+ */
+export function queryDevices(db: SqlDb, q: DeviceQuery, now: number, silenceMs: number): { rows: DeviceRowWithSettings[]; total: number } {
+  const { where, params } = filterSql(q, now, silenceMs);
+  // PostgreSQL: byte order for text, as SQLite compares; lower() is the same for ASCII on both.
+  const c = db.dialect === 'postgres' ? ' COLLATE "C"' : '';
   const from = 'FROM devices d LEFT JOIN device_settings s ON s.id = d.id';
   const cond = where.length === 0 ? '' : ` WHERE ${where.join(' AND ')}`;
   const dir = q.descending ? 'DESC' : 'ASC';
@@ -168,6 +178,38 @@ export function queryDevices(db: SqlDb, q: DeviceQuery, now: number, silenceMs: 
     total = rows.length > 0 ? Number(rows[0].total_count) : offset === 0 ? 0 : Number(db.get<{ n: number }>(`SELECT COUNT(*) AS n ${from}${cond}`, params)?.n ?? 0);
   }
   return { rows: rows.map((r) => ({ device: toDevice(r), label: r.label, palette: r.palette ?? 'default' })), total };
+}
+
+/**
+ * Reads a filter given as a JSON object `{search?, state?, online?, firmware?, tag?}` (online a boolean), with
+ * the same checks as the device list's parameters; throws a 400 naming what is wrong.
+ */
+export function parseDeviceFilter(v: unknown): DeviceFilter {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new AppError(400, 'the filter must be an object');
+  const p = new URLSearchParams();
+  for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+    if (!['search', 'state', 'online', 'firmware', 'tag'].includes(k)) throw new AppError(400, `unknown filter field ${k} (search, state, online, firmware, tag)`);
+    if (x === undefined || x === null) continue;
+    if (k === 'online' ? typeof x !== 'boolean' : typeof x !== 'string') throw new AppError(400, `filter ${k} must be ${k === 'online' ? 'true or false' : 'a string'}`);
+    p.set(k, String(x));
+  }
+  const { search, state, online, firmware, tag } = parseDeviceQuery(p);
+  const out: DeviceFilter = {};
+  if (search !== undefined) out.search = search;
+  if (state !== undefined) out.state = state;
+  if (online !== undefined) out.online = online;
+  if (firmware !== undefined) out.firmware = firmware;
+  if (tag !== undefined) out.tag = tag;
+  return out;
+}
+
+/** Every device matching `f` (ids, in id order): a campaign's target group. One query, ids only. */
+export function deviceIdsMatching(db: SqlDb, f: DeviceFilter, now: number, silenceMs: number): bigint[] {
+  const { where, params } = filterSql(f, now, silenceMs);
+  const cond = where.length === 0 ? '' : ` WHERE ${where.join(' AND ')}`;
+  return db
+    .all<{ id: string }>(`SELECT d.id FROM devices d LEFT JOIN device_settings s ON s.id = d.id${cond} ORDER BY d.id`, params)
+    .map((r) => BigInt('0x' + r.id));
 }
 
 /**
