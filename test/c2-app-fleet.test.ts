@@ -206,6 +206,9 @@ describeIf('C2 fleet API', () => {
     expect(tags.find((t) => t.tag === 'plant:b')).toEqual({ tag: 'plant:b', count: 1 });
     expect(tags.find((t) => t.tag === 'critical')).toEqual({ tag: 'critical', count: expected((i) => i % 3 === 0).length + 1 });
     expect(ids(await get('/api/devices?tag=plant:b'))).toEqual([id]);
+    const state = (await get('/api/state')).body.devices as { id: string; tags: string[]; label: string | null }[];
+    expect(state.find((d) => d.id === id)).toMatchObject({ label: 'Boiler room', tags: ['critical', 'plant:b'] });
+    expect(state.find((d) => d.id === hex(4))?.tags).toEqual(['site-0']);
     const bad: [unknown, RegExp][] = [
       [{}, /give label and\/or tags/],
       [{ label: 7 }, /label must be a string or null/],

@@ -476,7 +476,7 @@ export class C2App implements ConsoleApp {
   devices(): DeviceView[] {
     const settings = this.store.allDeviceSettings();
     const all = this.registry.devices();
-    const tags = this.store.tagsOf(all.map((d) => idToHex(d.id)));
+    const tags = this.store.allTags();
     return all.map((d) => this.deviceView(d, settings.get(d.id) ?? { palette: 'default', label: null }, tags.get(idToHex(d.id)) ?? []));
   }
 

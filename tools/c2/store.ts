@@ -259,7 +259,7 @@ export class C2Store {
     return this.db.all<{ tag: string }>('SELECT tag FROM device_tags WHERE device = ? ORDER BY tag', [idHex16(id)]).map((r) => r.tag);
   }
 
-  /** The tags of some devices (one query); a device without tags is absent. */
+  /** The tags of some devices (one query, for a page of the list); a device without tags is absent. */
   tagsOf(ids: readonly string[]): Map<string, string[]> {
     const out = new Map<string, string[]>();
     if (ids.length === 0) return out;
@@ -268,6 +268,17 @@ export class C2Store {
       ids,
     );
     for (const r of rows) {
+      const list = out.get(r.device) ?? [];
+      list.push(r.tag);
+      out.set(r.device, list);
+    }
+    return out;
+  }
+
+  /** The tags of every device (one query); a device without tags is absent. */
+  allTags(): Map<string, string[]> {
+    const out = new Map<string, string[]>();
+    for (const r of this.db.all<{ device: string; tag: string }>('SELECT device, tag FROM device_tags ORDER BY device, tag')) {
       const list = out.get(r.device) ?? [];
       list.push(r.tag);
       out.set(r.device, list);
