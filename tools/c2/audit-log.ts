@@ -104,7 +104,7 @@ export function parseAuditQuery(p: URLSearchParams, paged = true): AuditPage {
  */
 export function isFilteredAuditQuery(p: URLSearchParams): boolean {
   if (AUDIT_KEYS.some((k) => p.has(k))) return true;
-  for (const k of p.keys()) if (k !== 'after' && k !== 'limit') throw new AppError(400, `unknown parameter ${k} (one of ${[...AUDIT_KEYS, 'after', 'limit'].join(', ')})`);
+  for (const k of p.keys()) if (k !== 'after' && k !== 'limit') throw new AppError('bad_argument', `unknown parameter ${k} (one of ${[...AUDIT_KEYS, 'after', 'limit'].join(', ')})`);
   return false;
 }
 

@@ -185,12 +185,12 @@ export function queryDevices(db: SqlDb, q: DeviceQuery, now: number, silenceMs: 
  * the same checks as the device list's parameters; throws a 400 naming what is wrong.
  */
 export function parseDeviceFilter(v: unknown): DeviceFilter {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new AppError(400, 'the filter must be an object');
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new AppError('bad_argument', 'the filter must be an object');
   const p = new URLSearchParams();
   for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
-    if (!['search', 'state', 'online', 'firmware', 'tag'].includes(k)) throw new AppError(400, `unknown filter field ${k} (search, state, online, firmware, tag)`);
+    if (!['search', 'state', 'online', 'firmware', 'tag'].includes(k)) throw new AppError('bad_argument', `unknown filter field ${k} (search, state, online, firmware, tag)`);
     if (x === undefined || x === null) continue;
-    if (k === 'online' ? typeof x !== 'boolean' : typeof x !== 'string') throw new AppError(400, `filter ${k} must be ${k === 'online' ? 'true or false' : 'a string'}`);
+    if (k === 'online' ? typeof x !== 'boolean' : typeof x !== 'string') throw new AppError('bad_argument', `filter ${k} must be ${k === 'online' ? 'true or false' : 'a string'}`);
     p.set(k, String(x));
   }
   const { search, state, online, firmware, tag } = parseDeviceQuery(p);
