@@ -14,21 +14,9 @@ import type { Campaigns } from './campaigns.js';
 import type { DeviceFilter, DeviceQuery } from './fleet.js';
 import type { AuditFilter, AuditPage, AuditView } from './audit-log.js';
 
-/** Why the console application refused a request; the HTTP server (http.ts) maps each code to its status. */
-export type AppErrorCode =
-  | 'bad_argument' // a value the request may not carry (an id, a key, a profile, a data kind...)
-  | 'unknown_device' // no such device in the registry
-  | 'unknown_operator' // no such named operator
-  | 'operator_exists'; // a named operator of that name exists already
+import { AppError } from './errors.js';
 
-export class AppError extends Error {
-  readonly code: AppErrorCode;
-  constructor(code: AppErrorCode, message: string) {
-    super(message);
-    this.name = 'AppError';
-    this.code = code;
-  }
-}
+export { AppError, type AppErrorCode } from './errors.js';
 
 export type AppEvent =
   | { kind: 'c2'; event: Record<string, unknown> }

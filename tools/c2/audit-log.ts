@@ -6,7 +6,7 @@
 import { idHex16 } from '../../modules/srup/bytes.js';
 import { hexToId } from '../../hosts/node/durable.js';
 import type { SqlDb, SqlValue } from '../../hosts/node/sql.js';
-import { AppError } from './api.js';
+import { AppError } from './errors.js';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from './fleet.js';
 
 export interface AuditFilter {

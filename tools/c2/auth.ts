@@ -28,7 +28,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { C2Store, SessionRecord } from './store.js';
 import { writeFileDurable } from '../../hosts/node/durable.js';
-import { AppError } from './api.js';
+import { AppError } from './errors.js';
 
 export const CLI_TOKEN_FILE = 'cli-token';
 export const SESSION_COOKIE = 'srup_c2_session';

@@ -10,7 +10,7 @@
 import type { DeviceRecord, DeviceState } from '../../modules/c2/registry.js';
 import { toDevice, type DeviceRow, DEVICE_STATES } from '../../hosts/node/sql-registry.js';
 import type { SqlDb, SqlValue } from '../../hosts/node/sql.js';
-import { AppError } from './api.js';
+import { AppError } from './errors.js';
 
 /** The default silence threshold: a device not heard from for this long is offline (ms). */
 export const DEFAULT_SILENCE_MS = 300_000;
