@@ -128,7 +128,7 @@ const SQLITE: readonly string[] = [
   );
   CREATE INDEX readings_by_id ON readings(device, data_id, seq);
   `,
-  // 4 -> 5: the fleet console (tools/c2/fleet.ts, tools/c2/operators.ts): device tags, indexes for the device
+  // 4 -> 5: the fleet console (tools/c2/fleet.ts, auth.ts, audit-log.ts): device tags, indexes for the device
   // list's filters and orders, named operators, the operator of each session, and the operator and a summary of
   // each audit entry (operator actions are audit entries of direction 'operator').
   `
