@@ -16,7 +16,7 @@ import { isDeviceProfile } from '../../modules/c2/registry.js';
 import { idToHex } from '../../hosts/node/durable.js';
 import { AppError, parseDeviceId, type AppErrorCode, type AppEvent, type ConsoleApp } from './api.js';
 import { SESSION_COOKIE, safeEqual, sha256Hex, type TokenCheck } from './auth.js';
-import { CampaignError, MAX_IMAGE_BYTES, storeStream, type CampaignErrorCode } from './campaigns.js';
+import { CampaignError, MAX_IMAGE_BYTES, checkImageName, parseCampaignRequest, storeStream, type CampaignErrorCode } from './campaigns.js';
 import { StoreError, type StoreErrorReason } from './store.js';
 import { consoleAsset } from './assets.js';
 
@@ -46,6 +46,9 @@ const ERROR_STATUS: Record<C2ErrorReason | AppErrorCode | CampaignErrorCode | St
   image_too_large: 413,
   image_fetch_failed: 502,
   image_fetch_timeout: 504,
+  bad_campaign_state: 409,
+  image_in_use: 409,
+  image_missing: 409,
 };
 
 /** The HTTP status of a refusal by its code (500 for a code the table does not know). */
@@ -335,6 +338,14 @@ export class ConsoleHttp {
     }
   }
 
+  /**
+   * The operator making a request, for the image library and campaigns: the console's single login and the CLI's
+   * bearer token are the operator "admin".
+   */
+  private operator(_ctx: Ctx): string {
+    return 'admin';
+  }
+
   // ============================================================================================ SSE
 
   private broadcast(e: AppEvent): void {
@@ -550,36 +561,49 @@ export class ConsoleHttp {
     op('terminate', (id) => app.terminate(id));
     op('deregister', (id) => app.deregister(id));
 
-    // --- campaigns
-    this.route('POST', '/api/images', true, async ({ req }) => {
+    // --- images (the library) and campaigns
+    this.route('GET', '/api/images', true, () => ({ images: app.campaigns.images() }));
+    this.route('POST', '/api/images', true, async (ctx) => {
+      const { req, url } = ctx;
+      // Checked before the body is read: a bad name stores nothing.
+      const meta = checkImageName(url.searchParams.get('name'), url.searchParams.get('version'));
       const length = Number(req.headers['content-length'] ?? '0');
       if (length > MAX_IMAGE_BYTES) throw new HttpError(413, 'the image is too large');
       const info = await storeStream(req, path.join(app.dataDir, 'images'));
-      app.log('info', 'image_uploaded', { file: info.file, size: info.size });
-      return info;
+      const { image, created } = app.campaigns.addImage(info, { ...meta, by: this.operator(ctx) });
+      app.log('info', 'image_uploaded', { file: info.file, size: info.size, image: image.id, created });
+      // `file` for clients that name the upload in a campaign's `file` (the body before the library).
+      return { ...image, usedBy: app.store.campaignsByImage(image.id).length, created };
     });
-    this.route('POST', '/api/campaigns', true, async ({ body }) => {
-      const b = await body();
+    this.route('POST', '/api/images/(\\d+)/remove', true, ({ params }) => {
+      app.campaigns.removeImage(Number(params[0]));
+      return { ok: true };
+    });
+    this.route('POST', '/api/campaigns', true, async (ctx) => {
+      const req = parseCampaignRequest(await ctx.body());
+      return app.campaigns.create({ ...req, createdBy: this.operator(ctx) });
+    });
+    const devicesOf = (b: Record<string, unknown>) => {
+      if (b.devices === undefined) return undefined;
       if (!Array.isArray(b.devices)) throw new HttpError(400, 'devices must be a list of device ids');
-      return app.campaigns.create({
-        name: typeof b.name === 'string' ? b.name : undefined,
-        file: typeof b.file === 'string' && b.file !== '' ? b.file : undefined,
-        url: typeof b.url === 'string' && b.url !== '' ? b.url : undefined,
-        digest: typeof b.digest === 'string' && b.digest !== '' ? b.digest : undefined,
-        devices: b.devices.map((d) => parseDeviceId(d)),
-        autoActivate: b.autoActivate === true,
-      });
-    });
+      return b.devices.map((d) => parseDeviceId(d));
+    };
     this.route('POST', '/api/campaigns/(\\d+)/retry', true, async ({ params, body }) => {
-      const b = await body();
-      const devices = Array.isArray(b.devices) ? b.devices.map((d) => parseDeviceId(d)) : undefined;
+      const devices = devicesOf(await body());
       return { ok: true, sent: app.campaigns.retry(Number(params[0]), devices) };
     });
     this.route('POST', '/api/campaigns/(\\d+)/activate', true, async ({ params, body }) => {
-      const b = await body();
-      const devices = Array.isArray(b.devices) ? b.devices.map((d) => parseDeviceId(d)) : undefined;
+      const devices = devicesOf(await body());
       const sent = app.campaigns.activate(Number(params[0]), devices);
       return { ok: true, sent };
     });
+    this.route('POST', '/api/campaigns/(\\d+)/proceed', true, ({ params }) => {
+      const id = Number(params[0]);
+      const sent = app.campaigns.proceed(id);
+      return { ok: true, sent, campaign: app.campaigns.view(id) };
+    });
+    this.route('POST', '/api/campaigns/(\\d+)/pause', true, ({ params }) => app.campaigns.pause(Number(params[0])));
+    this.route('POST', '/api/campaigns/(\\d+)/resume', true, ({ params }) => app.campaigns.resume(Number(params[0])));
+    this.route('POST', '/api/campaigns/(\\d+)/cancel', true, ({ params }) => app.campaigns.cancel(Number(params[0])));
   }
 }
