@@ -83,17 +83,22 @@ describe('SqliteRegistry durability and schema', () => {
     db.prepare(`INSERT INTO sequences VALUES ('fedcba9876543210', '0000000000000010', '0000000000000020')`).run();
     db.pragma('user_version = 2');
     db.close();
-    // Versions 1 and 2 made more tables; migrating from 2 adds `accepted` and `readings` and alters `audit` and `sessions`.
+    // Versions 1 and 2 made more tables; migrating from 2 adds `accepted` and `readings`, alters `audit`, `sessions`
+    // and `campaigns`, and adds the image library.
     const raw = new Database(file);
     raw.exec(`CREATE TABLE updates (ord INTEGER PRIMARY KEY AUTOINCREMENT, token TEXT NOT NULL UNIQUE, device TEXT NOT NULL, url TEXT NOT NULL,
       digest TEXT NOT NULL, state TEXT NOT NULL, status INTEGER, failure TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
       CREATE TABLE audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, direction TEXT NOT NULL, device TEXT NOT NULL,
       type TEXT NOT NULL, sequence_id TEXT NOT NULL, token BLOB NOT NULL, status INTEGER, bytes BLOB NOT NULL);
-      CREATE TABLE sessions (id TEXT PRIMARY KEY, csrf TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);`);
+      CREATE TABLE sessions (id TEXT PRIMARY KEY, csrf TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);
+      CREATE TABLE campaigns (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, url TEXT NOT NULL, digest TEXT NOT NULL,
+      size INTEGER, file TEXT, auto_activate INTEGER NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+      CREATE TABLE campaign_targets (campaign INTEGER NOT NULL REFERENCES campaigns(id), device TEXT NOT NULL, token TEXT,
+      error TEXT, activate INTEGER NOT NULL DEFAULT 0, updated_at INTEGER NOT NULL, PRIMARY KEY (campaign, device));`);
     raw.close();
     const r = sqlite(file);
     expect(r.schemaVersion()).toBe(SCHEMA_VERSION);
-    expect(SCHEMA_VERSION).toBe(5);
+    expect(SCHEMA_VERSION).toBe(6);
     expect([r.device(BIG)?.state, r.device(BIG)?.profile]).toEqual(['joined', 'reference']);
     expect(r.sequence(BIG)).toEqual({ lastSent: 16n, lastAccepted: 32n });
     const check = new Database(file, { readonly: true });
@@ -344,12 +349,29 @@ describe('C2Store: the application tables beside the registry', () => {
   test('campaigns keep their targets, tokens, errors and activation marks; lookups by token and file', () => {
     const r = new C2Store(sqlite().db);
     const c = r.addCampaign({ name: 'fw 2', url: 'http://h/images/x.bin', digest: 'ab'.repeat(32), size: 10, file: 'x.bin', autoActivate: false, devices: [BIG, SMALL] }, 5);
-    expect(c).toEqual({ id: 1, name: 'fw 2', url: 'http://h/images/x.bin', digest: 'ab'.repeat(32), size: 10, file: 'x.bin', autoActivate: false, createdAt: 5, updatedAt: 5 });
+    expect(c).toEqual({
+      id: 1,
+      name: 'fw 2',
+      url: 'http://h/images/x.bin',
+      digest: 'ab'.repeat(32),
+      size: 10,
+      file: 'x.bin',
+      autoActivate: false,
+      image: null,
+      state: 'running',
+      reason: null,
+      currentWave: 0,
+      plan: null,
+      target: null,
+      createdBy: null,
+      createdAt: 5,
+      updatedAt: 5,
+    });
     expect(r.targets(1).map((t) => [t.device, t.token, t.error, t.activate])).toEqual([[SMALL, null, null, false], [BIG, null, null, false]]);
     r.setTarget(1, BIG, { token: 'tok-1' }, 6);
     r.setTarget(1, SMALL, { error: 'device 42 is terminated, not joined' }, 7);
     r.setTarget(1, BIG, { activate: true }, 8);
-    expect(r.targetByToken('tok-1')).toEqual({ campaign: 1, device: BIG, token: 'tok-1', error: null, activate: true, updatedAt: 8 });
+    expect(r.targetByToken('tok-1')).toEqual({ campaign: 1, device: BIG, token: 'tok-1', error: null, activate: true, wave: 0, updatedAt: 8 });
     expect(r.target(1, SMALL)?.error).toBe('device 42 is terminated, not joined');
     expect(r.campaign(1)?.updatedAt).toBe(8);
     expect(r.campaignByFile('x.bin')?.id).toBe(1);

@@ -286,6 +286,67 @@ describeIf('C2 server', () => {
     }
   });
 
+  test('a staged rollout through the API: the library image, a first wave that fails, pause and resume, the go, done', async () => {
+    const headers = { Origin: base, Cookie: session.cookie, 'X-CSRF-Token': session.csrf };
+    const image = demoImage('srup-virtual', '3.0.0', 20 * 1024);
+    const library = async () => (await get('/api/images')).body.images as { id: number; usedBy: number }[];
+    const had = await library();
+    // Bad names are refused before anything is stored.
+    const badName = await request(base, 'POST', `/api/images?name=${encodeURIComponent('a\nb')}`, { headers, raw: image });
+    expect([badName.status, badName.body.error]).toEqual([400, 'name must be 1 to 100 printable characters']);
+    expect(await library()).toEqual(had);
+    const up = await request(base, 'POST', '/api/images?name=sensor&version=3.0.0', { headers, raw: image });
+    expect(up.status).toBe(200);
+    expect(up.body).toMatchObject({ name: 'sensor', version: '3.0.0', size: image.length, uploadedBy: 'admin', usedBy: 0, created: true });
+    const img = up.body.id as number;
+    // The same image again: the row already there.
+    const again = await request(base, 'POST', '/api/images?name=other', { headers, raw: image });
+    expect([again.body.id, again.body.name, again.body.created]).toEqual([img, 'sensor', false]);
+    const ids = stack.devices.map((d) => idToHex(d.id));
+    const before = ((await get('/api/campaigns')).body.campaigns as unknown[]).length;
+    for (const [body, error] of [
+      [{ image: img, target: { devices: [ids[0]] }, waves: { first: { count: 0 } } }, 'waves.first.count must be a whole number of at least 1'],
+      [{ image: img, target: { tag: 'x y' } }, 'target.tag must be 1 to 32 of A-Z a-z 0-9 _ . : -'],
+      [{ image: img }, 'target is required: { devices: [...] }, { tag: T } or { filter: {...} }'],
+    ] as const) {
+      const r = await post('/api/campaigns', body);
+      expect([r.status, r.body.error]).toEqual([400, error]);
+    }
+    expect(((await get('/api/campaigns')).body.campaigns as unknown[]).length).toBe(before);
+
+    // Device 2's downloads are corrupted: the first wave (device 2 alone) fails with 0xFF, above the limit of 0.
+    type C = { id: number; state: string; reason: string | null; currentWave: number; waves: unknown[]; failures: Record<string, number>; targets: { device: string; rolledBack: boolean }[] };
+    const made = await post('/api/campaigns', { name: 'staged', image: img, target: { devices: [ids[2], ids[0]] }, autoActivate: true, waves: { first: { count: 1 }, then: 'auto', maxFailureRate: 0 } });
+    expect([made.status, made.body.error]).toEqual([200, undefined]);
+    const c = made.body as unknown as C;
+    expect([c.state, c.currentWave, c.waves]).toEqual(['running', 0, [{ index: 0, size: 1, sent: 1, done: 0, failed: 0 }, { index: 1, size: 1, sent: 0, done: 0, failed: 0 }]]);
+    const campaign = async () => (await get(`/api/campaigns/${c.id}`)).body as unknown as C;
+    const waiting = await until('the first wave failed', async () => ((await campaign()).state === 'waiting' ? campaign() : null));
+    expect(waiting.reason).toMatch(/failed on 1 of 1 devices \(100%\), above the limit of 0%/);
+    expect(waiting.failures).toEqual({ '0xff': 1 });
+    expect((await library()).find((i) => i.id === img)?.usedBy).toBe(1);
+    const inUse = await post(`/api/images/${img}/remove`);
+    expect([inUse.status, inUse.body.error]).toEqual([409, `image ${img} is used by campaign ${c.id}, which is waiting`]);
+
+    expect((await post(`/api/campaigns/${c.id}/pause`)).body.state).toBe('paused');
+    const refused = await post(`/api/campaigns/${c.id}/proceed`);
+    expect([refused.status, refused.body.error]).toEqual([409, `campaign ${c.id} is paused (resume it first)`]);
+    expect((await post(`/api/campaigns/${c.id}/resume`)).body.state).toBe('waiting');
+    const go = await post(`/api/campaigns/${c.id}/proceed`);
+    expect([go.status, go.body.sent]).toEqual([200, 1]);
+    const done = await until('the second wave confirmed', async () => {
+      const v = await campaign();
+      return v.state === 'done' ? v : null;
+    }, 30000);
+    expect(done.waves).toEqual([{ index: 0, size: 1, sent: 1, done: 0, failed: 1 }, { index: 1, size: 1, sent: 1, done: 1, failed: 0 }]);
+    expect(done.targets.map((t) => t.rolledBack)).toEqual([false, false]);
+    const text = (await cli(['campaigns', String(c.id), '--data', path.join(stack.dir, 'c2')])).out;
+    expect(text).toContain('  state done\n  wave 1: 1 devices, 1 sent, 0 done, 1 failed\n  wave 2: 1 devices, 1 sent, 1 done, 0 failed\n  failures 0xff: 1\n');
+    expect((await post(`/api/campaigns/${c.id}/cancel`)).status).toBe(409);
+    expect((await post(`/api/images/${img}/remove`)).body).toEqual({ ok: true });
+    expect(await library()).toEqual(had);
+  });
+
   test('the CLI says clearly when no server is running', async () => {
     const empty = path.join(stack.dir, 'nothing');
     fs.mkdirSync(empty);

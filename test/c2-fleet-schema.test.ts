@@ -49,7 +49,7 @@ function writeVersion4(db: SqlDb): void {
 /** What version 5 must answer for a database written by writeVersion4 (then opened as a registry). */
 function checkMigrated(reg: SqlRegistry): void {
   expect(reg.schemaVersion()).toBe(SCHEMA_VERSION);
-  expect(SCHEMA_VERSION).toBe(5);
+  expect(SCHEMA_VERSION).toBe(6);
   const store = new C2Store(reg.db);
   // Sessions made before were the operator token's: 'admin'.
   expect(store.session('s1')).toEqual({ id: 's1', csrf: 'c1', operator: 'admin', createdAt: 1, expiresAt: 9999999999999 });

@@ -594,9 +594,9 @@ describe('SqliteRegistry: migration from schema version 1', () => {
     old.prepare(`INSERT INTO sequences VALUES ('07a1c3e5f2d94b68', '0000000000000010', '000000000000000f')`).run();
     old.close();
 
-    expect(SCHEMA_VERSION).toBe(5);
+    expect(SCHEMA_VERSION).toBe(6);
     const reg = new SqliteRegistry(file);
-    expect(reg.schemaVersion()).toBe(5);
+    expect(reg.schemaVersion()).toBe(6);
     expect(reg.readings(PYDEV)).toEqual([]);
     const d = reg.device(PYDEV);
     expect({ ...d, publicKey: null }).toEqual({
@@ -625,7 +625,7 @@ describe('SqliteRegistry: migration from schema version 1', () => {
 
     // Opened again: no second migration, the profile is kept.
     const again = new SqliteRegistry(file);
-    expect(again.schemaVersion()).toBe(5);
+    expect(again.schemaVersion()).toBe(6);
     expect(again.device(PYDEV)?.profile).toBe('reference');
     again.close();
     const raw = new Database(file, { readonly: true });
@@ -640,8 +640,8 @@ describe('SqliteRegistry: migration from schema version 1', () => {
   test('a database from a newer version is still refused', () => {
     const file = tmpDb();
     const db = new Database(file);
-    db.pragma('user_version = 6');
+    db.pragma('user_version = 7');
     db.close();
-    expect(() => new SqliteRegistry(file)).toThrow(/newer version \(schema 6; this program knows 5\)/);
+    expect(() => new SqliteRegistry(file)).toThrow(/newer version \(schema 7; this program knows 6\)/);
   });
 });

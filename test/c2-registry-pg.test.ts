@@ -74,13 +74,13 @@ pgDescribe('PgRegistry on PostgreSQL', () => {
   test('a new database gets the current schema version; a newer one is refused, not altered', () => {
     const url = freshPgUrl();
     const r = new PgRegistry(url);
-    expect(SCHEMA_VERSION).toBe(5);
-    expect(r.schemaVersion()).toBe(5);
+    expect(SCHEMA_VERSION).toBe(6);
+    expect(r.schemaVersion()).toBe(6);
     r.close();
     const db = new PgDb(url);
-    db.write('UPDATE srup_schema SET version = 6');
-    expect(() => new PgRegistry(url)).toThrow(/newer version \(schema 6; this program knows 5\)/);
-    expect(schemaVersion(db)).toBe(6);
+    db.write('UPDATE srup_schema SET version = 7');
+    expect(() => new PgRegistry(url)).toThrow(/newer version \(schema 7; this program knows 6\)/);
+    expect(schemaVersion(db)).toBe(7);
     db.close();
   });
 
@@ -271,7 +271,11 @@ pgDescribe('PgRegistry on PostgreSQL', () => {
     }
     src.appendReading({ device: DEV, dataId: 'temperature', at: 11, token: Uint8Array.of(7), data: Uint8Array.of(0, 0, 0, 21) });
     const store = new C2Store(src.db);
-    store.addCampaign({ name: 'fw', url: 'http://h/fw.bin', digest: 'ab'.repeat(32), size: 3, file: null, autoActivate: true, devices: [DEV, MAX] }, 5);
+    store.addImage({ name: 'fw', version: '2', digest: 'ab'.repeat(32), size: 3, file: `${'ab'.repeat(32)}.bin`, uploadedAt: 4, uploadedBy: 'admin' });
+    store.addCampaign(
+      { name: 'fw', url: 'http://h/fw.bin', digest: 'ab'.repeat(32), size: 3, file: null, autoActivate: true, devices: [DEV, MAX], image: 1, firstWave: 1, plan: { first: { count: 1 }, then: 'auto', maxFailureRate: 0.5 }, target: { tag: 'hall' } },
+      5,
+    );
     store.setTarget(1, DEV, { token: 'tok-1' }, 6);
     store.addSession({ id: 's1', csrf: 'c1', operator: 'admin', createdAt: 1, expiresAt: 2 });
     store.setDeviceSettings(DEV, { palette: 'reference', label: 'hall' });
@@ -292,6 +296,7 @@ pgDescribe('PgRegistry on PostgreSQL', () => {
       device_settings: 1,
       device_tags: 0,
       operators: 0,
+      images: 1,
       campaigns: 1,
       campaign_targets: 2,
       sessions: 1,
@@ -302,12 +307,16 @@ pgDescribe('PgRegistry on PostgreSQL', () => {
     try {
       expect({ devices: pg.devices(), seq: pg.sequence(DEV), updates: pg.updates(), audit: pg.audit(), readings: pg.readings(DEV) }).toEqual(before);
       const s = new C2Store(pg.db);
-      expect(s.targetByToken('tok-1')).toEqual({ campaign: 1, device: DEV, token: 'tok-1', error: null, activate: true, updatedAt: 6 });
+      expect(s.targetByToken('tok-1')).toEqual({ campaign: 1, device: DEV, token: 'tok-1', error: null, activate: true, wave: 0, updatedAt: 6 });
+      expect(s.target(1, MAX)?.wave).toBe(1);
+      expect(s.campaign(1)).toMatchObject({ image: 1, state: 'running', currentWave: 0, plan: { first: { count: 1 }, then: 'auto', maxFailureRate: 0.5 }, target: { tag: 'hall' } });
+      expect(s.images()).toEqual([{ id: 1, name: 'fw', version: '2', digest: 'ab'.repeat(32), size: 3, file: `${'ab'.repeat(32)}.bin`, uploadedAt: 4, uploadedBy: 'admin', usedBy: 1 }]);
       expect(s.deviceSettings(DEV)).toEqual({ palette: 'reference', label: 'hall' });
       expect(s.meta('operator_token')).toBe('scrypt$x');
       // Numbering carries on after the copied rows.
       expect(pg.appendAudit({ ...before.audit[0], seq: undefined } as never).seq).toBe(4);
       expect(s.addCampaign({ name: 'b', url: 'u', digest: 'cd'.repeat(32), size: null, file: null, autoActivate: false, devices: [] }, 7).id).toBe(2);
+      expect(s.addImage({ name: 'c', version: '', digest: 'cd'.repeat(32), size: 1, file: 'x.bin', uploadedAt: 8, uploadedBy: 'admin' }).image.id).toBe(2);
     } finally {
       pg.close();
     }

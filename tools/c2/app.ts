@@ -46,7 +46,7 @@ export const HTTP_FILE = 'http.json';
 export const LOCK_FILE = 'c2.lock';
 export const IMAGES_DIR = 'images';
 export const DEFAULT_HTTP_PORT = 8686;
-/** Several nodes: how often each takes over the update and join timers of a node that died (ms). */
+/** Several nodes: how often each takes over the update and join timers (and campaign waves) of a node that died (ms). */
 export const SWEEP_MS = 5_000;
 
 /** 90 days, 256 MiB: a year of a quiet fleet's traffic fits; a chatty device cannot fill the disk. */
@@ -206,6 +206,7 @@ export class C2App implements ConsoleApp {
   readonly silenceMs: number;
   /** The operator whose request is being handled (runAs), for the audit entries it causes. */
   private readonly operatorScope = new AsyncLocalStorage<string>();
+  private campaignTimer: ReturnType<typeof setInterval> | null = null;
 
   private constructor(o: C2AppOptions) {
     this.dataDir = path.resolve(o.dataDir);
@@ -283,6 +284,7 @@ export class C2App implements ConsoleApp {
       imageUrl: (file) => `${(o.imageBaseUrl ?? this.http.origin).replace(/\/$/, '')}/images/${file}`,
       now: () => this.clock.now(),
       changed: (id) => this.emit({ kind: 'campaign', id }),
+      resolve: (f) => this.devicesMatching(f),
     });
   }
 
@@ -309,6 +311,15 @@ export class C2App implements ConsoleApp {
       app.pruneAudit();
       app.pruneTimer = setInterval(() => app.pruneAudit(), AUDIT_PRUNE_INTERVAL_MS);
       app.pruneTimer.unref();
+      // A campaign wave that settled while its last answer's node died is moved on by another (several nodes).
+      app.campaignTimer = setInterval(() => {
+        try {
+          app.campaigns.sweep();
+        } catch (e) {
+          app.log('warn', 'campaign_sweep_failed', { why: String(e) });
+        }
+      }, SWEEP_MS);
+      app.campaignTimer.unref();
     } catch (e) {
       await app.stop();
       throw e;
@@ -381,6 +392,7 @@ export class C2App implements ConsoleApp {
     if (this.stopped) return;
     this.stopped = true;
     if (this.pruneTimer !== null) clearInterval(this.pruneTimer);
+    if (this.campaignTimer !== null) clearInterval(this.campaignTimer);
     // Campaigns first (they would answer a 0x00 with an activate that can no longer be sent; the next start
     // sends it), then the transport: a message the broker hands over while it closes is still recorded by the
     // engine before it is acknowledged, so nothing the devices sent is lost across a restart.

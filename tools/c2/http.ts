@@ -22,7 +22,7 @@ import { AppError, parseDeviceId, type AppErrorCode, type AppEvent, type Console
 import { CLI_OPERATOR, SESSION_COOKIE, safeEqual, sha256Hex, type TokenCheck } from './auth.js';
 import { parseDeviceQuery } from './fleet.js';
 import { CSV_HEADER, csvLine, isFilteredAuditQuery, parseAuditQuery } from './audit-log.js';
-import { CampaignError, MAX_IMAGE_BYTES, storeStream, type CampaignErrorCode } from './campaigns.js';
+import { CampaignError, MAX_IMAGE_BYTES, checkImageName, parseCampaignRequest, storeStream, type CampaignErrorCode } from './campaigns.js';
 import { StoreError, type StoreErrorReason } from './store.js';
 import { consoleAsset } from './assets.js';
 
@@ -54,6 +54,9 @@ const ERROR_STATUS: Record<C2ErrorReason | AppErrorCode | CampaignErrorCode | St
   image_too_large: 413,
   image_fetch_failed: 502,
   image_fetch_timeout: 504,
+  bad_campaign_state: 409,
+  image_in_use: 409,
+  image_missing: 409,
 };
 
 /** The HTTP status of a refusal by its code (500 for a code the table does not know). */
@@ -637,42 +640,68 @@ export class ConsoleHttp {
     op('terminate', (id) => app.terminate(id));
     op('deregister', (id) => app.deregister(id));
 
-    // --- campaigns
-    this.route('POST', '/api/images', true, async ({ req, operator }) => {
+    // --- images (the library) and campaigns
+    this.route('GET', '/api/images', true, () => ({ images: app.campaigns.images() }));
+    this.route('POST', '/api/images', true, async ({ req, url, operator }) => {
+      // Checked before the body is read: a bad name stores nothing.
+      const meta = checkImageName(url.searchParams.get('name'), url.searchParams.get('version'));
       const length = Number(req.headers['content-length'] ?? '0');
       if (length > MAX_IMAGE_BYTES) throw new HttpError(413, 'the image is too large');
       const info = await storeStream(req, path.join(app.dataDir, 'images'));
-      app.log('info', 'image_uploaded', { file: info.file, size: info.size });
-      app.record(operator, 'image.upload', null, `image ${info.digest} (${info.size} bytes)`);
-      return info;
+      const { image, created } = app.campaigns.addImage(info, { ...meta, by: operator });
+      app.log('info', 'image_uploaded', { file: info.file, size: info.size, image: image.id, created });
+      app.record(operator, 'image.upload', null, `image ${image.id} ${JSON.stringify(image.name)} ${info.digest} (${info.size} bytes)${created ? '' : ', already in the library'}`);
+      // `file` for clients that name the upload in a campaign's `file` (the body before the library).
+      return { ...image, usedBy: app.store.campaignsByImage(image.id).length, created };
+    });
+    this.route('POST', '/api/images/(\\d+)/remove', true, ({ params, operator }) => {
+      app.campaigns.removeImage(Number(params[0]));
+      app.record(operator, 'image.remove', null, `removed image ${params[0]}`);
+      return { ok: true };
     });
     this.route('POST', '/api/campaigns', true, async ({ body, operator }) => {
-      const b = await body();
-      if (!Array.isArray(b.devices)) throw new HttpError(400, 'devices must be a list of device ids');
-      const created = await app.campaigns.create({
-        name: typeof b.name === 'string' ? b.name : undefined,
-        file: typeof b.file === 'string' && b.file !== '' ? b.file : undefined,
-        url: typeof b.url === 'string' && b.url !== '' ? b.url : undefined,
-        digest: typeof b.digest === 'string' && b.digest !== '' ? b.digest : undefined,
-        devices: b.devices.map((d) => parseDeviceId(d)),
-        autoActivate: b.autoActivate === true,
-      });
-      app.record(operator, 'campaign.create', null, `campaign ${created.id} ${JSON.stringify(created.name)} to ${b.devices.length} device(s)`);
+      const req = parseCampaignRequest(await body());
+      const created = await app.campaigns.create({ ...req, createdBy: operator });
+      app.record(operator, 'campaign.create', null, `campaign ${created.id} ${JSON.stringify(created.name)} to ${created.targets.length} device(s)`);
       return created;
     });
+    const devicesOf = (b: Record<string, unknown>) => {
+      if (b.devices === undefined) return undefined;
+      if (!Array.isArray(b.devices)) throw new HttpError(400, 'devices must be a list of device ids');
+      return b.devices.map((d) => parseDeviceId(d));
+    };
     this.route('POST', '/api/campaigns/(\\d+)/retry', true, async ({ params, body, operator }) => {
-      const b = await body();
-      const devices = Array.isArray(b.devices) ? b.devices.map((d) => parseDeviceId(d)) : undefined;
+      const devices = devicesOf(await body());
       const sent = app.campaigns.retry(Number(params[0]), devices);
       app.record(operator, 'campaign.retry', null, `campaign ${params[0]}: sent again to ${sent} device(s)`);
       return { ok: true, sent };
     });
     this.route('POST', '/api/campaigns/(\\d+)/activate', true, async ({ params, body, operator }) => {
-      const b = await body();
-      const devices = Array.isArray(b.devices) ? b.devices.map((d) => parseDeviceId(d)) : undefined;
+      const devices = devicesOf(await body());
       const sent = app.campaigns.activate(Number(params[0]), devices);
       app.record(operator, 'campaign.activate', null, `campaign ${params[0]}: activate ${devices === undefined ? 'all' : devices.length} (${sent} sent)`);
       return { ok: true, sent };
+    });
+    this.route('POST', '/api/campaigns/(\\d+)/proceed', true, ({ params, operator }) => {
+      const id = Number(params[0]);
+      const sent = app.campaigns.proceed(id);
+      app.record(operator, 'campaign.proceed', null, `campaign ${id}: next wave, ${sent} sent`);
+      return { ok: true, sent, campaign: app.campaigns.view(id) };
+    });
+    this.route('POST', '/api/campaigns/(\\d+)/pause', true, ({ params, operator }) => {
+      const view = app.campaigns.pause(Number(params[0]));
+      app.record(operator, 'campaign.pause', null, `campaign ${params[0]} paused`);
+      return view;
+    });
+    this.route('POST', '/api/campaigns/(\\d+)/resume', true, ({ params, operator }) => {
+      const view = app.campaigns.resume(Number(params[0]));
+      app.record(operator, 'campaign.resume', null, `campaign ${params[0]} resumed`);
+      return view;
+    });
+    this.route('POST', '/api/campaigns/(\\d+)/cancel', true, ({ params, operator }) => {
+      const view = app.campaigns.cancel(Number(params[0]));
+      app.record(operator, 'campaign.cancel', null, `campaign ${params[0]} cancelled`);
+      return view;
     });
 
     // --- operators

@@ -1,11 +1,45 @@
 /**
- * What the C2 application keeps beside the registry, in the same database (hosts/node/sql-schema.ts): update
- * campaigns and their targets, operators and their sessions, per-device console settings and tags, the
- * operators' actions (audit entries of direction 'operator'), and a small key/value table.
+ * What the C2 application keeps beside the registry, in the same database (hosts/node/sql-schema.ts): the image
+ * library, update campaigns and their targets, operators and their sessions, per-device console settings and
+ * tags, the operators' actions (audit entries of direction 'operator'), and a small key/value table.
  * Writes are durable when they return, as the registry's.
  */
 import type { SqlDb } from '../../hosts/node/sql.js';
 import { idHex16 } from '../../modules/srup/bytes.js';
+
+/** What the operator made of a campaign: 'done' is not stored (tools/c2/campaigns.ts works it out). */
+export type CampaignState = 'running' | 'paused' | 'waiting' | 'cancelled';
+
+/**
+ * How a campaign rolls out: a first wave (N devices, or P % of them, at least one), then the rest, on the
+ * operator's go ('manual') or by itself when the first wave's failure rate is at most maxFailureRate ('auto').
+ */
+export interface WavePlan {
+  readonly first: { readonly count: number } | { readonly percent: number };
+  readonly then: 'manual' | 'auto';
+  readonly maxFailureRate: number;
+}
+
+/** How the targets were chosen, as the operator gave it (the resolved devices are the targets). */
+export type TargetSpec =
+  | { readonly devices: string[] }
+  | { readonly tag: string }
+  | { readonly filter: Readonly<Record<string, string | boolean>> };
+
+/** An image in the library: uploaded once, named and versioned, reused by campaigns. */
+export interface ImageRecord {
+  readonly id: number;
+  readonly name: string;
+  readonly version: string;
+  /** Lowercase hex SHA-256. */
+  readonly digest: string;
+  readonly size: number;
+  /** File name under the images folder: "<digest>.bin". */
+  readonly file: string;
+  readonly uploadedAt: number;
+  /** The operator who uploaded it. */
+  readonly uploadedBy: string;
+}
 
 /** A campaign: one image sent to a set of devices. */
 export interface CampaignRecord {
@@ -21,6 +55,18 @@ export interface CampaignRecord {
   readonly file: string | null;
   /** Send the activate to each device as soon as it reports a good download. */
   readonly autoActivate: boolean;
+  /** The library image it sends, or null (an image named by URL, or one since removed from the library). */
+  readonly image: number | null;
+  readonly state: CampaignState;
+  /** Why it waits (state 'waiting'), else null. */
+  readonly reason: string | null;
+  /** The wave being sent (0 first); every target of a wave up to this one has been sent. */
+  readonly currentWave: number;
+  /** Null: one wave. */
+  readonly plan: WavePlan | null;
+  /** A tag or filter as given; null for a list of devices (its targets are the list). */
+  readonly target: TargetSpec | null;
+  readonly createdBy: string | null;
   readonly createdAt: number;
   readonly updatedAt: number;
 }
@@ -33,7 +79,16 @@ export interface CampaignTarget {
   readonly error: string | null;
   /** The operator asked for activation (sent when the device reports 0x00, or at once if it already has). */
   readonly activate: boolean;
+  /** The wave it belongs to (0 first). */
+  readonly wave: number;
   readonly updatedAt: number;
+}
+
+/** A target with its update's state as the registry holds it (null before the initiate went out). */
+export interface TargetWithUpdate extends CampaignTarget {
+  readonly updateState: string | null;
+  readonly status: number | null;
+  readonly failure: string | null;
 }
 
 export interface SessionRecord {
@@ -82,6 +137,13 @@ interface CampaignRow {
   size: number | null;
   file: string | null;
   auto_activate: number;
+  image: number | null;
+  state: string;
+  reason: string | null;
+  current_wave: number;
+  waves: string | null;
+  target: string | null;
+  created_by: string | null;
   created_at: number;
   updated_at: number;
 }
@@ -92,7 +154,45 @@ interface TargetRow {
   token: string | null;
   error: string | null;
   activate: number;
+  wave: number;
   updated_at: number;
+}
+
+interface ImageRow {
+  id: number;
+  name: string;
+  version: string;
+  digest: string;
+  size: number;
+  file: string;
+  uploaded_at: number;
+  uploaded_by: string;
+}
+
+function toImage(r: ImageRow): ImageRecord {
+  return {
+    id: Number(r.id),
+    name: r.name,
+    version: r.version,
+    digest: r.digest,
+    size: Number(r.size),
+    file: r.file,
+    uploadedAt: r.uploaded_at,
+    uploadedBy: r.uploaded_by,
+  };
+}
+
+function parseJson<T>(text: string | null): T | null {
+  if (text === null) return null;
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return null;
+  }
+}
+
+function toState(s: string): CampaignState {
+  return s === 'paused' || s === 'waiting' || s === 'cancelled' ? s : 'running';
 }
 
 function toCampaign(r: CampaignRow): CampaignRecord {
@@ -104,6 +204,13 @@ function toCampaign(r: CampaignRow): CampaignRecord {
     size: r.size,
     file: r.file,
     autoActivate: r.auto_activate !== 0,
+    image: r.image === null ? null : Number(r.image),
+    state: toState(r.state),
+    reason: r.reason,
+    currentWave: Number(r.current_wave),
+    plan: parseJson<WavePlan>(r.waves),
+    target: parseJson<TargetSpec>(r.target),
+    createdBy: r.created_by,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };
@@ -116,11 +223,12 @@ function toTarget(r: TargetRow): CampaignTarget {
     token: r.token,
     error: r.error,
     activate: r.activate !== 0,
+    wave: Number(r.wave),
     updatedAt: r.updated_at,
   };
 }
 
-const UPSERT_TARGET = `INSERT INTO campaign_targets (campaign, device, token, error, activate, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+const UPSERT_TARGET = `INSERT INTO campaign_targets (campaign, device, token, error, activate, wave, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
   ON CONFLICT (campaign, device) DO UPDATE SET token = excluded.token, error = excluded.error,
   activate = excluded.activate, updated_at = excluded.updated_at`;
 
@@ -164,18 +272,51 @@ export class C2Store {
 
   // ------------------------------------------------------------------------------------------ campaigns
 
+  /**
+   * Stores a campaign and its targets: `devices` in order, the first `firstWave` of them in wave 0 and the rest
+   * in wave 1 (all in wave 0 when `firstWave` is omitted or covers them all).
+   */
   addCampaign(
-    c: { name: string; url: string; digest: string; size: number | null; file: string | null; autoActivate: boolean; devices: readonly bigint[] },
+    c: {
+      name: string;
+      url: string;
+      digest: string;
+      size: number | null;
+      file: string | null;
+      autoActivate: boolean;
+      devices: readonly bigint[];
+      image?: number | null;
+      plan?: WavePlan | null;
+      firstWave?: number;
+      target?: TargetSpec | null;
+      createdBy?: string | null;
+    },
     now: number,
   ): CampaignRecord {
+    const first = c.firstWave === undefined ? c.devices.length : Math.min(c.firstWave, c.devices.length);
+    const plan = first < c.devices.length ? (c.plan ?? null) : null;
     return this.db.transaction(() => {
       const r = this.db.all<{ id: number }>(
-        `INSERT INTO campaigns (name, url, digest, size, file, auto_activate, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-        [c.name, c.url, c.digest, c.size, c.file, c.autoActivate ? 1 : 0, now, now],
+        `INSERT INTO campaigns (name, url, digest, size, file, auto_activate, image, state, current_wave, waves, target, created_by, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, 'running', 0, ?, ?, ?, ?, ?) RETURNING id`,
+        [
+          c.name,
+          c.url,
+          c.digest,
+          c.size,
+          c.file,
+          c.autoActivate ? 1 : 0,
+          c.image ?? null,
+          plan === null ? null : JSON.stringify(plan),
+          // A device list is the targets themselves (campaign_targets): not kept twice, nor in a row written often.
+          c.target == null || 'devices' in c.target ? null : JSON.stringify(c.target),
+          c.createdBy ?? null,
+          now,
+          now,
+        ],
       )[0];
       const id = Number(r.id);
-      for (const d of c.devices) this.db.run(UPSERT_TARGET, [id, idHex16(d), null, null, c.autoActivate ? 1 : 0, now]);
+      c.devices.forEach((d, i) => this.db.run(UPSERT_TARGET, [id, idHex16(d), null, null, c.autoActivate ? 1 : 0, i < first ? 0 : 1, now]));
       return this.campaign(id) as CampaignRecord;
     });
   }
@@ -199,6 +340,73 @@ export class C2Store {
     return this.db.all<TargetRow>('SELECT * FROM campaign_targets WHERE campaign = ? ORDER BY device', [campaign]).map(toTarget);
   }
 
+  /** The targets of one wave with their updates' state (one query: the registry's updates table is beside). */
+  waveTargets(campaign: number, wave: number): TargetWithUpdate[] {
+    return this.db
+      .all<TargetRow & { u_state: string | null; u_status: number | null; u_failure: string | null }>(
+        `SELECT t.*, u.state AS u_state, u.status AS u_status, u.failure AS u_failure
+         FROM campaign_targets t LEFT JOIN updates u ON u.token = t.token
+         WHERE t.campaign = ? AND t.wave = ? ORDER BY t.device`,
+        [campaign, wave],
+      )
+      .map((r) => ({ ...toTarget(r), updateState: r.u_state, status: r.u_status, failure: r.u_failure }));
+  }
+
+  /**
+   * Every target of a wave has settled (tools/c2/campaigns.ts): none is unsent, waiting for an answer, or staged
+   * with an activation owed. Stops at the first one that has not.
+   */
+  waveSettled(campaign: number, wave: number): boolean {
+    const r = this.db.get<{ id: number }>(
+      `SELECT 1 AS id FROM campaign_targets t LEFT JOIN updates u ON u.token = t.token
+       WHERE t.campaign = ? AND t.wave = ? AND (
+         (u.state IS NULL AND t.error IS NULL) OR u.state IN ('initiated', 'activating') OR (u.state = 'staged' AND t.activate <> 0))
+       LIMIT 1`,
+      [campaign, wave],
+    );
+    return r === undefined;
+  }
+
+  /** Every target of a campaign with its update's state (one query). */
+  targetsWithUpdates(campaign: number): (TargetWithUpdate & { updateAt: number | null })[] {
+    return this.db
+      .all<TargetRow & { u_state: string | null; u_status: number | null; u_failure: string | null; u_updated_at: number | null }>(
+        `SELECT t.*, u.state AS u_state, u.status AS u_status, u.failure AS u_failure, u.updated_at AS u_updated_at
+         FROM campaign_targets t LEFT JOIN updates u ON u.token = t.token
+         WHERE t.campaign = ? ORDER BY t.device`,
+        [campaign],
+      )
+      .map((r) => ({ ...toTarget(r), updateState: r.u_state, status: r.u_status, failure: r.u_failure, updateAt: r.u_updated_at }));
+  }
+
+  /**
+   * Moves a campaign from one state and wave to another, only if it is still in the state and wave the caller
+   * read (one of `from`): true when this call made the change. Several server nodes may try the same move at
+   * once; exactly one succeeds.
+   */
+  transition(
+    campaign: number,
+    from: { states: readonly CampaignState[]; wave?: number },
+    to: { state: CampaignState; reason?: string | null; wave?: number },
+    now: number,
+  ): boolean {
+    const states = from.states.map(() => '?').join(', ');
+    const params: (string | number | null)[] = [to.state, to.reason ?? null];
+    let set = 'state = ?, reason = ?';
+    if (to.wave !== undefined) {
+      set += ', current_wave = ?';
+      params.push(to.wave);
+    }
+    set += ', updated_at = ?';
+    params.push(now, campaign, ...from.states);
+    let where = `id = ? AND state IN (${states})`;
+    if (from.wave !== undefined) {
+      where += ' AND current_wave = ?';
+      params.push(from.wave);
+    }
+    return this.db.write(`UPDATE campaigns SET ${set} WHERE ${where}`, params) === 1;
+  }
+
   target(campaign: number, device: bigint): CampaignTarget | null {
     const r = this.db.get<TargetRow>('SELECT * FROM campaign_targets WHERE campaign = ? AND device = ?', [campaign, idHex16(device)]);
     return r === undefined ? null : toTarget(r);
@@ -219,11 +427,62 @@ export class C2Store {
         token: patch.token !== undefined ? patch.token : t.token,
         error: patch.error !== undefined ? patch.error : t.error,
         activate: patch.activate !== undefined ? patch.activate : t.activate,
+        wave: t.wave,
         updatedAt: now,
       };
-      this.db.run(UPSERT_TARGET, [campaign, idHex16(device), next.token, next.error, next.activate ? 1 : 0, now]);
+      this.db.run(UPSERT_TARGET, [campaign, idHex16(device), next.token, next.error, next.activate ? 1 : 0, t.wave, now]);
       this.db.run('UPDATE campaigns SET updated_at = ? WHERE id = ?', [now, campaign]);
       return next;
+    });
+  }
+
+  // ------------------------------------------------------------------------------------------ images
+
+  /**
+   * Adds an image to the library, or returns the one with the same digest (its name and version unchanged):
+   * `created` says which.
+   */
+  addImage(i: Omit<ImageRecord, 'id'>): { image: ImageRecord; created: boolean } {
+    return this.db.transaction(() => {
+      const had = this.imageByDigest(i.digest);
+      if (had !== null) return { image: had, created: false };
+      const r = this.db.all<ImageRow>(
+        `INSERT INTO images (name, version, digest, size, file, uploaded_at, uploaded_by) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+        [i.name, i.version, i.digest, i.size, i.file, i.uploadedAt, i.uploadedBy],
+      )[0];
+      return { image: toImage(r), created: true };
+    });
+  }
+
+  image(id: number): ImageRecord | null {
+    const r = this.db.get<ImageRow>('SELECT * FROM images WHERE id = ?', [id]);
+    return r === undefined ? null : toImage(r);
+  }
+
+  imageByDigest(digest: string): ImageRecord | null {
+    const r = this.db.get<ImageRow>('SELECT * FROM images WHERE digest = ?', [digest]);
+    return r === undefined ? null : toImage(r);
+  }
+
+  /** The library, newest first, with how many campaigns use each image. */
+  images(): (ImageRecord & { usedBy: number })[] {
+    return this.db
+      .all<ImageRow & { used_by: number }>(
+        `SELECT i.*, (SELECT COUNT(*) FROM campaigns c WHERE c.image = i.id) AS used_by FROM images i ORDER BY i.id DESC`,
+      )
+      .map((r) => ({ ...toImage(r), usedBy: Number(r.used_by) }));
+  }
+
+  /** The campaigns that send image `id`. */
+  campaignsByImage(id: number): CampaignRecord[] {
+    return this.db.all<CampaignRow>('SELECT * FROM campaigns WHERE image = ? ORDER BY id', [id]).map(toCampaign);
+  }
+
+  /** Removes an image from the library; the campaigns that sent it keep their URL and digest (history). */
+  removeImage(id: number, now: number): boolean {
+    return this.db.transaction(() => {
+      this.db.run('UPDATE campaigns SET image = NULL, updated_at = ? WHERE image = ?', [now, id]);
+      return this.db.run('DELETE FROM images WHERE id = ?', [id]) === 1;
     });
   }
 

@@ -190,6 +190,12 @@ function deviceRows(devices: DeviceView[]): string[][] {
 
 function campaignText(c: CampaignView): string {
   let s = `#${c.id} ${shown(c.name)}\n  sha256 ${c.digest}${c.size !== null ? `, ${c.size} bytes` : ''}${c.autoActivate ? ', automatic activation' : ''}\n  url ${shown(c.url)}\n  done ${c.done} of ${c.targets.length}\n`;
+  s += `  state ${c.state}${c.reason !== null && c.state !== 'done' ? ` (${shown(c.reason)})` : ''}\n`;
+  if (c.waves.length > 1) {
+    for (const w of c.waves) s += `  wave ${w.index + 1}: ${w.size} devices, ${w.sent} sent, ${w.done} done, ${w.failed} failed\n`;
+  }
+  const failures = Object.entries(c.failures);
+  if (failures.length > 0) s += `  failures ${failures.map(([k, n]) => `${k}: ${n}`).join(', ')}\n`;
   s += table([
     ['  DEVICE', 'STATE', 'STATUS', 'ACTIVATE'],
     ...c.targets.map((t) => [
