@@ -45,6 +45,8 @@ export interface ConsoleApp {
   readonly log: Log;
   on(listener: (e: AppEvent) => void): () => void;
   state(): Record<string, unknown>;
+  /** The server, device counts and pending joins: what every console view shows (no device list). */
+  overview(): Record<string, unknown>;
   devices(): DeviceView[];
   device(id: bigint): DeviceView & { audit: Record<string, unknown>[]; updates: Record<string, unknown>[] };
   joins(): JoinView[];
