@@ -41,7 +41,7 @@ function ago(ms, now = Date.now()) {
   const rel = s < 60 ? `${s} s ago` : s < 3600 ? `${Math.floor(s / 60)} min ago` : s < 86400 ? `${Math.floor(s / 3600)} h ago` : `${Math.floor(s / 86400)} d ago`;
   return ms >= startOfToday() ? rel : `${rel} · ${when(ms)}`;
 }
-const fullTime = (ms) => (ms ? new Date(ms).toLocaleString() : '');
+const fullTime = (ms) => (ms ? `${dateText(new Date(ms))} ${clockText(new Date(ms))}` : '');
 const bytes = (n) => (n === null || n === undefined ? '' : n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1048576).toFixed(1)} MiB`);
 
 // ------------------------------------------------------------------------------------------------ API
@@ -221,7 +221,7 @@ function renderOverview() {
 // ------------------------------------------------------------------------------------------------ routing
 
 const VIEWS = { devices: '#view-devices', device: '#device-panel', joins: '#view-joins', campaigns: '#view-campaigns', campaign: '#view-campaign', images: '#view-images', audit: '#view-audit', operators: '#view-operators' };
-let current = { view: 'devices', id: null, query: new URLSearchParams() };
+let current = { view: null, id: null, query: new URLSearchParams() };
 let lastDeviceFilter = ''; // the device list's query, for a campaign aimed at "the devices matching the filter"
 
 function parseHash() {
@@ -371,7 +371,7 @@ function renderDevices(devices, total, page, size, sort) {
     const can = d.state === 'joined';
     rows[i] = `<tr data-id="${d.id}" data-state="${d.state}" data-online="${d.online ?? ''}">` +
       `<td>${can ? `<span class="pick" role="checkbox" tabindex="0" aria-label="select ${d.id}" aria-checked="${chosen.has(d.id)}"></span>` : ''}</td>` +
-      `<td class="id"><a href="#/devices/${d.id}" class="open">${d.id}</a></td><td class="label">${esc(d.label)}</td>` +
+      `<td class="id"><a href="#/devices/${d.id}" class="open">${d.id}</a><span class="sub">${esc(d.label)}</span></td><td class="label">${esc(d.label)}</td>` +
       `<td><span class="state state-${d.state}">${d.state}</span></td><td class="c-online">${onlineCell(d)}</td><td>${fw}</td>` +
       `<td class="c-tags">${tagChips(d.tags)}</td><td class="seen" title="${esc(fullTime(d.lastSeen))}">${ago(d.lastSeen, now)}</td><td class="c-response">${lr}</td></tr>`;
   }
