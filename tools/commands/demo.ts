@@ -51,7 +51,7 @@ export const demoCommand: Command = {
   synopsis: '[--virtual-devices N] [--data DIR] [--broker URL] [--http PORT]',
   positionals: { min: 0, max: 0 },
   options: {
-    'virtual-devices': { type: 'string', value: 'N', description: 'how many virtual devices to run (default 3, 0-50)' },
+    'virtual-devices': { type: 'string', value: 'N', description: 'how many virtual devices to run (default 3, 0-500)' },
     data: { type: 'string', value: 'DIR', description: `where the server and the devices keep their files (default ./${DEFAULT_DEMO_DIR})` },
     broker: { type: 'string', value: 'URL', description: 'use this MQTT broker instead of the embedded one' },
     http: { type: 'string', value: 'PORT', description: `console port on 127.0.0.1 (default ${DEFAULT_HTTP_PORT}, or a free one if taken)` },
@@ -67,7 +67,7 @@ The login token is printed on every start (the demo makes a new one each time). 
 
   async run({ values }, { stdout }) {
     const n = Number(optString(values, 'virtual-devices') ?? '3');
-    if (!Number.isInteger(n) || n < 0 || n > 50) throw new UsageError('--virtual-devices must be 0..50');
+    if (!Number.isInteger(n) || n < 0 || n > 500) throw new UsageError('--virtual-devices must be 0..500');
     const dir = path.resolve(optString(values, 'data') ?? DEFAULT_DEMO_DIR);
     let port = DEFAULT_HTTP_PORT;
     const portText = optString(values, 'http');
