@@ -185,7 +185,8 @@ function connectEvents() {
   if (events) events.close();
   events = new EventSource('/api/events');
   const onEvent = () => scheduleRefresh(150);
-  // After a reconnect (server restart, network) whatever changed meanwhile is fetched at once.
+  // On every open (the first too: something may have changed between the page's first load and now, and after a
+  // reconnect whatever changed meanwhile) the view is fetched again.
   events.onopen = () => scheduleRefresh(0);
   for (const kind of ['c2', 'devices', 'campaign']) events.addEventListener(kind, onEvent);
   events.onerror = () => {
@@ -308,8 +309,10 @@ function filterHere(all, q) {
   const sort = q.get('sort') || 'id';
   const key = sort.replace(/^-/, '');
   const val = (d) => (key === 'firmware' ? firmware(d) : key === 'lastSeen' ? d.lastSeen ?? 0 : String(d[key] ?? '').toLowerCase());
-  rows = rows.sort((a, b) => (val(a) < val(b) ? -1 : val(a) > val(b) ? 1 : 0) * (sort.startsWith('-') ? -1 : 1));
-  return rows;
+  const dir = sort.startsWith('-') ? -1 : 1;
+  const keyed = rows.map((d) => [val(d), d]);
+  keyed.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0) * dir);
+  return keyed.map((k) => k[1]);
 }
 
 async function loadDevices(first) {
