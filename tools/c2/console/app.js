@@ -930,7 +930,7 @@ function renderCampaign(c) {
       : t.activate && t.state === 'initiated' ? '<span class="muted">activates when ready</span>' : '';
     return `<tr data-device="${t.device}" data-state="${t.state}" data-status="${t.status ?? ''}"${t.rolledBack ? ' data-rolled-back="true"' : ''}><td class="id"><a href="#/devices/${t.device}">${t.device}</a></td>` +
       `<td><span class="state state-${t.state}">${t.state.replace('_', ' ')}</span>${t.rolledBack ? ' <span class="pill rollback">rolled back</span>' : ''}</td>` +
-      `<td class="status">${status}</td><td>${when(t.updatedAt)}</td><td>${btn}</td></tr>`;
+      `<td class="status">${status}</td>${waved ? `<td class="wave">${t.wave === undefined ? '' : t.wave + 1}</td>` : ''}<td>${when(t.updatedAt)}</td><td>${btn}</td></tr>`;
   }).join('');
   const control = (cls, label, on, extra = '') => (on ? `<button type="button" class="${cls}"${extra}>${label}</button>` : '');
   const states = [...new Set(c.targets.map((t) => t.state))];
@@ -940,9 +940,10 @@ function renderCampaign(c) {
   const resultHtml = keptResult && shownCampaign === c.id ? keptResult.outerHTML : '<output class="result campaign-result"></output>';
   shownCampaign = c.id;
   box.innerHTML = `<div class="campaign" data-id="${c.id}" data-state="${st}"><h3>#${c.id} ${esc(c.name)}</h3>` +
-    `<p><span class="state cstate-${st}">${st}</span>${waved && st === 'waiting' ? ' — the wave is done; the next one starts on your go' : ''} · <span class="done">${c.done} of ${c.targets.length} done</span> · ${esc(counts)}</p>` +
+    `<p><span class="state cstate-${st}">${st}</span> · <span class="done">${c.done} of ${c.targets.length} done</span> · ${esc(counts)}</p>` +
+    (c.reason ? `<p class="reason">${esc(c.reason)}</p>` : waved && st === 'waiting' ? '<p class="reason">The wave is done; the next one starts on your go.</p>' : '') +
     `<progress class="wide" max="${c.targets.length}" value="${c.done}"></progress>` +
-    `<div class="muted">sha256 <code>${c.digest}</code>${c.size !== null ? ` · ${bytes(c.size)}` : ''}${c.autoActivate ? ' · automatic activation' : ''} · created ${when(c.createdAt)}</div>` +
+    `<div class="muted">sha256 <code>${c.digest}</code>${c.size !== null ? ` · ${bytes(c.size)}` : ''}${c.autoActivate ? ' · automatic activation' : ''} · created ${when(c.createdAt)}${c.createdBy ? ` by ${esc(c.createdBy)}` : ''}</div>` +
     `<div class="muted">url <code>${esc(c.url)}</code></div>` +
     `<div class="buttons controls">` +
       control('pause', 'Pause', waved && (st === 'running' || st === 'waiting')) +
@@ -959,7 +960,7 @@ function renderCampaign(c) {
     `<h4>Devices <select class="target-filter" aria-label="show devices in state"><option value="">all (${c.targets.length})</option>` +
       states.map((s) => `<option value="${esc(s)}"${targetFilter === s ? ' selected' : ''}>${esc(s.replace('_', ' '))}</option>`).join('') +
       (rolledBack ? `<option value="rolledBack"${targetFilter === 'rolledBack' ? ' selected' : ''}>rolled back</option>` : '') + `</select></h4>` +
-    `<div class="scroll"><table class="targets"><thead><tr><th>Device</th><th>State</th><th>Status</th><th>Updated</th><th></th></tr></thead><tbody>${rows}</tbody></table></div>` +
+    `<div class="scroll"><table class="targets"><thead><tr><th>Device</th><th>State</th><th>Status</th>${waved ? '<th>Wave</th>' : ''}<th>Updated</th><th></th></tr></thead><tbody>${rows}</tbody></table></div>` +
     (pages > 1 ? `<nav class="pager target-pager"><button type="button" class="prev" data-page="${targetPage - 1}"${targetPage <= 1 ? ' disabled' : ''}>‹ previous</button><span class="where">page ${targetPage} of ${pages}</span><button type="button" class="next" data-page="${targetPage + 1}"${targetPage >= pages ? ' disabled' : ''}>next ›</button></nav>` : '') +
     `</div>`;
   if (hadFocus) box.querySelector(`.${hadFocus.split(' ')[0]}`)?.focus();
@@ -1044,7 +1045,7 @@ $('#images tbody').addEventListener('click', (ev) => {
 
 // ------------------------------------------------------------------------------------------------ audit
 
-const AUDIT_FILTERS = ['device', 'type', 'operator', 'from', 'to'];
+const AUDIT_FILTERS = ['device', 'type', 'operator', 'direction', 'from', 'to'];
 const AUDIT_PAGE = 50;
 let auditSeq = 0;
 
@@ -1063,7 +1064,7 @@ async function loadAudit(first) {
   const q = auditQuery();
   if (first) {
     const f = $('#audit-filter');
-    for (const k of ['device', 'type', 'operator']) field(f, k).value = q.get(k) ?? '';
+    for (const k of ['device', 'type', 'operator', 'direction']) field(f, k).value = q.get(k) ?? '';
     for (const k of ['from', 'to']) field(f, k).value = q.get(k) ? localInput(Number(q.get(k))) : '';
   }
   const r = await api('GET', '/api/audit?' + q.toString());
@@ -1089,7 +1090,7 @@ async function loadAudit(first) {
   }
   $('#audit tbody').innerHTML = entries.length === 0 ? '<tr><td colspan="7" class="muted">Nothing matches.</td></tr>' : entries.map((a) => {
     const summary = a.summary ?? [a.sequenceId !== undefined ? `seq ${a.sequenceId}` : '', statusText(a.status)].filter(Boolean).join(' · ');
-    const dir = a.direction === 'in' ? '←' : a.direction === 'out' ? '→' : '';
+    const dir = a.direction === 'in' ? '←' : a.direction === 'out' ? '→' : a.direction === 'operator' ? '⚑' : '';
     return `<tr data-id="${esc(a.id ?? a.seq)}"><td>${esc(a.id ?? a.seq)}</td><td title="${esc(fullTime(a.at))}">${when(a.at)}</td><td>${dir}</td>` +
       `<td class="id">${a.device ? `<a href="#/devices/${esc(a.device)}">${esc(a.device)}</a>` : ''}</td><td>${esc(a.type)}</td>` +
       `<td class="operator">${esc(a.operator ?? '')}</td><td class="summary">${esc(summary)}</td></tr>`;
@@ -1103,10 +1104,10 @@ $('#audit-filter').addEventListener('input', (ev) => {
   auditTimer = setTimeout(() => {
     if (current.view !== 'audit') return;
     const q = new URLSearchParams();
-    for (const k of ['device', 'type', 'operator']) { const v = field(f, k).value.trim(); if (v) q.set(k, v); }
+    for (const k of ['device', 'type', 'operator', 'direction']) { const v = field(f, k).value.trim(); if (v) q.set(k, v); }
     for (const k of ['from', 'to']) { const v = field(f, k).value; if (v) q.set(k, String(new Date(v).getTime())); }
     setQuery('audit', q);
-  }, ev.target.type === 'datetime-local' ? 0 : 250);
+  }, ev.target.type === 'datetime-local' || ev.target.tagName === 'SELECT' ? 0 : 250);
 });
 $('#audit-filter').addEventListener('submit', (ev) => ev.preventDefault());
 $('#audit-clear').addEventListener('click', () => {
