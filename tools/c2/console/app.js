@@ -1135,8 +1135,9 @@ async function loadOperators() {
     return;
   }
   note($('#operators-note'), '');
-  $('#operators tbody').innerHTML = r.operators.map((o) => `<tr data-name="${esc(o.name)}"><td>${esc(o.name)}</td><td>${when(o.createdAt)}</td><td>${o.lastLogin ? ago(o.lastLogin) : 'never'}</td>` +
-    `<td><button type="button" class="remove danger">Remove</button></td></tr>`).join('');
+  // 'admin' (the data directory's token) cannot be removed: it has no button.
+  $('#operators tbody').innerHTML = r.operators.map((o) => `<tr data-name="${esc(o.name)}"><td>${esc(o.name)}</td><td>${esc(o.login ?? '')}</td><td>${o.createdAt ? when(o.createdAt) : '—'}</td><td>${o.lastLogin ? ago(o.lastLogin) : 'never'}</td>` +
+    `<td>${o.name === 'admin' ? '' : '<button type="button" class="remove danger">Remove</button>'}</td></tr>`).join('');
 }
 
 $('#operator-form').addEventListener('submit', (ev) => {
