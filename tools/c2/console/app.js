@@ -223,6 +223,7 @@ function renderOverview() {
 
 const VIEWS = { devices: '#view-devices', device: '#device-panel', joins: '#view-joins', campaigns: '#view-campaigns', campaign: '#view-campaign', images: '#view-images', audit: '#view-audit', operators: '#view-operators' };
 let current = { view: null, id: null, query: new URLSearchParams() };
+let flashNext = null; // what the next view shows in its flash line (an action that moved to another view)
 let lastDeviceFilter = ''; // the device list's query, for a campaign aimed at "the devices matching the filter"
 
 function parseHash() {
@@ -253,7 +254,7 @@ async function route() {
   for (const a of document.querySelectorAll('#tabs a')) {
     if (a.dataset.view === tab) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
   }
-  if (changed) flash('');
+  if (changed) { flash(flashNext ?? ''); flashNext = null; }
   try {
     await loadView(changed);
   } catch (e) {
@@ -651,8 +652,8 @@ $('#dp-remove').addEventListener('click', async () => {
   }, $('#dp-result'));
   if (r !== undefined) {
     chosen.delete(id);
+    flashNext = r;
     location.hash = '#/devices';
-    flash(r);
   }
 });
 
