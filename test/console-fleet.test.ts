@@ -159,4 +159,50 @@ describeIf('operator console with a fleet', () => {
       await page.setViewportSize({ width: 1366, height: 768 });
     }
   });
+
+  test('a campaign page shows the waves, failures by status code and the devices that rolled back, as the server reports them', async () => {
+    const { page } = b;
+    const t = (device: string, wave: number, state: string, status: number | null, extra: Record<string, unknown> = {}) =>
+      ({ device, wave, state, status, failure: null, error: null, token: null, activate: true, rolledBack: false, updatedAt: Date.now(), ...extra });
+    const view = {
+      id: 7, name: 'valves to 2.1', url: 'http://127.0.0.1:1/images/x.bin', digest: 'ab'.repeat(32), size: 2048, file: null, autoActivate: true,
+      createdAt: Date.now() - 2 * DAY, updatedAt: Date.now(), createdBy: 'alice',
+      state: 'waiting', reason: 'the first wave failed on 4 of 5 devices (80%), above the limit of 10%: waiting for the operator\'s go',
+      currentWave: 0, plan: { first: { count: 5 }, then: 'auto', maxFailureRate: 0.1 }, image: 3,
+      waves: [{ index: 0, size: 5, sent: 5, done: 1, failed: 4 }, { index: 1, size: 2, sent: 0, done: 0, failed: 0 }],
+      failures: { '0xfe': 2, '0x1f': 1, initiate_timeout: 1 },
+      counts: { confirmed: 1, failed: 4, not_sent: 2 }, done: 1,
+      targets: [
+        t(ids[0], 0, 'confirmed', 0x10), t(ids[1], 0, 'failed', 0xfe), t(ids[2], 0, 'failed', 0xfe),
+        t(ids[3], 0, 'failed', 0x1f, { rolledBack: true }), t(ids[4], 0, 'failed', null, { failure: 'initiate_timeout' }),
+        t(ids[5], 1, 'not_sent', null), t(ids[6], 1, 'not_sent', null),
+      ],
+    };
+    await page.route('**/api/campaigns/7', (route) => route.fulfill({ json: view }));
+    try {
+      await page.goto(stack.app.url + '/#/campaigns/7');
+      const card = page.locator('.campaign[data-id="7"]');
+      await card.waitFor();
+      expect(await card.getAttribute('data-state')).toBe('waiting');
+      expect(await card.locator('.reason').textContent()).toBe(view.reason);
+      expect(await card.locator('.muted >> nth=0').textContent()).toContain(`created ${new Date(view.createdAt).getFullYear()}-`);
+      expect(await card.locator('.muted >> nth=0').textContent()).toContain('by alice');
+      // Waiting: the go, pause and cancel are offered; resume is not.
+      expect(await card.locator('.controls button').allTextContents()).toEqual(['Pause', 'Start the next wave', 'Cancel', 'Activate all ready (0)']);
+      expect(await card.locator('table.waves tbody tr').evaluateAll((rows) => rows.map((r) => (r as unknown as { textContent: string }).textContent))).toEqual(['15514', '22000']);
+      expect(await card.locator('table.failures tbody tr').evaluateAll((rows) => rows.map((r) => [...(r as unknown as { cells: { textContent: string }[] }).cells].map((c) => c.textContent)))).toEqual([
+        ['0xFE file error', '2'], ['0x1F activation failed', '1'], ['initiate timeout', '1'],
+      ]);
+      expect(await card.locator('.pill.rollback').first().textContent()).toBe('1 rolled back');
+      expect(await card.locator(`tr[data-device="${ids[3]}"] .pill.rollback`).textContent()).toBe('rolled back');
+      expect(await card.locator(`tr[data-device="${ids[3]}"] td.wave`).textContent()).toBe('1');
+      expect(await card.locator(`tr[data-device="${ids[5]}"] td.wave`).textContent()).toBe('2');
+      // Only the rolled-back devices.
+      await card.locator('select.target-filter').selectOption('rolledBack');
+      await page.waitForSelector('.campaign table.targets tbody tr >> nth=0');
+      expect(await page.$$eval('.campaign table.targets tbody tr', (rows) => rows.map((r) => (r as unknown as { dataset: { device: string } }).dataset.device))).toEqual([ids[3]]);
+    } finally {
+      await page.unroute('**/api/campaigns/7');
+    }
+  });
 });
