@@ -59,9 +59,9 @@ export const demoCommand: Command = {
     verbose: { type: 'boolean', description: 'log every server event to the terminal (default: to DIR/c2.log)' },
   },
   details: `The first virtual device asks for a human-moderated join: its challenge (8x8 grid and blink code) is printed
-here, and the console shows the same challenge under "Pending joins" — compare them and press Approve. The
-other devices join at once. Then upload DIR/firmware-1.1.0.bin as an update campaign, activate it, and watch
-the devices restart and confirm (0x10). The data directory is reused on the next start (devices stay joined).
+here, and the console shows the same challenge under "Joins" — compare them and press Approve. The other
+devices join at once. Then select devices under "Devices", start a campaign with DIR/firmware-1.1.0.bin,
+activate it, and watch the devices restart and confirm (0x10). The data directory is reused on the next start (devices stay joined).
 
 The login token is printed on every start (the demo makes a new one each time). Stop with Ctrl-C.`,
 
