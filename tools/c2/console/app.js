@@ -790,6 +790,7 @@ async function loadCampaigns(first) {
         `<td><span class="state cstate-${st}">${st}</span></td><td><progress max="${n}" value="${c.done}"></progress> ${c.done}/${n} <span class="muted">(${pct} %)</span></td>` +
         `<td class="c-failed">${failedCount(c) || ''}</td><td>${when(c.createdAt)}</td></tr>`;
     }).join('');
+  if (first && r.campaigns.length === 0) $('#campaign-new').open = true;
   const newServer = r.campaigns.length === 0 || r.campaigns[0].state !== undefined;
   note($('#campaigns-note'), newServer ? '' : 'This server runs every campaign to the end: waves, pause, resume and cancel are not available on it.');
   $('#campaign-filter').textContent = filterSummary();
@@ -825,6 +826,7 @@ function deviceFilterOnly() {
 }
 
 $('#selection-campaign').addEventListener('click', () => {
+  $('#campaign-new').open = true;
   field($('#campaign-form'), 'target').value = 'devices';
 });
 
