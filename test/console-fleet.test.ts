@@ -5,6 +5,7 @@
  */
 import { generateRsaKeyPair } from '../hosts/node/crypto.js';
 import { idToHex } from '../hosts/node/durable.js';
+import { DEVICE_STATES } from '../hosts/node/sql-registry.js';
 import { findMosquitto } from './support/mosquitto.js';
 import { browserAvailable, openBrowser, startStack, type Stack } from './support/browser.js';
 
@@ -91,6 +92,10 @@ describeIf('operator console with a fleet', () => {
     await page.waitForSelector('#devices tbody td:text("No device matches.")');
     await page.fill('#device-filter input[name=search]', '2.0.0');
     await page.waitForSelector('#devices-count:text("(65 devices)")');
+    // The state filter offers every state the registry knows, and nothing else.
+    const offered = await page.$$eval('#device-filter select[name=state] option', (os) => os.map((o) => (o as unknown as { value: string }).value));
+    expect(offered[0]).toBe('');
+    expect(offered.slice(1).sort()).toEqual([...DEVICE_STATES].sort());
     await page.selectOption('#device-filter select[name=state]', 'pending');
     await page.waitForSelector('#devices-count:text("(13 devices)")');
     expect(await page.$$eval('#devices tbody tr', (rows) => rows.map((r) => (r as unknown as { dataset: { state: string } }).dataset.state))).toEqual(Array(13).fill('pending'));
