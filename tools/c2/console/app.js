@@ -377,7 +377,7 @@ function renderDevices(devices, total, page, size, sort) {
       `<td>${can ? `<span class="pick" role="checkbox" tabindex="0" aria-label="select ${d.id}" aria-checked="${chosen.has(d.id)}"></span>` : ''}</td>` +
       `<td class="id"><a href="#/devices/${d.id}" class="open">${d.id}</a><span class="sub">${esc(d.label)}</span></td><td class="label">${esc(d.label)}</td>` +
       `<td><span class="state state-${d.state}">${d.state}</span></td><td class="c-online">${onlineCell(d)}</td><td>${fw}</td>` +
-      `<td class="c-tags">${tagChips(d.tags)}</td><td class="seen" title="${esc(fullTime(d.lastSeen))}">${ago(d.lastSeen, now)}</td><td class="c-response">${lr}</td></tr>`;
+      `<td class="c-tags">${tagChips(d.tags)}</td><td class="seen" data-at="${d.lastSeen ?? ''}" title="${esc(fullTime(d.lastSeen))}">${ago(d.lastSeen, now)}</td><td class="c-response">${lr}</td></tr>`;
   }
   const tbody = $('#devices tbody');
   tbody.innerHTML = rows.length ? rows.join('') : '<tr class="empty"><td colspan="9" class="muted">No device matches.</td></tr>';
@@ -396,6 +396,13 @@ function renderDevices(devices, total, page, size, sort) {
     performance.mark('c2-devices-rendered');
   }
 }
+
+// "How long ago" moves on while the list stays on screen without events.
+setInterval(() => {
+  if (current.view !== 'devices') return;
+  const now = Date.now();
+  for (const td of document.querySelectorAll('#devices td.seen')) if (td.dataset.at) td.textContent = ago(Number(td.dataset.at), now);
+}, 10000);
 
 function renderPager(nav, page, size, total) {
   const pages = Math.max(1, Math.ceil(total / size));
