@@ -9,6 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { renderGridText } from '../modules/challenge/index.js';
 import { login, request, until } from './support/browser.js';
+import { capture } from './support/cli.js';
+import { main } from '../tools/srup.js';
 
 const root = path.join(__dirname, '..');
 
@@ -56,4 +58,12 @@ describe('npm start (srup demo)', () => {
     expect(await exited).toBe(0);
     expect(out).toContain('Stopping…');
   }, 120000);
+
+  test('--virtual-devices takes up to 500 (a fleet to page through in the console); more is a usage error', async () => {
+    const out = capture();
+    const err = capture();
+    expect(await main(['demo', '--virtual-devices', '501'], { stdout: out.stream, stderr: err.stream })).toBe(2);
+    expect(err.text()).toContain('--virtual-devices must be 0..500');
+    expect(out.text()).toBe('');
+  });
 });

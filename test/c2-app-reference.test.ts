@@ -240,7 +240,10 @@ describeIf('C2 server with a reference (pySRUP) device', () => {
       await page.locator('#dp-info dd:text("reference (pySRUP): answers neither actions nor activates")').waitFor();
       await page.fill('#dp-action input[name=actionId]', '9');
       await page.click('#dp-action button');
-      await page.locator(`#flash:text("action 9 on ${ID}: sent (the device does not answer actions)")`).waitFor();
+      // The answer shows next to the button that asked.
+      await page.locator('#dp-action output.ok:text("action 9: sent (the device does not answer actions)")').waitFor();
+      await page.click('#tabs a[data-view="campaigns"]');
+      await page.click('#campaign-list tbody tr a >> nth=0');
       const campaign = page.locator('.campaign').first();
       await campaign.locator(`tr[data-device="${ID}"][data-state="activated"] td.status:text("activated (the device does not confirm)")`).waitFor();
       await campaign.locator('.done:text("1 of 1 done")').waitFor();

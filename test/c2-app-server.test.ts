@@ -94,6 +94,17 @@ describeIf('C2 server', () => {
     expect((await request(base, 'GET', '/api/state', { headers: { Authorization: `Bearer ${cliToken}` } })).status).toBe(200);
   });
 
+  test('GET /api/overview: server, counts and pending joins with the session\'s CSRF token, without the device list', async () => {
+    expect((await request(base, 'GET', '/api/overview')).status).toBe(401);
+    const r = await get('/api/overview');
+    expect(r.status).toBe(200);
+    expect(Object.keys(r.body).sort()).toEqual(['counts', 'joins', 'server', 'session']);
+    expect(r.body.server).toMatchObject({ id: idToHex(stack.app.identity.id), connected: true });
+    expect(r.body.counts).toEqual(stack.app.registry.deviceCounts());
+    expect(r.body.joins).toEqual([]);
+    expect((r.body.session as { csrf: string }).csrf).toBe(session.csrf);
+  });
+
   test('a human-moderated join shows the device\'s challenge and joins once approved; simple joins are accepted', async () => {
     const [human, a, b] = stack.devices;
     const outcome = human.join('human');

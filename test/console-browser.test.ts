@@ -60,7 +60,9 @@ describeIf('operator console in Chromium', () => {
     const id = idToHex(device.id);
     const outcome = device.join('human');
     const shown = await until('the device shows a challenge', () => device.presenter.current);
-    // Live: the card appears without a reload.
+    // Live: the card appears without a reload, and the Joins tab counts it.
+    await page.locator('#joins-badge:text("1")').waitFor();
+    await page.click('#tabs a[data-view="joins"]');
     const card = page.locator(`.join[data-id="${id}"]`);
     await card.locator('.grid .cell >> nth=63').waitFor();
     const cells = await card.locator('.grid .cell').evaluateAll((els) =>
@@ -81,6 +83,8 @@ describeIf('operator console in Chromium', () => {
     await card.locator('button.approve').click();
     expect(await outcome).toBe('joined');
     await page.locator(`.join[data-id="${id}"]`).waitFor({ state: 'detached' });
+    expect(await page.locator('#joins-badge').isHidden()).toBe(true);
+    await page.click('#tabs a[data-view="devices"]');
     await page.locator(`#devices tr[data-id="${id}"][data-state="joined"]`).waitFor();
   });
 
@@ -90,10 +94,15 @@ describeIf('operator console in Chromium', () => {
     await page.locator('#devices tr[data-state="joined"] >> nth=2').waitFor();
     await page.check('#select-all');
     expect(await page.textContent('#selected-count')).toBe('3');
+    await page.click('#selection-campaign');
+    await page.waitForSelector('#view-campaigns:not([hidden])');
+    expect(await page.textContent('#campaign-selected')).toBe('3');
     const img = path.join(stack.dir, 'firmware-1.1.0.bin');
     fs.writeFileSync(img, demoImage('srup-virtual', '1.1.0', 200 * 1024));
     await page.setInputFiles('#campaign-form input[name=file]', img);
     await page.click('#campaign-form button[type=submit]');
+    // The new campaign opens on its own page.
+    await page.waitForURL(/#\/campaigns\/1$/);
     const campaign = page.locator('.campaign >> nth=0');
     await campaign.waitFor();
     expect(await campaign.locator('h3').textContent()).toBe('#1 firmware-1.1.0.bin');
@@ -106,6 +115,12 @@ describeIf('operator console in Chromium', () => {
     // One device by its own button, then the rest with "Activate all ready".
     await campaign.locator(`tr[data-device="${ids[0]}"] button.activate-one`).click();
     await campaign.locator(`tr[data-device="${ids[0]}"] td.status:text("0x10 activated, confirmed")`).waitFor({ timeout: 30000 });
+    // "Activate all" asks first: dismissed, nothing happens; accepted, the rest activate.
+    page.once('dialog', (d) => void d.dismiss());
+    await campaign.locator('button.activate-all:not([disabled])').click();
+    await page.waitForTimeout(300);
+    expect(await campaign.locator(`tr[data-device="${ids[1]}"]`).getAttribute('data-state')).toBe('staged');
+    page.once('dialog', (d) => void d.accept());
     await campaign.locator('button.activate-all:not([disabled])').click();
     await campaign.locator(`tr[data-device="${ids[1]}"] td.status:text("0x10 activated, confirmed")`).waitFor({ timeout: 30000 });
     const states = await campaign.locator('tbody tr').evaluateAll((rows) => rows.map((r) => [(r as unknown as DomEl).dataset.device, (r as unknown as DomEl).dataset.status]));
@@ -122,8 +137,10 @@ describeIf('operator console in Chromium', () => {
     const { page } = b;
     const dev = stack.devices[0];
     const id = idToHex(dev.id);
+    await page.click('#tabs a[data-view="devices"]');
     await page.click(`#devices tr[data-id="${id}"] a.open`);
     await page.waitForSelector('#device-panel:not([hidden])');
+    expect(page.url()).toMatch(new RegExp(`#/devices/${id}$`));
     await page.waitForSelector('#dp-readings td:text("no data yet")');
     await dev.sendData('temperature', 21.5);
     const row = page.locator('#dp-readings tr[data-id="temperature"]');
@@ -147,13 +164,16 @@ describeIf('operator console in Chromium', () => {
     const id = idToHex(stack.devices[1].id);
     await page.click(`#devices tr[data-id="${id}"] a.open`);
     await page.waitForSelector('#device-panel:not([hidden])');
+    // Each result shows next to the control that asked for it.
     await page.click('#dp-id-request');
-    await page.waitForSelector('#flash:text("identifies as \\"srup-virtual 1.1.0\\"")');
+    await page.waitForSelector('#dp-result:text("identifies as \\"srup-virtual 1.1.0\\"")');
     await page.fill('#dp-action input[name=actionId]', '1');
     await page.click('#dp-action button');
-    await page.waitForSelector('#flash:text("0x20 action done")');
+    await page.waitForSelector('#dp-action output.ok:text("action 1: 0x20 action done")');
     page.once('dialog', (d) => void d.accept());
     await page.click('#dp-terminate');
+    await page.waitForSelector('#dp-info dd:text-is("terminated")');
+    await page.click('#dp-close');
     await page.locator(`#devices tr[data-id="${id}"][data-state="terminated"]`).waitFor();
     expect(stack.app.registry.device(stack.devices[1].id)?.state).toBe('terminated');
   });

@@ -49,17 +49,30 @@ describeIf('console escapes device and operator text', () => {
     await page.fill('#token', app.operatorToken as string);
     await page.click('#login-form button[type=submit]');
     await page.waitForSelector(`#devices tr[data-id="${idToHex(joined)}"]`);
+    // Searching for the hostile text finds the device and keeps it text.
+    await page.fill('#device-filter input[name=search]', '<img src=x');
+    await page.waitForURL(/search=%3Cimg/);
+    await page.waitForSelector('#devices-count:text("(2 devices)")');
+    expect(await page.textContent(`#devices tr[data-id="${idToHex(joined)}"]`)).toContain(EVIL);
+    await page.goto(app.url + '/#/joins');
     await page.waitForSelector(`.join[data-id="${idToHex(pending)}"]`);
+    expect(await page.textContent(`.join[data-id="${idToHex(pending)}"]`)).toContain(EVIL);
+    await page.goto(app.url + '/#/campaigns');
+    await page.waitForSelector('#campaign-list tr[data-id="1"]');
+    expect(await page.textContent('#campaign-list tr[data-id="1"] td.name')).toBe(EVIL);
+    await page.goto(app.url + '/#/campaigns/1');
     await page.waitForSelector('.campaign');
-    await page.click(`#devices tr[data-id="${idToHex(joined)}"] a.open`);
+    await page.goto(app.url + `/#/devices/${idToHex(joined)}`);
     await page.waitForSelector('#dp-info dd');
     await page.waitForTimeout(300);
 
     expect(await page.$$('#pwn, #bold')).toHaveLength(0);
     expect(await page.title()).not.toBe('pwned');
-    expect(await page.textContent(`#devices tr[data-id="${idToHex(joined)}"]`)).toContain(EVIL);
-    expect(await page.textContent(`.join[data-id="${idToHex(pending)}"]`)).toContain(EVIL);
     expect(await page.textContent('#dp-info')).toContain(EVIL + ' 1.0');
+    expect(await page.inputValue('#dp-meta input[name=label]')).toBe(EVIL);
+    await page.goto(app.url + '/#/campaigns/1');
+    await page.waitForSelector('.campaign');
+    expect(await page.$$('#pwn, #bold')).toHaveLength(0);
     expect(await page.textContent('.campaign h3')).toContain(EVIL);
     expect(await page.textContent('.campaign')).toContain(`http://127.0.0.1:1/${EVIL}`);
   }, 60000);
@@ -71,11 +84,14 @@ describeIf('console escapes device and operator text', () => {
     fs.closeSync(fs.openSync(file, 'w'));
     fs.truncateSync(file, MAX_IMAGE_BYTES + 1);
     try {
+      await page.goto(stack.app.url + '/#/devices');
       await page.click(`#devices tr[data-id="${joined}"] .pick`);
+      await page.click('#selection-campaign');
       await page.setInputFiles('#campaign-form input[name=file]', file);
       await page.click('#campaign-form button[type=submit]');
-      await page.waitForSelector('#flash.error:text("too large")', { timeout: 30000 });
-      expect(await page.textContent('#flash')).toMatch(/^campaign: the image is too large/);
+      // The answer shows next to the form that asked.
+      await page.waitForSelector('#campaign-form output.error:text("too large")', { timeout: 30000 });
+      expect(await page.textContent('#campaign-form output')).toMatch(/^campaign: the image is too large/);
     } finally {
       fs.rmSync(file, { force: true });
     }

@@ -56,6 +56,8 @@ export async function openBrowser(): Promise<{ context: BrowserContext; page: Pa
     ],
   });
   const page = context.pages()[0] ?? (await context.newPage());
+  // A script error in the console fails no selector by itself: print it, so a failing test says why.
+  page.on('pageerror', (e) => process.stderr.write(`console page error: ${e.stack ?? e.message}\n`));
   return {
     context,
     page,

@@ -37,6 +37,8 @@ export interface ConsoleApp {
   readonly log: Log;
   on(listener: (e: AppEvent) => void): () => void;
   state(): Record<string, unknown>;
+  /** The server, device counts and pending joins: what every console view shows (no device list). */
+  overview(): Record<string, unknown>;
   devices(): DeviceView[];
   searchDevices(q: DeviceQuery): { devices: DeviceView[]; total: number; page: number; pageSize: number };
   tags(): { tag: string; count: number }[];

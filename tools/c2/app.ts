@@ -577,14 +577,20 @@ export class C2App implements ConsoleApp {
     });
   }
 
-  state(): Record<string, unknown> {
+  /**
+   * What the console needs on every view: the server, the device counts and the pending joins — not the device
+   * list (paged through GET /api/devices) nor the campaigns, so it stays small with ten thousand devices.
+   */
+  overview(): Record<string, unknown> {
     return {
       server: { id: idToHex(this.identity.id), broker: this.brokerUrl, connected: this.connected, publicKey: this.identity.publicPem },
       counts: this.registry.deviceCounts(),
-      devices: this.devices(),
       joins: this.joins(),
-      campaigns: this.campaigns.list(),
     };
+  }
+
+  state(): Record<string, unknown> {
+    return { ...this.overview(), devices: this.devices(), campaigns: this.campaigns.list() };
   }
 
   audit(after: number, limit: number): Record<string, unknown>[] {

@@ -514,6 +514,13 @@ export class ConsoleHttp {
       const s = cookie === undefined ? null : app.auth.session(cookie);
       return s === null ? app.state() : { ...app.state(), session: { csrf: s.csrf, expiresAt: s.expiresAt, operator: s.operator } };
     });
+    // The console's start: the server, counts and pending joins (the device list is paged separately), with the
+    // session's CSRF token like /api/state.
+    this.route('GET', '/api/overview', true, ({ req }) => {
+      const cookie = parseCookies(req.headers.cookie).get(SESSION_COOKIE);
+      const s = cookie === undefined ? null : app.auth.session(cookie);
+      return s === null ? app.overview() : { ...app.overview(), session: { csrf: s.csrf, expiresAt: s.expiresAt, operator: s.operator } };
+    });
     this.route('GET', '/api/devices', true, ({ url }) => app.searchDevices(parseDeviceQuery(url.searchParams)));
     this.route('GET', '/api/tags', true, () => ({ tags: app.tags() }));
     this.route('GET', `/api/devices/${ID}`, true, ({ params }) => app.device(parseDeviceId(params[0])));

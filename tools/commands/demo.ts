@@ -51,7 +51,7 @@ export const demoCommand: Command = {
   synopsis: '[--virtual-devices N] [--data DIR] [--broker URL] [--http PORT]',
   positionals: { min: 0, max: 0 },
   options: {
-    'virtual-devices': { type: 'string', value: 'N', description: 'how many virtual devices to run (default 3, 0-50)' },
+    'virtual-devices': { type: 'string', value: 'N', description: 'how many virtual devices to run (default 3, 0-500)' },
     data: { type: 'string', value: 'DIR', description: `where the server and the devices keep their files (default ./${DEFAULT_DEMO_DIR})` },
     broker: { type: 'string', value: 'URL', description: 'use this MQTT broker instead of the embedded one' },
     http: { type: 'string', value: 'PORT', description: `console port on 127.0.0.1 (default ${DEFAULT_HTTP_PORT}, or a free one if taken)` },
@@ -59,15 +59,15 @@ export const demoCommand: Command = {
     verbose: { type: 'boolean', description: 'log every server event to the terminal (default: to DIR/c2.log)' },
   },
   details: `The first virtual device asks for a human-moderated join: its challenge (8x8 grid and blink code) is printed
-here, and the console shows the same challenge under "Pending joins" — compare them and press Approve. The
-other devices join at once. Then upload DIR/firmware-1.1.0.bin as an update campaign, activate it, and watch
-the devices restart and confirm (0x10). The data directory is reused on the next start (devices stay joined).
+here, and the console shows the same challenge under "Joins" — compare them and press Approve. The other
+devices join at once. Then select devices under "Devices", start a campaign with DIR/firmware-1.1.0.bin,
+activate it, and watch the devices restart and confirm (0x10). The data directory is reused on the next start (devices stay joined).
 
 The login token is printed on every start (the demo makes a new one each time). Stop with Ctrl-C.`,
 
   async run({ values }, { stdout }) {
     const n = Number(optString(values, 'virtual-devices') ?? '3');
-    if (!Number.isInteger(n) || n < 0 || n > 50) throw new UsageError('--virtual-devices must be 0..50');
+    if (!Number.isInteger(n) || n < 0 || n > 500) throw new UsageError('--virtual-devices must be 0..500');
     const dir = path.resolve(optString(values, 'data') ?? DEFAULT_DEMO_DIR);
     let port = DEFAULT_HTTP_PORT;
     const portText = optString(values, 'http');
