@@ -298,6 +298,36 @@ describeIf('C2 server', () => {
   });
 
   test('a staged rollout through the API: the library image, a first wave that fails, pause and resume, the go, done', async () => {
+    // Done by a named operator: the library, the campaign and the audit name her.
+    expect((await post('/api/operators', { name: 'carol', password: 'carol-password-1' })).status).toBe(200);
+    const signIn = await request(base, 'POST', '/api/login', { headers: { Origin: base }, json: { operator: 'carol', password: 'carol-password-1' } });
+    expect([signIn.status, signIn.body.operator]).toEqual([200, 'carol']);
+    const admin = session;
+    session = { cookie: String(signIn.headers['set-cookie']?.[0] ?? '').split(';')[0], csrf: String(signIn.body.csrf) };
+    try {
+      await stagedRollout();
+    } finally {
+      session = admin;
+    }
+    const audit = await get('/api/audit?operator=carol&direction=operator&pageSize=100');
+    const entries = (audit.body.entries as { type: string; operator: string; summary: string }[]).reverse();
+    // Refused requests (a bad name, a bad campaign, proceed while paused, cancel when done, remove while in use) are not there.
+    expect(entries.map((e) => e.type)).toEqual([
+      'login',
+      'image.upload',
+      'image.upload',
+      'campaign.create',
+      'campaign.pause',
+      'campaign.resume',
+      'campaign.proceed',
+      'image.remove',
+    ]);
+    expect(entries.every((e) => e.operator === 'carol')).toBe(true);
+    expect(entries.find((e) => e.type === 'campaign.proceed')?.summary).toMatch(/next wave, 1 sent/);
+    expect((await post('/api/operators/carol/remove')).status).toBe(200);
+  });
+
+  async function stagedRollout(): Promise<void> {
     const headers = { Origin: base, Cookie: session.cookie, 'X-CSRF-Token': session.csrf };
     const image = demoImage('srup-virtual', '3.0.0', 20 * 1024);
     const library = async () => (await get('/api/images')).body.images as { id: number; usedBy: number }[];
@@ -308,7 +338,7 @@ describeIf('C2 server', () => {
     expect(await library()).toEqual(had);
     const up = await request(base, 'POST', '/api/images?name=sensor&version=3.0.0', { headers, raw: image });
     expect(up.status).toBe(200);
-    expect(up.body).toMatchObject({ name: 'sensor', version: '3.0.0', size: image.length, uploadedBy: 'admin', usedBy: 0, created: true });
+    expect(up.body).toMatchObject({ name: 'sensor', version: '3.0.0', size: image.length, uploadedBy: 'carol', usedBy: 0, created: true });
     const img = up.body.id as number;
     // The same image again: the row already there.
     const again = await request(base, 'POST', '/api/images?name=other', { headers, raw: image });
@@ -330,6 +360,7 @@ describeIf('C2 server', () => {
     const made = await post('/api/campaigns', { name: 'staged', image: img, target: { devices: [ids[2], ids[0]] }, autoActivate: true, waves: { first: { count: 1 }, then: 'auto', maxFailureRate: 0 } });
     expect([made.status, made.body.error]).toEqual([200, undefined]);
     const c = made.body as unknown as C;
+    expect(made.body.createdBy).toBe('carol');
     expect([c.state, c.currentWave, c.waves]).toEqual(['running', 0, [{ index: 0, size: 1, sent: 1, done: 0, failed: 0 }, { index: 1, size: 1, sent: 0, done: 0, failed: 0 }]]);
     const campaign = async () => (await get(`/api/campaigns/${c.id}`)).body as unknown as C;
     const waiting = await until('the first wave failed', async () => ((await campaign()).state === 'waiting' ? campaign() : null));
@@ -356,7 +387,7 @@ describeIf('C2 server', () => {
     expect((await post(`/api/campaigns/${c.id}/cancel`)).status).toBe(409);
     expect((await post(`/api/images/${img}/remove`)).body).toEqual({ ok: true });
     expect(await library()).toEqual(had);
-  });
+  }
 
   test('the CLI says clearly when no server is running', async () => {
     const empty = path.join(stack.dir, 'nothing');
