@@ -54,7 +54,6 @@ import type { AgentContext, AgentEvent, AgentOptions, JoinKind, JoinOutcome, Rep
 import { AgentError, AgentEvents } from './context.js';
 import type { AgentHost, Owe, OwedAnswer } from './host.js';
 import { MAX_OWED_TOKEN } from './host.js';
-import { deviceInbox } from './inbound.js';
 import { JoinFlows } from './join.js';
 import { Outbox } from './outbox.js';
 import { UpdateFlow } from './update.js';
@@ -124,8 +123,6 @@ export class Agent {
   private readonly joins: JoinFlows;
   private readonly update: UpdateFlow;
   private readonly outbox: Outbox;
-  /** Bounded: a flood of forged messages costs forged messages, not the server's commands (inbound.ts). */
-  private readonly inbox: ReturnType<typeof deviceInbox>;
   /** The answers owed when start() was called: a previous life's, sent again at the first connection. */
   private owedAtStart: readonly OwedAnswer[] = [];
   private readonly events: AgentEvents;
@@ -144,7 +141,6 @@ export class Agent {
     this.events = new AgentEvents(host.log);
     this.ctx = { host, options, self: this.deviceId, events: this.events };
     this.outbox = new Outbox(host, this.deviceId, host.keys.privateKey, options.queueLimit);
-    this.inbox = deviceInbox(host, this.deviceId, (topic, payload) => this.onMessage(topic, payload, true));
     this.joins = new JoinFlows(this.ctx);
     this.update = new UpdateFlow(this.ctx);
     if (options.onEvent) this.events.on(options.onEvent);
@@ -182,7 +178,6 @@ export class Agent {
     if (this.state === 'closed') return;
     this.state = 'closed';
     this.joins.close();
-    this.inbox.close();
     this.outbox.close();
     await this.host.transport.close();
   }
@@ -194,7 +189,6 @@ export class Agent {
 
   /** Resolves once no received message is being acted on (tests and orderly shutdown). */
   idle(): Promise<void> {
-    if (this.inbox.queued > 0) return this.inbox.drained().then(() => this.idle());
     if (this.inFlight === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
@@ -309,21 +303,17 @@ export class Agent {
     }
   }
 
-  /** `queued`: taken from the inbound queue (inbound.ts), which already admitted it. */
-  private onMessage(topic: string, payload: Uint8Array, queued = false): void {
-    if (this.state !== 'started' || (!queued && !this.inbox.admit(topic, payload))) return;
-    // What the queue says to process now: this message, or a better one that waited (queue full).
-    const t = queued ? topic : this.inbox.topic;
-    const p = queued ? payload : this.inbox.payload;
-    let m: Message | null = null;
+  private onMessage(topic: string, payload: Uint8Array): void {
+    if (this.state !== 'started') return;
+    let m: Message | null;
     try {
-      m = this.receive(t, p);
+      m = this.receive(topic, payload);
     } catch (e) {
       // Not bad input (that is rejected by receive) but a host failure, e.g. the sequence store could not persist
       // the counter: the message is not acted on, and the throw must not reach the MQTT client that called us.
-      this.host.log('error', 'receive_failed', { topic: t, why: String(e) });
+      this.host.log('error', 'receive_failed', { topic, why: String(e) });
+      return;
     }
-    this.inbox.done();
     if (m !== null) this.track(() => this.dispatch(m));
   }
 

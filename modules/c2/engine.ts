@@ -36,7 +36,6 @@ import type { C2Host, C2Options, ClusterNote } from './host.js';
 import { EngineCore, auditBytes } from './core.js';
 import { JoinFlows, challengeOf, type JoinTiming } from './join.js';
 import { receive } from './receive.js';
-import { serverInbox } from './inbound.js';
 import { ACTIVATE_STATUSES, INITIATE_STATUSES, UpdateFlow } from './update.js';
 import type { DeviceProfile, DeviceRecord, DeviceState, UpdateRecord } from './registry.js';
 import { isDeviceProfile } from './registry.js';
@@ -116,8 +115,6 @@ export class C2Engine {
   /** Devices told about in the log as rate limited, and when (one line a minute each). */
   private readonly limitedLogged = new Map<bigint, number>();
   private inFlight = 0;
-  /** Bounded: a flood of forged messages costs forged messages, not the devices' answers (inbound.ts). */
-  private readonly inbox: ReturnType<typeof serverInbox>;
   private stopListening: (() => void) | null = null;
   /** Per 'reference' device: the end of its line of commands (see inLane). */
   private readonly lanes = new Map<bigint, Promise<void>>();
@@ -132,16 +129,6 @@ export class C2Engine {
     this.joins = new JoinFlows(this.core);
     this.updates = new UpdateFlow(this.core);
     this.rates = new DeviceRates(options.deviceRate ?? DEFAULT_DEVICE_RATE);
-    this.inbox = serverInbox(
-      {
-        self: this.serverId,
-        registry: host.registry,
-        clock: host.clock,
-        log: host.log,
-        limited: (h) => h.code !== RESPONSE_CODE && !this.rates.allows(h.senderId, this.core.now()),
-      },
-      (topic, payload) => this.onMessage(topic, payload, 1, true),
-    );
     if (options.onEvent) this.core.listeners.add(options.onEvent);
   }
 
@@ -186,7 +173,6 @@ export class C2Engine {
     if (this.state === 'stopped') return;
     this.state = 'stopped';
     this.core.running = false;
-    this.inbox.close();
     const stopped = () => new C2Error('stopped', 'the engine was stopped');
     for (const [key, r] of this.requests) {
       this.host.clock.clearTimeout(r.timer);
@@ -209,7 +195,6 @@ export class C2Engine {
 
   /** Resolves once no received message is being acted on (tests and orderly shutdown). */
   idle(): Promise<void> {
-    if (this.inbox.queued > 0) return this.inbox.drained().then(() => this.idle());
     if (this.inFlight === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
@@ -442,14 +427,8 @@ export class C2Engine {
 
   // ================================================================================================ receiving
 
-  /** `queued`: taken from the inbound queue (inbound.ts), which already admitted it; a retry (attempt > 1) needs none. */
-  private onMessage(topic: string, payload: Uint8Array, attempt = 1, queued = false): void {
-    if (this.state !== 'started' || (attempt === 1 && !queued && !this.inbox.admit(topic, payload))) return;
-    if (attempt === 1 && !queued) {
-      // What the queue says to process now: this message, or a better one that waited (queue full).
-      topic = this.inbox.topic;
-      payload = this.inbox.payload;
-    }
+  private onMessage(topic: string, payload: Uint8Array, attempt = 1): void {
+    if (this.state !== 'started') return;
     if (attempt === 1 && this.overRate(topic, payload)) return;
     const { registry } = this.host;
     // One group: the accepted sequence ID, last seen / last response and the audit line are durable (with those
@@ -473,7 +452,6 @@ export class C2Engine {
       });
       return r;
     });
-    this.inbox.done();
     this.run(() =>
       accepted.then(
         (r) => {
