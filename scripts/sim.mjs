@@ -41,6 +41,8 @@ const APP = EXAMPLE === 'sensor' ? 'srup-sensor' : 'srup-agent';
 const STEP_TIMEOUT_MS = 60_000;
 const IMAGE_BYTES = 1024 * 1024;
 const COMMANDS = 20;
+/** The join timeout the device is provisioned with (srup provision --join-timeout; not the default 120 s). */
+const JOIN_TIMEOUT_S = 150;
 /** The goals of the memory budget, 32-bit bytes (docs/firmware.md): TLS MQTT and an http update; an https update. */
 const GOAL_HTTP = 64 * 1024;
 const GOAL_HTTPS = 96 * 1024;
@@ -255,6 +257,7 @@ async function main() {
       '--broker', brokerUrl,
       '--ca', pki.caFile,
       '--partitions', join(root, 'partitions.csv'),
+      '--join-timeout', String(JOIN_TIMEOUT_S),
     ]);
     await h.provisionCommand.run(args, { stdout: out, stderr: out, stdin: process.stdin });
     const registryEntry = JSON.parse(readFileSync(join(devDir, 'device.json'), 'utf8'));
@@ -278,6 +281,8 @@ async function main() {
     cleanups.push(() => impostor.dispose());
     sim = startSimulator(so, 'sim');
     runs.push({ label: 'run 1: mqtts, join, 20 commands, 1 MiB update over http', heap: sim.heap, goal: GOAL_HTTP });
+    const [, joinTimeout] = await sim.waitFor(/^srup: sim device [0-9a-f]+ broker \S+ join timeout (.*) heap/, 'the device\'s first line');
+    check('the join timeout provisioned in the record is the device\'s', joinTimeout === `${JOIN_TIMEOUT_S} s`, joinTimeout);
     const [, reason] = await sim.waitFor(/^srup: network: connection failed: (.*)$/, 'the TLS failure with the impostor');
     check('a broker certificate from another CA is refused and logged, without an abort', true, reason);
     await sim.waitFor(/^srup: event disconnected|^srup: network: connection failed: .*$/, 'the transport to notice');

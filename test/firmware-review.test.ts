@@ -303,15 +303,18 @@ describe('HTTP downloader (hosts/moddable/downloader.ts)', () => {
 
   /** Loads the downloader over a fake `timer` (run by hand) and a fake ECMA-419 HTTP client that never answers by itself. */
   function setup(): {
-    download(url: string, onChunk: (c: Uint8Array) => void): Promise<unknown>;
+    download(url: string, onChunk: (c: Uint8Array) => void, control?: { stop: (() => void) | null }): Promise<unknown>;
     advance(ms: number): void;
     request(): Req;
+    requests(): number;
     closed(): number;
+    pendingTimers(): number;
   } {
     let now = 0;
     let nextId = 1;
     const timers = new Map<number, { at: number; fn: () => void }>();
     let req: Req | null = null;
+    let requests = 0;
     let closes = 0;
     let mod: unknown;
     jest.isolateModules(() => {
@@ -332,6 +335,7 @@ describe('HTTP downloader (hosts/moddable/downloader.ts)', () => {
     class FakeClient {
       request(r: Req): object {
         req = r;
+        requests++;
         return {};
       }
       close(): void {
@@ -339,10 +343,12 @@ describe('HTTP downloader (hosts/moddable/downloader.ts)', () => {
       }
     }
     (globalThis as unknown as { device: unknown }).device = { network: { http: { io: FakeClient }, https: { io: FakeClient } } };
-    const { HttpDownloader } = mod as { HttpDownloader: new () => { download(url: string, onChunk: (c: Uint8Array) => void): Promise<unknown> } };
+    const { HttpDownloader } = mod as {
+      HttpDownloader: new () => { download(url: string, onChunk: (c: Uint8Array) => void, control?: { stop: (() => void) | null }): Promise<unknown> };
+    };
     const d = new HttpDownloader();
     return {
-      download: (url, onChunk) => d.download(url, onChunk),
+      download: (url, onChunk, control) => d.download(url, onChunk, control),
       advance(ms: number): void {
         const end = now + ms;
         for (;;) {
@@ -356,7 +362,9 @@ describe('HTTP downloader (hosts/moddable/downloader.ts)', () => {
         now = end;
       },
       request: () => req!,
+      requests: () => requests,
       closed: () => closes,
+      pendingTimers: () => timers.size,
     };
   }
   afterEach(() => {
@@ -373,23 +381,77 @@ describe('HTTP downloader (hosts/moddable/downloader.ts)', () => {
     expect(t.closed()).toBe(1);
   });
 
-  test('a body that stops arriving ends the download with error file; data keeps it going', async () => {
+  test('a body that stops arriving ends the download with error file; a steady one keeps it going', async () => {
     const t = setup();
     let result: unknown = null;
     const got: number[] = [];
     void t.download('http://files.example/fw.bin', (c) => void got.push(c.length)).then((r) => (result = r));
     const r = t.request();
-    const self = { read: () => new ArrayBuffer(100) };
+    const self = { read: () => new ArrayBuffer(4096) };
     r.onHeaders!.call(self, 200, new Map());
     for (let i = 0; i < 30; i++) {
-      t.advance(20 * 1000); // a slow but steady server
-      r.onReadable!.call(self, 100);
+      t.advance(20 * 1000); // slow but steady: 4 KiB every 20 s
+      r.onReadable!.call(self, 4096);
     }
     await Promise.resolve();
     expect(result).toBeNull();
     expect(got.length).toBe(30);
-    t.advance(10 * 60 * 1000);
+    t.advance(60 * 1000);
     await Promise.resolve();
-    expect(result).toMatchObject({ ok: false, error: 'file' });
+    expect(result).toMatchObject({ ok: false, error: 'file', message: 'stalled: 0 bytes in 30000 ms' });
+    expect(t.closed()).toBe(1);
+  });
+
+  test('a server that drips a byte every 2 s is cut off after one window (30 s), not after an hour', async () => {
+    const t = setup();
+    let result: unknown = null;
+    void t.download('http://files.example/fw.bin', () => undefined).then((r) => (result = r));
+    const r = t.request();
+    const self = { read: () => new ArrayBuffer(1) };
+    r.onHeaders!.call(self, 200, new Map());
+    for (let i = 0; i < 14; i++) {
+      t.advance(2000);
+      r.onReadable!.call(self, 1);
+    }
+    await Promise.resolve();
+    expect(result).toBeNull(); // 28 s: still inside the first window
+    t.advance(2000);
+    await Promise.resolve();
+    expect(result).toEqual({ ok: false, error: 'file', message: 'stalled: 14 bytes in 30000 ms' });
+    expect(t.closed()).toBe(1);
+  });
+
+  test('a redirect is not followed (no other scheme, no private address): an HTTP error with its status, one request', async () => {
+    for (const status of [301, 302, 307, 308]) {
+      const t = setup();
+      let result: unknown = null;
+      const got: number[] = [];
+      void t.download('https://files.example/fw.bin', (c) => void got.push(c.length)).then((r) => (result = r));
+      t.request().onHeaders!.call({ read: () => undefined }, status, new Map([['location', 'http://127.0.0.1/fw.bin']]));
+      await Promise.resolve();
+      expect(result).toEqual({ ok: false, error: 'http_error', status });
+      expect([t.requests(), t.closed(), got.length]).toEqual([1, 1, 0]);
+    }
+  });
+
+  test('control.stop() ends a running download at once: connection closed, error aborted, nothing more written', async () => {
+    const t = setup();
+    let result: unknown = null;
+    const got: number[] = [];
+    const control: { stop: (() => void) | null } = { stop: null };
+    void t.download('http://files.example/fw.bin', (c) => void got.push(c.length), control).then((r) => (result = r));
+    const r = t.request();
+    const self = { read: () => new ArrayBuffer(100) };
+    r.onHeaders!.call(self, 200, new Map());
+    r.onReadable!.call(self, 100);
+    expect(typeof control.stop).toBe('function');
+    control.stop!();
+    await Promise.resolve();
+    expect(result).toEqual({ ok: false, error: 'aborted' });
+    expect(t.closed()).toBe(1);
+    expect(control.stop).toBeNull();
+    r.onReadable!.call(self, 100); // late data from the closed connection
+    expect(got).toEqual([100]);
+    expect(t.pendingTimers()).toBe(0);
   });
 });

@@ -9,7 +9,7 @@ import { provisionCommand } from '../tools/commands/provision.js';
 import { deviceIdFromRandom, findPartition } from '../tools/lib/provision.js';
 import { FlashKeyStore, FlashSequenceStore } from '../modules/store/flash-stores.js';
 import { DEFAULT_LAYOUT, MemoryFlash } from '../modules/store/flash.js';
-import { RecordSlots } from '../modules/store/record.js';
+import { DEFAULT_PRESENTER, RecordSlots, TAG_JOIN_TIMEOUT, decodeRecordBody, encodeJoinTimeout, encodeRecordBody } from '../modules/store/record.js';
 
 const ROOT = join(__dirname, '..');
 const KEYS = join(__dirname, 'data', 'srup-vectors', 'keys');
@@ -110,6 +110,43 @@ describe('srup provision', () => {
     expect((await provision(['--out', join(dir, 'b'), ...base])).code).toBe(0);
     expect(read(join(dir, 'b')).dns).toBeUndefined();
     await expect(provision(['--out', join(dir, 'c'), ...base, '--dns', 'dns.lan'])).rejects.toThrow('--dns: DNS server "dns.lan" is not an IPv4 address');
+  });
+
+  test('--join-timeout puts the join timeout in the record (tag 0x0B, version still 1) and in device.json; it survives a rewrite', async () => {
+    const base = ['--server-id', '1', '--server-key', join(KEYS, 'signer-2.public.pem'), '--broker', 'mqtt://broker.lan:1883', '--partitions', join(ROOT, 'partitions.csv')];
+    const image = (d: string) => new Uint8Array(readFileSync(join(d, 'srup-partition.bin')));
+    expect((await provision(['--out', join(dir, 'a'), ...base, '--join-timeout', '300'])).code).toBe(0);
+    const flash = new MemoryFlash(image(join(dir, 'a')).length, 4096, image(join(dir, 'a')));
+    const keys = new FlashKeyStore(flash);
+    expect(keys.record.joinTimeoutSeconds).toBe(300);
+    expect(image(join(dir, 'a'))[4]).toBe(1); // the format version
+    expect(JSON.parse(readFileSync(join(dir, 'a', 'device.json'), 'utf8')).joinTimeoutSeconds).toBe(300);
+    // The device rewrites its record (a new server, a dropped key): the timeout stays.
+    keys.setServerId(null);
+    expect(new FlashKeyStore(flash).record.joinTimeoutSeconds).toBe(300);
+    // Without it: no field, the agent's default (120 s).
+    expect((await provision(['--out', join(dir, 'b'), ...base])).code).toBe(0);
+    expect(new FlashKeyStore(new MemoryFlash(image(join(dir, 'b')).length, 4096, image(join(dir, 'b')))).record.joinTimeoutSeconds).toBeUndefined();
+    expect(JSON.parse(readFileSync(join(dir, 'b', 'device.json'), 'utf8')).joinTimeoutSeconds).toBeUndefined();
+    for (const bad of ['0', '86401', '1.5', 'soon']) {
+      await expect(provision(['--out', join(dir, 'c'), ...base, '--join-timeout', bad])).rejects.toThrow('--join-timeout must be a whole number of seconds from 1 to 86400');
+    }
+  });
+
+  test('a record with a join timeout outside 1-86400 s, or of the wrong size, is refused as a bad record', () => {
+    const body = (v: Uint8Array) => {
+      const ok = encodeRecordBody({ deviceId: 1n, privateKey: new Uint8Array([1]), serverId: null, peers: [], brokerUrl: 'mqtt://b', ca: null, wifi: null, presenter: DEFAULT_PRESENTER });
+      const out = new Uint8Array(ok.length + 3 + v.length);
+      out.set(ok);
+      out.set([TAG_JOIN_TIMEOUT, v.length & 0xff, v.length >> 8], ok.length);
+      out.set(v, ok.length + 3);
+      return out;
+    };
+    expect(decodeRecordBody(body(new Uint8Array([0x2c, 0x01, 0, 0]))).joinTimeoutSeconds).toBe(300);
+    for (const v of [new Uint8Array([0, 0, 0, 0]), new Uint8Array([0x81, 0x51, 0x01, 0]), new Uint8Array([0x2c, 0x01])]) {
+      expect(() => decodeRecordBody(body(v))).toThrow(expect.objectContaining({ reason: 'bad_record' }));
+    }
+    expect(() => encodeJoinTimeout(0)).toThrow('join timeout must be a whole number of seconds from 1 to 86400');
   });
 
   test('refuses to overwrite without --force, and checks its arguments', async () => {

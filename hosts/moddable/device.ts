@@ -51,7 +51,10 @@ export async function openDevice(options: ModdableDeviceOptions): Promise<Device
     return null;
   }
   const rec = keys.record;
-  line(`${PLATFORM} device ${idHex16(keys.deviceId)} broker ${rec.brokerUrl} heap ${heapUsed() ?? 'n/a'}`);
+  // The join timeout provisioned in the record (srup provision --join-timeout), unless the application sets one.
+  const joinTimeoutMs = options.joinTimeoutMs ?? (rec.joinTimeoutSeconds === undefined ? undefined : rec.joinTimeoutSeconds * 1000);
+  const joinTimeout = joinTimeoutMs === undefined ? 'default' : `${joinTimeoutMs / 1000} s`;
+  line(`${PLATFORM} device ${idHex16(keys.deviceId)} broker ${rec.brokerUrl} join timeout ${joinTimeout} heap ${heapUsed() ?? 'n/a'}`);
   await startNetwork(rec.wifi, line, rec.brokerUrl.startsWith('mqtts:'));
   configureNetwork(rec.ca, line, rec.dns ?? null);
   const host: AgentHost = {
@@ -66,5 +69,5 @@ export async function openDevice(options: ModdableDeviceOptions): Promise<Device
     updater: makeUpdater(),
     log: traceLog,
   };
-  return new Device(host, options);
+  return new Device(host, joinTimeoutMs === options.joinTimeoutMs ? options : { ...options, joinTimeoutMs });
 }

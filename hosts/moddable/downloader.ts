@@ -2,14 +2,27 @@
  * Downloads over the ECMA-419 HTTP client (`device.network.http` / `https`, see network-config.ts): the body
  * is handed on in the pieces the socket delivers, never held whole.
  *
- * A server that stops sending would otherwise hold the download, and with it every later update (the agent
- * takes one at a time), until the device restarts: IDLE_MS without an answer or without body data ends it
- * ('unreachable' before the answer, 'file' during the body), and so does MAX_MS in all.
+ * Stalls are bounded in seconds, not per byte (as on Node, hosts/node/downloader.ts): every STALL_WINDOW_MS the
+ * download must have an answer and, once the body flows, at least MIN_BYTES_PER_WINDOW of it; a server that
+ * drips a byte every two seconds is cut off after one window ('unreachable' before the answer, 'file' during the
+ * body), not after MAX_MS, which bounds the whole download. A server that stops sending would otherwise hold the
+ * download, and with it every later update, until the device restarts.
+ *
+ * Redirects are not followed (the SDK's HTTP client does not, and neither does this): a 3xx answer ends the
+ * download as an HTTP error with its status. So a download never moves to another scheme, nor from a public URL
+ * into the device's own network (loopback, link-local, private addresses), which the Node downloader checks
+ * when it follows one.
+ *
+ * With a DownloadControl, control.stop() ends the download at once (its connection closed), with error
+ * 'aborted': the agent stops a download that a newer initiate replaces.
  */
 import Timer from 'timer';
-import type { Downloader, DownloadResult } from '../../modules/agent/host.js';
+import type { DownloadControl, Downloader, DownloadResult } from '../../modules/agent/host.js';
 
-export const IDLE_MS = 60 * 1000;
+/** The stall window (as on Node). */
+export const STALL_WINDOW_MS = 30 * 1000;
+/** Body bytes each stall window must bring (as on Node). */
+export const MIN_BYTES_PER_WINDOW = 4096;
 export const MAX_MS = 60 * 60 * 1000;
 
 interface HttpRequest {
@@ -32,7 +45,7 @@ interface HttpClientConfig {
 }
 
 export class HttpDownloader implements Downloader {
-  download(url: string, onChunk: (chunk: Uint8Array) => void): Promise<DownloadResult> {
+  download(url: string, onChunk: (chunk: Uint8Array) => void, control?: DownloadControl): Promise<DownloadResult> {
     return new Promise((resolve) => {
       const m = /^(https?):\/\/([^/:]+)(?::(\d+))?(\/.*)?$/.exec(url);
       if (m === null) return resolve({ ok: false, error: 'unreachable', message: 'bad url' });
@@ -41,20 +54,24 @@ export class HttpDownloader implements Downloader {
       let done = false;
       let answered = false;
       let bytes = 0;
+      let atWindowStart = 0;
       let client: InstanceType<HttpClientConfig['io']> | null = null;
-      let idle: Timer | undefined;
+      let window: Timer | undefined;
       const stalled = (why: string): DownloadResult =>
         answered ? { ok: false, error: 'file', message: why } : { ok: false, error: 'unreachable', message: why };
-      const watch = (): void => {
-        Timer.clear(idle);
-        idle = Timer.set(() => finish(stalled(`no data for ${IDLE_MS} ms`)), IDLE_MS);
+      const check = (): void => {
+        if (!answered) return finish(stalled(`no answer within ${STALL_WINDOW_MS} ms`));
+        if (bytes - atWindowStart < MIN_BYTES_PER_WINDOW) return finish(stalled(`stalled: ${bytes - atWindowStart} bytes in ${STALL_WINDOW_MS} ms`));
+        atWindowStart = bytes;
+        window = Timer.set(check, STALL_WINDOW_MS);
       };
       const overall = Timer.set(() => finish(stalled(`not done after ${MAX_MS} ms`)), MAX_MS);
       const finish = (r: DownloadResult): void => {
         if (done) return;
         done = true;
-        Timer.clear(idle);
+        Timer.clear(window);
         Timer.clear(overall);
+        if (control !== undefined) control.stop = null;
         try {
           client?.close();
         } catch {
@@ -62,7 +79,8 @@ export class HttpDownloader implements Downloader {
         }
         resolve(r);
       };
-      watch();
+      window = Timer.set(check, STALL_WINDOW_MS);
+      if (control !== undefined) control.stop = () => finish({ ok: false, error: 'aborted' });
       try {
         client = new config.io({
           ...config,
@@ -74,13 +92,12 @@ export class HttpDownloader implements Downloader {
           path: m[4] ?? '/',
           onHeaders(status) {
             answered = true;
-            watch();
+            // A redirect (3xx) is not followed: an HTTP error like any other non-2xx answer.
             if (status < 200 || status > 299) finish({ ok: false, error: 'http_error', status });
           },
           onReadable(count) {
             const chunk = this.read(count);
             if (chunk === undefined || done) return;
-            watch();
             bytes += chunk.byteLength;
             try {
               onChunk(new Uint8Array(chunk));

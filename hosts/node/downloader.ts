@@ -9,7 +9,7 @@
  *   a redirect to another scheme, or to a loopback,
  *   link-local or private address when the URL asked
  *   for was not one                                      -> http_error (the redirect's status)
- *   abort() while running                                -> aborted
+ *   abort(), or the control's stop(), while running      -> aborted
  *
  * Stalls are bounded in seconds, not per byte: every stallWindowMs (default 30 s) the download must have an
  * answer and, once the body flows, at least minBytesPerWindow (default 4 KiB) of it; a server that drips a byte
@@ -31,7 +31,7 @@ import dns from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
-import type { Downloader, DownloadResult } from '../../modules/agent/host.js';
+import type { DownloadControl, Downloader, DownloadResult } from '../../modules/agent/host.js';
 
 export interface HttpDownloaderOptions {
   /** PEM trust anchor(s) for https (default: the system CAs). */
@@ -125,7 +125,27 @@ export class HttpDownloader implements Downloader {
     for (const stop of [...this.running]) stop();
   }
 
-  async download(url: string, onChunk: (chunk: Uint8Array) => void): Promise<DownloadResult> {
+  async download(url: string, onChunk: (chunk: Uint8Array) => void, control?: DownloadControl): Promise<DownloadResult> {
+    // control.stop ends this download (the agent's update flow: a newer initiate replaces it), like abort().
+    let stopped = false;
+    let stopRequest: (() => void) | null = null;
+    if (control !== undefined) {
+      control.stop = () => {
+        stopped = true;
+        stopRequest?.();
+      };
+    }
+    try {
+      return await this.follow(url, onChunk, (stop) => {
+        stopRequest = stop;
+        if (stopped) stop();
+      });
+    } finally {
+      if (control !== undefined) control.stop = null;
+    }
+  }
+
+  private async follow(url: string, onChunk: (chunk: Uint8Array) => void, onRequest: (stop: () => void) => void): Promise<DownloadResult> {
     const max = this.options.maxRedirects ?? 5;
     const deadline = Date.now() + (this.options.maxDurationMs ?? DEFAULT_MAX_DURATION_MS);
     let current = url;
@@ -137,7 +157,7 @@ export class HttpDownloader implements Downloader {
       // once() reports the bad URL
     }
     for (let hop = 0; ; hop++) {
-      const r = await this.once(current, onChunk, deadline, hop === 0 || allowPrivate);
+      const r = await this.once(current, onChunk, deadline, hop === 0 || allowPrivate, onRequest);
       if (!('redirect' in r)) return r;
       if (hop === 0 && r.privatePeer) allowPrivate = true; // a name that resolved to a private address
       if (hop >= max) return { ok: false, error: 'http_error', status: r.status };
@@ -150,7 +170,7 @@ export class HttpDownloader implements Downloader {
     }
   }
 
-  private once(url: string, onChunk: (chunk: Uint8Array) => void, deadline: number, allowPrivate: boolean,
+  private once(url: string, onChunk: (chunk: Uint8Array) => void, deadline: number, allowPrivate: boolean, onRequest: (stop: () => void) => void,
   ): Promise<DownloadResult | { redirect: string; status: number; privatePeer: boolean }> {
     let u: URL;
     try {
@@ -267,6 +287,7 @@ export class HttpDownloader implements Downloader {
         req.destroy();
       }, Math.max(0, deadline - Date.now()));
       this.running.add(stop);
+      onRequest(stop);
       req.end();
     });
   }

@@ -112,12 +112,19 @@ export type DownloadResult =
   | { readonly ok: false; readonly error: 'file'; readonly message: string } // cut off, sink refused, local I/O
   | { readonly ok: false; readonly error: 'aborted' };
 
+/** Lets the agent end a running download (a newer initiate replaces it): the downloader sets `stop` while it runs. */
+export interface DownloadControl {
+  /** Ends the download at once (its connection closed); it resolves with error 'aborted'. */
+  stop: (() => void) | null;
+}
+
 export interface Downloader {
   /**
    * Streams the body of `url` to `onChunk`, in order, never holding the whole body. Resolves once the body
-   * ended (or failed); never rejects. If onChunk throws, the download stops with error 'file'.
+   * ended (or failed); never rejects. If onChunk throws, the download stops with error 'file'. With `control`,
+   * the downloader sets control.stop while the download runs.
    */
-  download(url: string, onChunk: (chunk: Uint8Array) => void): Promise<DownloadResult>;
+  download(url: string, onChunk: (chunk: Uint8Array) => void, control?: DownloadControl): Promise<DownloadResult>;
 }
 
 /** What the updater knows at boot about the last activated image. */

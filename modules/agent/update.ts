@@ -14,7 +14,8 @@
  *
  * Rules of this implementation:
  *   - One download at a time, the newest: an initiate from the server while a download runs replaces it (the
- *     server asked again, so it no longer wants the old one). The old download writes nothing more, and is
+ *     server asked again, so it no longer wants the old one). The old download is stopped at once (its
+ *     connection closed: two at a time would not fit a board's memory), writes nothing more, and is
  *     answered 0xFE ('superseded') with its own token when it ends; a slow or stalled download can therefore
  *     never hold up the next update. An initiate that is invalid (bad url or digest) leaves the running one be.
  *   - An initiate while the running image is still unconfirmed (bootState 'unconfirmed': the confirmation after
@@ -31,7 +32,7 @@ import { equal, idHex16, toHex, utf8DecodeOrNull } from '../srup/bytes.js';
 import type { MessageOf } from '../srup/schema.js';
 import { Status } from '../srup/schema.js';
 import type { AgentContext, Reply } from './context.js';
-import type { DownloadResult } from './host.js';
+import type { DownloadControl, DownloadResult } from './host.js';
 
 /** Bytes as text, without one trailing 00; null when not UTF-8. */
 function cString(b: Uint8Array): string | null {
@@ -48,7 +49,7 @@ function failureStatus(r: DownloadResult): number {
 export class UpdateFlow {
   /** Counts initiates that started a download; only the newest may use the updater. */
   private generation = 0;
-  private downloading: { gen: number; server: bigint } | null = null;
+  private downloading: { gen: number; server: bigint; control: DownloadControl } | null = null;
 
   constructor(private readonly ctx: AgentContext) {}
 
@@ -76,13 +77,17 @@ export class UpdateFlow {
     if (!this.confirmBeforeUpdate()) return answer(Status.UPDATE_FAIL_FILE, 'running_image_unconfirmed');
 
     const { host } = this.ctx;
-    if (this.downloading !== null) {
-      if (this.downloading.server !== server) return answer(Status.UPDATE_FAIL_FILE, 'busy');
-      host.log('info', 'update_superseded', { server: idHex16(server) });
-    }
+    const old = this.downloading;
+    if (old !== null && old.server !== server) return answer(Status.UPDATE_FAIL_FILE, 'busy');
     const gen = ++this.generation;
     const live = () => this.generation === gen;
-    this.downloading = { gen, server };
+    const control: DownloadControl = { stop: null };
+    this.downloading = { gen, server, control };
+    if (old !== null) {
+      // Its connection is closed now, not when it next delivers data (a stalled server might never).
+      host.log('info', 'update_superseded', { server: idHex16(server) });
+      old.control.stop?.();
+    }
     try {
       // The inactive slot is about to be erased: a staged update there is gone.
       if (host.sequences.pendingUpdate()?.state === 'staged') host.sequences.setPendingUpdate(null);
@@ -91,11 +96,15 @@ export class UpdateFlow {
       const hash = host.crypto.sha256Stream();
       try {
         host.updater.begin();
-        result = await host.downloader.download(url, (chunk) => {
-          if (!live()) throw new Error('superseded by a newer initiate');
-          hash.update(chunk);
-          host.updater.write(chunk);
-        });
+        result = await host.downloader.download(
+          url,
+          (chunk) => {
+            if (!live()) throw new Error('superseded by a newer initiate');
+            hash.update(chunk);
+            host.updater.write(chunk);
+          },
+          control,
+        );
       } catch (e) {
         result = { ok: false, error: 'file', message: String(e) };
       }

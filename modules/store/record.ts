@@ -33,6 +33,9 @@
  *                         does not know the tag skips it (and drops it when it rewrites the record, leaving
  *                         the device on the network's DNS), and a version bump would make such firmware
  *                         refuse the whole partition after a rollback.
+ *   0x0B join timeout     u32, seconds a join waits for its answer, 1-86400 (absent: the agent's 120 s). Added
+ *                         after version 1 like 0x0A, for the same reasons: the version stays 1, and firmware
+ *                         that does not know the tag keeps its default.
  *
  * Writing: the new record goes into the slot that does NOT hold the newest valid record: erase that slot,
  * write the body, then the header (the header's CRCs are the commit). Power lost anywhere in between leaves
@@ -60,6 +63,9 @@ export const TAG_PRESENTER = 0x09;
 export const TAG_DNS = 0x0a;
 /** At most this many DNS servers in a record. */
 export const MAX_DNS_SERVERS = 4;
+export const TAG_JOIN_TIMEOUT = 0x0b;
+/** The longest join timeout a record may name, in seconds (a day). */
+export const MAX_JOIN_TIMEOUT_SECONDS = 86400;
 
 export type MatrixLayoutKind = 'progressive' | 'serpentine';
 export type Rotation = 0 | 90 | 180 | 270;
@@ -103,6 +109,8 @@ export interface DeviceRecord {
   readonly presenter: PresenterSettings;
   /** DNS servers (IPv4 dotted) that replace the network's; absent or empty: the network's own. */
   readonly dns?: readonly string[];
+  /** Seconds a join waits for its answer (1-MAX_JOIN_TIMEOUT_SECONDS); absent: the agent's default. */
+  readonly joinTimeoutSeconds?: number;
 }
 
 function fail(message: string): never {
@@ -174,6 +182,23 @@ export function decodeDns(b: Uint8Array): string[] {
   return out;
 }
 
+/** The join timeout field: u32 seconds. Throws StoreError('bad_record') outside 1-MAX_JOIN_TIMEOUT_SECONDS. */
+export function encodeJoinTimeout(seconds: number): Uint8Array {
+  if (!Number.isInteger(seconds) || seconds < 1 || seconds > MAX_JOIN_TIMEOUT_SECONDS) {
+    fail(`join timeout must be a whole number of seconds from 1 to ${MAX_JOIN_TIMEOUT_SECONDS}`);
+  }
+  const b = new Uint8Array(4);
+  putU32(b, 0, seconds);
+  return b;
+}
+
+function decodeJoinTimeout(v: Uint8Array): number {
+  if (v.length !== 4) fail('join timeout field is not 4 bytes');
+  const seconds = getU32(v, 0);
+  if (seconds < 1 || seconds > MAX_JOIN_TIMEOUT_SECONDS) fail(`join timeout of ${seconds} s is outside 1-${MAX_JOIN_TIMEOUT_SECONDS}`);
+  return seconds;
+}
+
 /** The TLV body of a record. */
 export function encodeRecordBody(r: DeviceRecord): Uint8Array {
   const fields: [number, Uint8Array][] = [];
@@ -195,6 +220,7 @@ export function encodeRecordBody(r: DeviceRecord): Uint8Array {
   }
   fields.push([TAG_PRESENTER, encodePresenter(r.presenter)]);
   if (r.dns !== undefined && r.dns.length > 0) fields.push([TAG_DNS, encodeDns(r.dns)]);
+  if (r.joinTimeoutSeconds !== undefined) fields.push([TAG_JOIN_TIMEOUT, encodeJoinTimeout(r.joinTimeoutSeconds)]);
   let n = 0;
   for (const [, v] of fields) {
     if (v.length > 0xffff) fail('field longer than 65535 bytes');
@@ -222,6 +248,7 @@ export function decodeRecordBody(body: Uint8Array): DeviceRecord {
   let password: string | null = null;
   let presenter: PresenterSettings = DEFAULT_PRESENTER;
   let dns: string[] | null = null;
+  let joinTimeoutSeconds: number | null = null;
   const text = (v: Uint8Array): string => utf8DecodeOrNull(v) ?? fail('field is not UTF-8');
   const id = (v: Uint8Array): bigint => (v.length === 8 ? getU64(v, 0) : fail('id field is not 8 bytes'));
   for (let o = 0; o < body.length; ) {
@@ -245,6 +272,7 @@ export function decodeRecordBody(body: Uint8Array): DeviceRecord {
       case TAG_WIFI_PASSWORD: password = text(v); break;
       case TAG_PRESENTER: presenter = decodePresenter(v); break;
       case TAG_DNS: dns = decodeDns(v); break;
+      case TAG_JOIN_TIMEOUT: joinTimeoutSeconds = decodeJoinTimeout(v); break;
       default: break; // a field of a later version
     }
   }
@@ -261,6 +289,7 @@ export function decodeRecordBody(body: Uint8Array): DeviceRecord {
     wifi: ssid === null ? null : { ssid, password: password ?? '' },
     presenter,
     ...(dns === null ? {} : { dns }),
+    ...(joinTimeoutSeconds === null ? {} : { joinTimeoutSeconds }),
   };
 }
 

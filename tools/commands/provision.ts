@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { generateRsaKeyPair } from '../../hosts/node/crypto.js';
 import { idHex16, parseIdHex } from '../../modules/srup/bytes.js';
 import { SRUP_PARTITION_SIZE } from '../../modules/store/flash.js';
-import { DEFAULT_PRESENTER, MAX_DNS_SERVERS, encodeDns, type PresenterSettings, type Rotation } from '../../modules/store/record.js';
+import { DEFAULT_PRESENTER, MAX_DNS_SERVERS, MAX_JOIN_TIMEOUT_SECONDS, encodeDns, type PresenterSettings, type Rotation } from '../../modules/store/record.js';
 import { CliError, UsageError, optBoolean, optString, requireString, type Command } from '../lib/cli.js';
 import { loadPublicKey, readBytes, readText } from '../lib/files.js';
 import { caBytes, deviceIdFromRandom, esptoolLine, findPartition, provisionImage } from '../lib/provision.js';
@@ -59,6 +59,7 @@ export const provisionCommand: Command = {
     'wifi-ssid': { type: 'string', value: 'SSID', description: 'Wi-Fi network' },
     'wifi-password': { type: 'string', value: 'TEXT', description: 'Wi-Fi password' },
     dns: { type: 'string', value: 'IP,IP', description: `DNS servers (1-${MAX_DNS_SERVERS} IPv4) instead of the network's (DHCP)` },
+    'join-timeout': { type: 'string', value: 'S', description: `seconds a join waits for its answer, 1-${MAX_JOIN_TIMEOUT_SECONDS} (default 120; give the C2 server the same)` },
     'led-pin': { type: 'string', value: 'GPIO', description: 'GPIO of the challenge LED' },
     'led-active-low': { type: 'boolean', description: 'the LED lights when the pin is low' },
     'matrix-pin': { type: 'string', value: 'GPIO', description: 'data GPIO of an 8x8 WS2812 matrix' },
@@ -102,6 +103,14 @@ Exit status: 0 written, 1 files exist and --force was not given, 2 usage error o
         throw new UsageError(`--dns: ${e instanceof Error ? e.message : String(e)}`);
       }
     }
+    const joinTimeoutText = optString(values, 'join-timeout');
+    let joinTimeoutSeconds: number | undefined;
+    if (joinTimeoutText !== undefined) {
+      joinTimeoutSeconds = Number(joinTimeoutText);
+      if (!/^\d+$/.test(joinTimeoutText.trim()) || joinTimeoutSeconds < 1 || joinTimeoutSeconds > MAX_JOIN_TIMEOUT_SECONDS) {
+        throw new UsageError(`--join-timeout must be a whole number of seconds from 1 to ${MAX_JOIN_TIMEOUT_SECONDS}`);
+      }
+    }
     const layout = optString(values, 'matrix-layout') ?? DEFAULT_PRESENTER.matrixLayout;
     if (layout !== 'serpentine' && layout !== 'progressive') throw new UsageError('--matrix-layout must be serpentine or progressive');
     const rotation = Number(optString(values, 'matrix-rotation') ?? '0');
@@ -142,7 +151,7 @@ Exit status: 0 written, 1 files exist and --force was not given, 2 usage error o
     const pair = generateRsaKeyPair(2048);
     let image: Uint8Array;
     try {
-      image = provisionImage({ deviceId, privateKey: pair.privateKey, serverId, serverKey, brokerUrl, ca, wifi, presenter, dns }, size);
+      image = provisionImage({ deviceId, privateKey: pair.privateKey, serverId, serverKey, brokerUrl, ca, wifi, presenter, dns, joinTimeoutSeconds }, size);
     } catch (e) {
       throw new CliError(`cannot build the record: ${e instanceof Error ? e.message : String(e)}`, 2);
     }
@@ -151,6 +160,7 @@ Exit status: 0 written, 1 files exist and --force was not given, 2 usage error o
       publicKey: pair.publicPem,
       server: idHex16(serverId),
       broker: brokerUrl,
+      ...(joinTimeoutSeconds === undefined ? {} : { joinTimeoutSeconds }),
     };
     try {
       makeDirs(dir);

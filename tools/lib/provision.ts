@@ -77,6 +77,8 @@ export interface ProvisionInput {
   readonly presenter: PresenterSettings;
   /** DNS servers that replace the network's (absent: the network's own). */
   readonly dns?: readonly string[];
+  /** Seconds a join waits for its answer (absent: the agent's default, 120). */
+  readonly joinTimeoutSeconds?: number;
 }
 
 export function provisionRecord(p: ProvisionInput): DeviceRecord {
@@ -90,6 +92,7 @@ export function provisionRecord(p: ProvisionInput): DeviceRecord {
     wifi: p.wifi,
     presenter: p.presenter,
     ...(p.dns === undefined || p.dns.length === 0 ? {} : { dns: p.dns }),
+    ...(p.joinTimeoutSeconds === undefined ? {} : { joinTimeoutSeconds: p.joinTimeoutSeconds }),
   };
 }
 
