@@ -42,6 +42,7 @@
 import type { RsaPublicKey } from '../../crypto/types.js';
 import { idHex16, utf8 } from '../srup/bytes.js';
 import { encodeData } from '../srup/data.js';
+import { FloodGate } from '../srup/flood.js';
 import type { DataKind, DataValue } from '../srup/data.js';
 import type { FieldsOf, Message, TypeName } from '../srup/schema.js';
 import { Status } from '../srup/schema.js';
@@ -123,6 +124,8 @@ export class Agent {
   private readonly joins: JoinFlows;
   private readonly update: UpdateFlow;
   private readonly outbox: Outbox;
+  /** A flood of forgeries costs forgeries, not the server's commands (modules/srup/flood.ts). */
+  private readonly flood: FloodGate;
   /** The answers owed when start() was called: a previous life's, sent again at the first connection. */
   private owedAtStart: readonly OwedAnswer[] = [];
   private readonly events: AgentEvents;
@@ -141,6 +144,7 @@ export class Agent {
     this.events = new AgentEvents(host.log);
     this.ctx = { host, options, self: this.deviceId, events: this.events };
     this.outbox = new Outbox(host, this.deviceId, host.keys.privateKey, options.queueLimit);
+    this.flood = new FloodGate(host.clock, host.log);
     this.joins = new JoinFlows(this.ctx);
     this.update = new UpdateFlow(this.ctx);
     if (options.onEvent) this.events.on(options.onEvent);
@@ -306,6 +310,7 @@ export class Agent {
   private onMessage(topic: string, payload: Uint8Array): void {
     if (this.state !== 'started') return;
     let m: Message | null;
+    this.flood.begin();
     try {
       m = this.receive(topic, payload);
     } catch (e) {
@@ -313,6 +318,8 @@ export class Agent {
       // the counter: the message is not acted on, and the throw must not reach the MQTT client that called us.
       this.host.log('error', 'receive_failed', { topic, why: String(e) });
       return;
+    } finally {
+      this.flood.end();
     }
     if (m !== null) this.track(() => this.dispatch(m));
   }
@@ -334,8 +341,13 @@ export class Agent {
     if (o.ok) {
       const sender = o.message.senderId;
       const key = keys.peerKey(sender);
-      a = admitMessage(this.host.crypto, o.message, { peer: key, key, lastAccepted: key === null ? 0n : sequences.lastAccepted(sender) });
+      const last = key === null ? 0n : sequences.lastAccepted(sender);
+      a = admitMessage(this.host.crypto, o.message, { peer: key, key, lastAccepted: last, ceiling: key === null ? null : this.flood.ceiling(sequences.lastSent(sender), last) });
     } else a = o;
+    if (!a.ok && a.reason === 'implausible') {
+      this.flood.shed(); // counted, logged now and then: a flood must not cost a log line each
+      return null;
+    }
     if (!a.ok) {
       // reason null: our own publish echoed back, dropped silently.
       if (a.reason !== null) {

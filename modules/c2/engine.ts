@@ -25,6 +25,7 @@
 import { peekHeader } from '../srup/codec.js';
 import { idHex16, toHex, utf8, utf8DecodeOrNull } from '../srup/bytes.js';
 import { encodeData } from '../srup/data.js';
+import { FloodGate } from '../srup/flood.js';
 import type { DataKind, DataValue } from '../srup/data.js';
 import type { Message, MessageOf } from '../srup/schema.js';
 import { Status, typeInfo } from '../srup/schema.js';
@@ -115,6 +116,8 @@ export class C2Engine {
   /** Devices told about in the log as rate limited, and when (one line a minute each). */
   private readonly limitedLogged = new Map<bigint, number>();
   private inFlight = 0;
+  /** A flood of forgeries costs forgeries, not the devices' answers (modules/srup/flood.ts). */
+  private readonly flood: FloodGate;
   private stopListening: (() => void) | null = null;
   /** Per 'reference' device: the end of its line of commands (see inLane). */
   private readonly lanes = new Map<bigint, Promise<void>>();
@@ -129,6 +132,7 @@ export class C2Engine {
     this.joins = new JoinFlows(this.core);
     this.updates = new UpdateFlow(this.core);
     this.rates = new DeviceRates(options.deviceRate ?? DEFAULT_DEVICE_RATE);
+    this.flood = new FloodGate(host.clock, host.log);
     if (options.onEvent) this.core.listeners.add(options.onEvent);
   }
 
@@ -433,8 +437,9 @@ export class C2Engine {
     const { registry } = this.host;
     // One group: the accepted sequence ID, last seen / last response and the audit line are durable (with those
     // of the other messages that arrived at the same moment: one commit) before the message is acted on.
+    this.flood.begin();
     const accepted = registry.group(() => {
-      const r = receive({ self: this.serverId, registry, crypto: this.host.crypto, log: this.host.log }, topic, payload);
+      const r = receive({ self: this.serverId, registry, crypto: this.host.crypto, log: this.host.log, flood: this.flood }, topic, payload);
       if (!r.ok) return r;
       const m = r.message;
       const now = this.core.now();
@@ -452,11 +457,13 @@ export class C2Engine {
       });
       return r;
     });
+    this.flood.end();
     this.run(() =>
       accepted.then(
         (r) => {
           if (!r.ok) {
-            if (r.rejection !== null) this.core.emit({ type: 'rejected', reason: r.rejection.reason, topic, sender: r.rejection.sender });
+            // A flood's refusals are counted by the gate, not told to the console one by one.
+            if (r.rejection !== null && r.rejection.reason !== 'implausible') this.core.emit({ type: 'rejected', reason: r.rejection.reason, topic, sender: r.rejection.sender });
             return;
           }
           if (this.state !== 'started') return;

@@ -21,6 +21,7 @@ import type { Admission, AdmissionReason } from '../srup/session.js';
 import { parseTopic } from '../srup/topics.js';
 import type { ParsedTopic } from '../srup/topics.js';
 import { idHex16 } from '../srup/bytes.js';
+import type { FloodGate } from '../srup/flood.js';
 import type { Log } from '../srup/ports.js';
 import type { DeviceRecord, Registry } from './registry.js';
 
@@ -68,6 +69,8 @@ export interface ReceiveDeps {
   readonly registry: Registry;
   readonly crypto: Crypto;
   readonly log: Log;
+  /** Sheds implausible messages while the server is flooded (modules/srup/flood.ts); absent: checks all. */
+  readonly flood?: FloodGate;
 }
 
 /** Why the server refused a received message: not on one of its topics, or a step of the shared admission. */
@@ -99,8 +102,17 @@ export function receive(deps: ReceiveDeps, topic: string, payload: Uint8Array): 
     const sender = o.message.senderId;
     const d = registry.device(sender);
     const last = d === null ? 0n : registry.replayFloor !== undefined ? registry.replayFloor(sender) : registry.sequence(sender).lastAccepted;
-    a = admitMessage(deps.crypto, o.message, { peer: d, key: d === null ? null : d.publicKey, lastAccepted: last });
+    let ceiling: bigint | null = null;
+    if (d !== null && deps.flood !== undefined) {
+      const s = registry.sequence(sender);
+      ceiling = deps.flood.ceiling(s.lastSent, s.lastAccepted);
+    }
+    a = admitMessage(deps.crypto, o.message, { peer: d, key: d === null ? null : d.publicKey, lastAccepted: last, ceiling });
   } else a = o;
+  if (!a.ok && a.reason === 'implausible') {
+    deps.flood?.shed(); // counted, logged now and then: a flood must not cost a log line each
+    return { ok: false, rejection: { reason: 'implausible', sender: a.message?.senderId ?? null } };
+  }
   if (a.ok) {
     const problem = permissionProblem(where, a.message, a.peer);
     if (problem !== null) return reject('not_permitted', a.message.senderId, { ...about(a.message), why: problem });

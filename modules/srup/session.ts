@@ -9,6 +9,7 @@
  *   decode   strict decode (codec.ts)                                                  -> the SrupError reason
  *   key      the sender's key, from the side's trust store                             -> unknown_sender
  *   seen     sequence ID > lastAccepted(sender), strictly                              -> replay
+ *   flood    sequence ID <= the side's ceiling while it is behind (flood.ts)             -> implausible
  *   verify   RSASSA-PKCS1-v1_5 / SHA-256 over the signed bytes                         -> bad_signature
  *   permit   the side's permission rule                                                -> not_permitted
  *   persist  setLastAccepted(sender, sequence ID)
@@ -57,12 +58,14 @@ export interface SenderView<P> {
   readonly key: RsaPublicKey | null;
   /** The last sequence ID accepted from the sender (any value for an untrusted sender: it is not compared). */
   readonly lastAccepted: bigint;
+  /** The highest sequence ID the side checks now (flood.ts: while it is behind); null or absent: any. */
+  readonly ceiling?: bigint | null;
 }
 
 export type RejectionDetail = Record<string, string | number | boolean | null>;
 
 /** Why the receive steps refused a message: the decoder's reason, or the step that refused it. */
-export type AdmissionReason = SrupErrorReason | 'unknown_sender' | 'bad_signature' | 'not_permitted' | 'replay';
+export type AdmissionReason = SrupErrorReason | 'unknown_sender' | 'bad_signature' | 'not_permitted' | 'replay' | 'implausible';
 
 /**
  * A refusal. `reason` is null for our own echoed message (not an error); `message` is null when the bytes did not
@@ -112,6 +115,8 @@ export function admitMessage<P>(crypto: Crypto, m: Message, sender: SenderView<P
   if (sender.peer === null || sender.key === null) return refuse('unknown_sender', m);
   // Already seen: refused before the signature, whoever signed it (nothing changes either way).
   if (m.sequenceId <= sender.lastAccepted) return refuse('replay', m, { last: sender.lastAccepted.toString() });
+  // The side is flooded and this sequence ID is far past the next one, as a forger's random one (flood.ts).
+  if (sender.ceiling != null && m.sequenceId > sender.ceiling) return refuse('implausible', m);
   if (!verify(crypto, sender.key, m)) return refuse('bad_signature', m);
   return { ok: true, message: m, peer: sender.peer, persist: { sender: m.senderId, sequenceId: m.sequenceId } };
 }

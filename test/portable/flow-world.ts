@@ -11,7 +11,7 @@
  */
 import { parsePrivateKeyPem, privateKeyToDer, publicKeyToDer } from '../../crypto/keys.js';
 import { pureCrypto } from '../../crypto/pure.js';
-import type { RandomBytes, RsaPrivateKey } from '../../crypto/types.js';
+import type { Crypto, RandomBytes, RsaPrivateKey } from '../../crypto/types.js';
 import { Agent } from '../../modules/agent/agent.js';
 import type { AgentEvent, AgentOptions } from '../../modules/agent/agent.js';
 import type { KeyStore, Presenter, SequenceStore } from '../../modules/agent/host.js';
@@ -88,6 +88,8 @@ export interface DeviceSetup {
   readonly provision?: boolean;
   /** With `flash`: what the stores of each boot see of the partition (e.g. a flash that loses power). */
   readonly flashAtBoot?: (partition: MemoryFlash, device: SimDevice) => Flash;
+  /** The device's crypto (default the pure crypto). */
+  readonly crypto?: Crypto;
 }
 
 /** What differs between worlds. */
@@ -173,7 +175,7 @@ export class SimDevice<P extends Presenter = Presenter> {
         keys: this.keys,
         sequences: this.seqs,
         clock: this.world.clock,
-        crypto: pureCrypto,
+        crypto: this.setup.crypto ?? pureCrypto,
         random: this.world.parts.random(this.world.parts.deviceSeed(this.id, this.boots)),
         presenter: this.presenter,
         downloader: this.downloader,
@@ -218,6 +220,8 @@ export class SimWorld<K extends WorldKeys, P extends Presenter = Presenter> {
   /** The engine's broker client (a new one at every start). */
   transport!: MemoryTransport;
   private engineStarts = 0;
+  /** The engine's crypto at its next start (default the pure crypto). */
+  engineCrypto: Crypto = pureCrypto;
 
   constructor(
     readonly keys: K,
@@ -235,7 +239,7 @@ export class SimWorld<K extends WorldKeys, P extends Presenter = Presenter> {
       {
         transport: this.transport,
         registry: this.registry,
-        crypto: pureCrypto,
+        crypto: this.engineCrypto,
         // A different seed per start: a restarted C2 must not reuse its earlier tokens.
         random: this.parts.random(11 + starts),
         clock: this.clock,
