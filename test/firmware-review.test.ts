@@ -296,10 +296,26 @@ describe('a srup partition written in a later format version', () => {
 
 describe('HTTP downloader (hosts/moddable/downloader.ts)', () => {
   type Req = {
-    onHeaders?: (this: { read(n: number): ArrayBuffer | undefined }, status: number, headers: Map<string, string>) => void;
-    onReadable?: (this: { read(n: number): ArrayBuffer | undefined }, count: number) => void;
-    onDone?: (this: { read(n: number): ArrayBuffer | undefined }, error?: unknown) => void;
+    onHeaders?: (this: Body, status: number, headers: Map<string, string>) => void;
+    onReadable?: (this: Body, count: number) => void;
+    onDone?: (this: Body, error?: unknown) => void;
   };
+
+  /** The request as the SDK's HTTP client gives it: read(into) fills `into` from the body (byte i is i & 0xff). */
+  interface Body {
+    read(into: Uint8Array): number | undefined;
+  }
+  function body(): Body & { sent: number } {
+    const b = {
+      sent: 0,
+      read(into: Uint8Array): number {
+        for (let i = 0; i < into.length; i++) into[i] = (b.sent + i) & 0xff;
+        b.sent += into.length;
+        return into.length;
+      },
+    };
+    return b;
+  }
 
   /** Loads the downloader over a fake `timer` (run by hand) and a fake ECMA-419 HTTP client that never answers by itself. */
   function setup(): {
@@ -387,7 +403,7 @@ describe('HTTP downloader (hosts/moddable/downloader.ts)', () => {
     const got: number[] = [];
     void t.download('http://files.example/fw.bin', (c) => void got.push(c.length)).then((r) => (result = r));
     const r = t.request();
-    const self = { read: () => new ArrayBuffer(4096) };
+    const self = body();
     r.onHeaders!.call(self, 200, new Map());
     for (let i = 0; i < 30; i++) {
       t.advance(20 * 1000); // slow but steady: 4 KiB every 20 s
@@ -395,7 +411,7 @@ describe('HTTP downloader (hosts/moddable/downloader.ts)', () => {
     }
     await Promise.resolve();
     expect(result).toBeNull();
-    expect(got.length).toBe(30);
+    expect(got.reduce((a, b) => a + b, 0)).toBe(30 * 4096);
     t.advance(60 * 1000);
     await Promise.resolve();
     expect(result).toMatchObject({ ok: false, error: 'file', message: 'stalled: 0 bytes in 30000 ms' });
@@ -407,7 +423,7 @@ describe('HTTP downloader (hosts/moddable/downloader.ts)', () => {
     let result: unknown = null;
     void t.download('http://files.example/fw.bin', () => undefined).then((r) => (result = r));
     const r = t.request();
-    const self = { read: () => new ArrayBuffer(1) };
+    const self = body();
     r.onHeaders!.call(self, 200, new Map());
     for (let i = 0; i < 14; i++) {
       t.advance(2000);
@@ -427,7 +443,7 @@ describe('HTTP downloader (hosts/moddable/downloader.ts)', () => {
       let result: unknown = null;
       const got: number[] = [];
       void t.download('https://files.example/fw.bin', (c) => void got.push(c.length)).then((r) => (result = r));
-      t.request().onHeaders!.call({ read: () => undefined }, status, new Map([['location', 'http://127.0.0.1/fw.bin']]));
+      t.request().onHeaders!.call(body(), status, new Map([['location', 'http://127.0.0.1/fw.bin']]));
       await Promise.resolve();
       expect(result).toEqual({ ok: false, error: 'http_error', status });
       expect([t.requests(), t.closed(), got.length]).toEqual([1, 1, 0]);
@@ -441,7 +457,7 @@ describe('HTTP downloader (hosts/moddable/downloader.ts)', () => {
     const control: { stop: (() => void) | null } = { stop: null };
     void t.download('http://files.example/fw.bin', (c) => void got.push(c.length), control).then((r) => (result = r));
     const r = t.request();
-    const self = { read: () => new ArrayBuffer(100) };
+    const self = body();
     r.onHeaders!.call(self, 200, new Map());
     r.onReadable!.call(self, 100);
     expect(typeof control.stop).toBe('function');
@@ -453,5 +469,32 @@ describe('HTTP downloader (hosts/moddable/downloader.ts)', () => {
     r.onReadable!.call(self, 100); // late data from the closed connection
     expect(got).toEqual([100]);
     expect(t.pendingTimers()).toBe(0);
+  });
+
+  test('the body goes on in pieces of at most READ_BYTES, views of one reused buffer (no copy of each TLS record), in order', async () => {
+    const t = setup();
+    let result: unknown = null;
+    const pieces: Uint8Array[] = [];
+    let ok = true;
+    let at = 0;
+    void t
+      .download('https://files.example/fw.bin', (c) => {
+        pieces.push(c);
+        for (let i = 0; i < c.length; i++) if (c[i] !== ((at + i) & 0xff)) ok = false;
+        at += c.length;
+      })
+      .then((r) => (result = r));
+    const r = t.request();
+    const self = body();
+    r.onHeaders!.call(self, 200, new Map());
+    r.onReadable!.call(self, 4096); // one 4 KiB TLS record
+    r.onReadable!.call(self, 1500);
+    r.onDone!.call(self);
+    await Promise.resolve();
+    expect(result).toEqual({ ok: true, bytes: 5596 });
+    expect(ok).toBe(true);
+    expect(pieces.map((p) => p.length)).toEqual([1024, 1024, 1024, 1024, 1024, 476]);
+    expect(new Set(pieces.map((p) => p.buffer)).size).toBe(1);
+    expect(pieces[0].buffer.byteLength).toBe(1024);
   });
 });

@@ -15,6 +15,9 @@
  *
  * With a DownloadControl, control.stop() ends the download at once (its connection closed), with error
  * 'aborted': the agent stops a download that a newer initiate replaces.
+ *
+ * The body goes to onChunk in pieces of at most READ_BYTES, all views of one buffer that the next piece
+ * overwrites (the Downloader contract: a piece is valid during the call only).
  */
 import Timer from 'timer';
 import type { DownloadControl, Downloader, DownloadResult } from '../../modules/agent/host.js';
@@ -26,8 +29,16 @@ export const MIN_BYTES_PER_WINDOW = 4096;
 export const MAX_MS = 60 * 60 * 1000;
 
 interface HttpRequest {
-  read(count: number): ArrayBuffer | undefined;
+  /** Fills `into` (at most its length, at most what is readable); the number of bytes read. */
+  read(into: Uint8Array): number | undefined;
 }
+
+/**
+ * The body is read into one buffer of this size, reused for every piece: reading `count` bytes as a new
+ * ArrayBuffer would put a copy of each TLS record (up to 4 KiB, or 16 KiB from a server that ignores
+ * max_fragment_length) in the heap beside the record itself.
+ */
+export const READ_BYTES = 1024;
 
 interface HttpClientConfig {
   io: new (options: Record<string, unknown>) => {
@@ -57,6 +68,7 @@ export class HttpDownloader implements Downloader {
       let atWindowStart = 0;
       let client: InstanceType<HttpClientConfig['io']> | null = null;
       let window: Timer | undefined;
+      const buf = new Uint8Array(READ_BYTES);
       const stalled = (why: string): DownloadResult =>
         answered ? { ok: false, error: 'file', message: why } : { ok: false, error: 'unreachable', message: why };
       const check = (): void => {
@@ -96,13 +108,16 @@ export class HttpDownloader implements Downloader {
             if (status < 200 || status > 299) finish({ ok: false, error: 'http_error', status });
           },
           onReadable(count) {
-            const chunk = this.read(count);
-            if (chunk === undefined || done) return;
-            bytes += chunk.byteLength;
-            try {
-              onChunk(new Uint8Array(chunk));
-            } catch (e) {
-              finish({ ok: false, error: 'file', message: String(e) });
+            while (count > 0 && !done) {
+              const n = this.read(count < buf.length ? buf.subarray(0, count) : buf);
+              if (n === undefined || n <= 0) return;
+              count -= n;
+              bytes += n;
+              try {
+                onChunk(n === buf.length ? buf : buf.subarray(0, n));
+              } catch (e) {
+                finish({ ok: false, error: 'file', message: String(e) });
+              }
             }
           },
           onDone(error) {

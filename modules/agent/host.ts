@@ -120,9 +120,10 @@ export interface DownloadControl {
 
 export interface Downloader {
   /**
-   * Streams the body of `url` to `onChunk`, in order, never holding the whole body. Resolves once the body
-   * ended (or failed); never rejects. If onChunk throws, the download stops with error 'file'. With `control`,
-   * the downloader sets control.stop while the download runs.
+   * Streams the body of `url` to `onChunk`, in order, never holding the whole body. A piece is valid during the
+   * call only (a device's downloader reuses one buffer): keep a copy to keep it. Resolves once the body ended
+   * (or failed); never rejects. If onChunk throws, the download stops with error 'file'. With `control`, the
+   * downloader sets control.stop while the download runs.
    */
   download(url: string, onChunk: (chunk: Uint8Array) => void, control?: DownloadControl): Promise<DownloadResult>;
 }

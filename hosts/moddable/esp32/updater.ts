@@ -58,7 +58,7 @@ export class OtaUpdater implements Updater {
 
   write(chunk: Uint8Array): void {
     if (this.ota === null) throw new Error('begin() first');
-    this.ota.write(chunk.slice().buffer as ArrayBuffer);
+    this.ota.write(chunk); // written before it returns: no copy of the piece
   }
 
   finish(): void {

@@ -58,7 +58,9 @@ export class SimUpdater implements Updater {
 
   write(chunk: Uint8Array): void {
     if (this.file === null) throw new Error('begin() first');
-    this.file.write(chunk.slice().buffer as ArrayBuffer);
+    // The simulator's File takes only a whole ArrayBuffer: a piece that is one is written without a copy.
+    const whole = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength;
+    this.file.write((whole ? chunk.buffer : chunk.slice().buffer) as ArrayBuffer);
   }
 
   finish(): void {

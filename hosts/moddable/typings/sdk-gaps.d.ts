@@ -18,7 +18,8 @@ declare module 'ota' {
   /** ESP32 OTA (build/devices/esp32/modules/ota): writes the next OTA partition; complete() makes it the boot partition. */
   export default class OTA {
     constructor();
-    write(data: ArrayBuffer): void;
+    /** Any buffer or view (the native code reads it with xsmcGetBufferReadable) before it returns. */
+    write(data: ArrayBuffer | ArrayBufferView): void;
     cancel(): void;
     complete(): void;
   }
