@@ -61,6 +61,56 @@ describe('FloodGate', () => {
     g.end();
   });
 
+  test('a side with time to spare is not behind, however long its run of messages (a busy server with many devices)', () => {
+    const clock = new ManualClock(1000);
+    const g = new FloodGate(clock, new CollectingLog().log);
+    let behind = 0;
+    for (let i = 0; i < 1000; i++) {
+      g.begin(); // a message every 5 ms, each checked in 2 ms: 40 % busy for 5 s
+      if (g.behind) behind++;
+      clock.advance(2);
+      g.end();
+      clock.advance(3);
+    }
+    expect(behind).toBe(0);
+    // Then a flood: 3 ms checks 1 ms apart (75 % busy). Hours of steady traffic before do not hide it: behind
+    // within two windows.
+    let firstBehindAt = -1;
+    for (let i = 0; i < 30; i++) {
+      g.begin();
+      if (g.behind && firstBehindAt < 0) firstBehindAt = i * 4;
+      clock.advance(3);
+      g.end();
+      clock.advance(1);
+    }
+    expect(firstBehindAt).toBeGreaterThan(0);
+    expect(firstBehindAt).toBeLessThanOrEqual(2 * BEHIND_MS);
+    clock.advance(GAP_MS + 1); // a pause: keeping up again
+    g.begin();
+    expect(g.behind).toBe(false);
+    g.end();
+  });
+
+  test('a window that refused forgeries keeps the side behind while they come, though refusing them is cheap', () => {
+    const clock = new ManualClock(1000);
+    const g = new FloodGate(clock, new CollectingLog().log);
+    g.begin();
+    clock.advance(25); // one ESP32-priced check
+    g.end();
+    let checked = 1;
+    for (let i = 0; i < 1000; i++) {
+      g.begin();
+      if (g.behind) g.shed(); // refused after a header read: no time
+      else {
+        checked++;
+        clock.advance(25);
+      }
+      g.end();
+      clock.advance(1); // the next forgery is read from the socket
+    }
+    expect(checked).toBe(1);
+  });
+
   test('refusals: the first logged at once, then a line every LOG_EVERY_MS while they go on, none after', () => {
     const clock = new ManualClock(1000);
     const log = new CollectingLog();

@@ -342,7 +342,7 @@ export class Agent {
       const sender = o.message.senderId;
       const key = keys.peerKey(sender);
       const last = key === null ? 0n : sequences.lastAccepted(sender);
-      a = admitMessage(this.host.crypto, o.message, { peer: key, key, lastAccepted: last, ceiling: key === null ? null : this.flood.ceiling(sequences.lastSent(sender), last) });
+      a = admitMessage(this.host.crypto, o.message, { peer: key, key, lastAccepted: last, ceiling: key === null || !this.flood.behind ? null : this.flood.ceiling(sequences.lastSent(sender), last) });
     } else a = o;
     if (!a.ok && a.reason === 'implausible') {
       this.flood.shed(); // counted, logged now and then: a flood must not cost a log line each

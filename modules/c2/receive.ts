@@ -103,7 +103,8 @@ export function receive(deps: ReceiveDeps, topic: string, payload: Uint8Array): 
     const d = registry.device(sender);
     const last = d === null ? 0n : registry.replayFloor !== undefined ? registry.replayFloor(sender) : registry.sequence(sender).lastAccepted;
     let ceiling: bigint | null = null;
-    if (d !== null && deps.flood !== undefined) {
+    if (d !== null && deps.flood !== undefined && deps.flood.behind) {
+      // Only while flooded: on PostgreSQL reading the counters is a round trip.
       const s = registry.sequence(sender);
       ceiling = deps.flood.ceiling(s.lastSent, s.lastAccepted);
     }

@@ -9,11 +9,14 @@
  * message is one step past max(last sent to, last accepted from) that peer (topics.ts nextSequenceId), or a few
  * steps when several are under way.
  *
- * So a side that is behind — it has been checking messages back to back for BEHIND_MS, each arriving within
- * GAP_MS of the previous one's end — refuses, without a signature check, any message more than PLAUSIBLE_STEPS
- * past the expected one (reason 'implausible', session.ts). A side that keeps up checks every message as
- * before, so a genuine message is never refused for its step unless the side is flooded at that moment, and
- * the next genuine one after the flood is checked. Nothing is queued: the MQTT client hands over one message at
+ * So a side that is behind refuses, without a signature check, any message more than PLAUSIBLE_STEPS past the
+ * expected one (reason 'implausible', session.ts). Behind is judged per window of at least BEHIND_MS during which
+ * messages kept coming, each within GAP_MS of the previous one's end: the next window is behind when checking
+ * took at least BUSY_SHARE of this one, or when this one was behind and still had forgeries to refuse. A pause
+ * longer than GAP_MS ends it all. A server busy with many devices' genuine traffic is not behind while it has
+ * time to spare, and a flood after hours of steady traffic is caught within a window or two. A side that keeps
+ * up checks every message as before; a genuine message, a few steps ahead at most, is checked even while the side
+ * is behind. Nothing is queued: the MQTT client hands over one message at
  * a time and the next waits in the socket (and at the broker) until this one is done, so memory stays what it
  * was, and a flood of N forgeries costs one or two signature checks plus N header reads.
  *
@@ -24,18 +27,24 @@
  */
 import type { Clock, Log } from './ports.js';
 
-/** Back-to-back checking (ms) after which a side counts as behind. */
+/** The shortest window (ms) over which a side's load is judged. */
 export const BEHIND_MS = 20;
-/** A message that arrives within this many ms of the previous one's end continues the run. */
+/** A message that arrives within this many ms of the previous one's end continues the run of windows. */
 export const GAP_MS = 10;
+/** The share of a window's time spent checking that makes the next window behind. */
+export const BUSY_SHARE = 0.5;
 /** How far past the expected sequence ID a message is still plausible while the side is behind. */
 export const PLAUSIBLE_STEPS = 65536n;
 /** At most one log line about refused messages this often (ms). */
 export const LOG_EVERY_MS = 10_000;
 
 export class FloodGate {
-  /** When the current run of back-to-back checking began, and when the last check ended. */
-  private runStart = 0;
+  /** When the current window began, the time spent checking in it, and how many it refused. */
+  private windowStart = 0;
+  private busy = 0;
+  private windowShed = 0;
+  /** When the current check began, and when the last one ended. */
+  private began = 0;
   private lastEnd = Number.NEGATIVE_INFINITY;
   private behindNow = false;
   private shedSinceLog = 0;
@@ -52,17 +61,37 @@ export class FloodGate {
   /** Call before checking a message (then end() after it). */
   begin(): void {
     const now = this.clock.now();
-    if (now - this.lastEnd > GAP_MS) this.runStart = now;
-    this.behindNow = now - this.runStart >= BEHIND_MS;
+    const span = now - this.windowStart;
+    if (now - this.lastEnd > GAP_MS) {
+      this.behindNow = false; // a pause: keeping up
+      this.next(now);
+    } else if (span >= BEHIND_MS) {
+      this.behindNow = this.busy >= span * BUSY_SHARE || (this.behindNow && this.windowShed > 0);
+      this.next(now);
+    }
+    this.began = now;
   }
 
   end(): void {
     this.lastEnd = this.clock.now();
+    this.busy += this.lastEnd - this.began;
+  }
+
+  private next(now: number): void {
+    this.windowStart = now;
+    this.busy = 0;
+    this.windowShed = 0;
+  }
+
+  /** Whether the side is behind now (since the last begin()): only then is there a ceiling to ask for. */
+  get behind(): boolean {
+    return this.behindNow;
   }
 
   /**
    * The highest sequence ID the side checks now from a peer with these counters: null (any) while the side
-   * keeps up, else PLAUSIBLE_STEPS past the one expected next.
+   * keeps up, else PLAUSIBLE_STEPS past the one expected next. (Callers that pay to read the counters ask
+   * `behind` first.)
    */
   ceiling(lastSent: bigint, lastAccepted: bigint): bigint | null {
     if (!this.behindNow) return null;
@@ -75,6 +104,7 @@ export class FloodGate {
    */
   shed(): void {
     this.shedTotal++;
+    this.windowShed++;
     this.shedSinceLog++;
     if (this.timer === null) this.report();
   }
