@@ -16,6 +16,14 @@
  *                                (with the total) laid out is read from the page (performance mark), median of
  *                                5 loads after a warm-up
  *
+ *   the floor                    before the fleet: RSA-2048 sign and verify as the server and the Node devices
+ *                                do them (node:crypto), the RSA cost of one action round trip (the server signs
+ *                                the action and verifies the answer, the device verifies the action and signs
+ *                                the answer) and the round trips per second that alone allows on this machine's
+ *                                cores; after each deployment's commands, the same ceiling from the measured CPU
+ *                                of the server and the devices per command (what the deployment would reach were
+ *                                the machine's cores busy with nothing else: no broker, no HTTP client)
+ *
  * Each fleet row is measured for each deployment, with fresh devices: SQLite (the default, in this process),
  * PostgreSQL with one node (in this process), and PostgreSQL with two nodes (two `srup c2 serve` processes from
  * dist/ on one database and one broker, sharing the identity; approvals and commands alternate between them).
@@ -31,7 +39,7 @@
  *   SQL statements, commits  the server's own counts (SqlDb.stats; in process only); for PostgreSQL also the
  *                            transactions the database committed (pg_stat_database.xact_commit)
  *
- * Environment: C2_BENCH_DEVICES=N (default 200), C2_BENCH_ONLY=console (only the page load),
+ * Environment: C2_BENCH_DEVICES=N (default 200), C2_BENCH_INFLIGHT=N (API commands in flight, default 50), C2_BENCH_ONLY=console (only the page load),
  * C2_BENCH_DB=sqlite,pg1,pg2 (which deployments; PostgreSQL ones only when SRUP_BENCH_PG / SRUP_TEST_PG or
  * postgres://postgres@127.0.0.1:5432/postgres answers), C2_BENCH_DEBUG=1 (print the page's resource timings),
  * C2_BENCH_PROFILE=DIR (write V8 CPU profiles of the approvals (main thread) and of the commands phase (main
@@ -47,7 +55,7 @@ import os from 'node:os';
 import { Session } from 'node:inspector';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import path from 'node:path';
-import { generateRsaKeyPair } from '../hosts/node/crypto.js';
+import { generateRsaKeyPair, nodeCrypto } from '../hosts/node/crypto.js';
 import { C2App } from '../tools/c2/app.js';
 import { loadOrCreateIdentity } from '../tools/c2/identity.js';
 import { PgDb } from '../hosts/node/pg-db.js';
@@ -59,6 +67,9 @@ import { emit, progress, type Row } from './lib.js';
 const SECTION = 'c2';
 const DEVICES = Number(process.env.C2_BENCH_DEVICES ?? 200);
 const COMMANDS = 1000;
+const IN_FLIGHT = Number(process.env.C2_BENCH_INFLIGHT ?? 50);
+const CORES = os.availableParallelism();
+const TARGET_COMMANDS = 2000;
 const LIST_DEVICES = 10000;
 
 async function startBroker(): Promise<{ url: string; name: string; stop: () => Promise<void> }> {
@@ -280,6 +291,36 @@ function rateRow(name: string, unit: string, done: number[]): Row {
   return { section: SECTION, name, value, unit, ...(rates.length > 1 ? { spread: { min: Math.min(...rates), max: Math.max(...rates) } } : {}) };
 }
 
+/**
+ * What RSA alone allows: one action round trip is two RSA-2048 signs (the server's action, the device's answer)
+ * and two verifies, all on this machine's cores when the devices run here. Median of 5 batches each.
+ */
+function floor(): void {
+  progress(`  c2: the RSA floor (RSA-2048, node:crypto, ${CORES} cores) ...`);
+  const { privateKey, publicKey } = generateRsaKeyPair(2048);
+  const message = new Uint8Array(300).map((_, i) => i);
+  const signature = nodeCrypto.sign(privateKey, message);
+  const perOp = (n: number, op: () => void): number => {
+    const batches: number[] = [];
+    for (let b = 0; b < 5; b++) {
+      const t0 = performance.now();
+      for (let i = 0; i < n; i++) op();
+      batches.push((performance.now() - t0) / n);
+    }
+    return batches.sort((a, b) => a - b)[2];
+  };
+  const sign = perOp(100, () => nodeCrypto.sign(privateKey, message));
+  const verify = perOp(1000, () => {
+    if (!nodeCrypto.verify(publicKey, message, signature)) throw new Error('verify failed');
+  });
+  const roundTrip = 2 * sign + 2 * verify;
+  emit({ section: SECTION, name: 'RSA-2048 sign, node:crypto (median of 5 × 100)', value: sign, unit: 'ms' });
+  emit({ section: SECTION, name: 'RSA-2048 verify, node:crypto (median of 5 × 1000)', value: verify, unit: 'ms' });
+  emit({ section: SECTION, name: 'RSA per action round trip (2 signs + 2 verifies)', value: roundTrip, unit: 'ms' });
+  const ceiling = (CORES * 1000) / roundTrip;
+  emit({ section: SECTION, name: `ceiling from RSA alone: ${CORES} cores / RSA per round trip`, value: ceiling, unit: 'commands/s', target: `≥ ${TARGET_COMMANDS}`, met: ceiling >= TARGET_COMMANDS });
+}
+
 /** Joins and commands per second through the HTTP API of `d`, with fresh virtual devices. */
 async function fleet(d: Deployment, brokerUrl: string, deviceRoot: string): Promise<void> {
   const worker = new Worker(new URL(import.meta.url), { workerData: { role: 'devices' } });
@@ -339,19 +380,25 @@ async function fleet(d: Deployment, brokerUrl: string, deviceRoot: string): Prom
       db: d.databaseUrl !== undefined ? databaseCost(d.databaseUrl) : undefined,
     });
     const before = await sample();
-    const done = await askClient<number[]>({ cmd: 'run', bases: d.bases, auth: d.auth, ids: targets, width: 50, op: 'action' });
+    const done = await askClient<number[]>({ cmd: 'run', bases: d.bases, auth: d.auth, ids: targets, width: IN_FLIGHT, op: 'action' });
     // PostgreSQL reports a backend's counters to pg_stat_database at most once a second.
     if (d.databaseUrl !== undefined) await new Promise((r) => setTimeout(r, 1500));
     const after = await sample();
     await prof.stop();
     await ask({ cmd: 'profile-end' });
-    emit(rateRow(`commands (action round trips) · ${DEVICES} devices, HTTP API, ${d.label}`, 'commands/s', done));
+    emit(rateRow(`commands (action round trips) · ${DEVICES} devices, ${IN_FLIGHT} in flight, HTTP API, ${d.label}`, 'commands/s', done));
     const per = (a: number, b: number) => (b - a) / COMMANDS;
     const row = (what: string, value: number, unit: string) => {
       if (Number.isFinite(value)) emit({ section: SECTION, name: `per command, ${d.label}: ${what}`, value, unit });
     };
-    row('CPU of the server', per(before.server, after.server) / 1000, 'ms');
-    row(`CPU of the ${DEVICES} virtual devices (not the server)`, per(before.devices, after.devices) / 1000, 'ms');
+    const serverMs = per(before.server, after.server) / 1000;
+    const devicesMs = per(before.devices, after.devices) / 1000;
+    row('CPU of the server', serverMs, 'ms');
+    row(`CPU of the ${DEVICES} virtual devices (not the server)`, devicesMs, 'ms');
+    if (serverMs + devicesMs > 0) {
+      const ceiling = (CORES * 1000) / (serverMs + devicesMs);
+      emit({ section: SECTION, name: `ceiling, ${d.label}: ${CORES} cores / (server + devices CPU per command)`, value: ceiling, unit: 'commands/s', target: `≥ ${TARGET_COMMANDS}`, met: ceiling >= TARGET_COMMANDS });
+    }
     if (before.db !== undefined && after.db !== undefined) {
       row('CPU of PostgreSQL (its backends)', per(before.db.cpuUs, after.db.cpuUs) / 1000, 'ms');
       row('transactions PostgreSQL committed', per(before.db.commits, after.db.commits), 'commits');
@@ -386,6 +433,7 @@ async function main(): Promise<void> {
   const broker = await startBroker();
   let consoleApp: C2App | null = null;
   if (process.env.C2_BENCH_ONLY !== 'console') {
+    floor();
     for (const kind of deployments()) {
       const deviceRoot = fs.existsSync('/dev/shm') ? fs.mkdtempSync('/dev/shm/c2-bench-devices-') : fs.mkdtempSync(path.join(dir, 'devices-'));
       const db = kind === 'sqlite' ? null : freshDatabase(kind);
