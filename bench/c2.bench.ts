@@ -398,6 +398,8 @@ async function fleet(d: Deployment, brokerUrl: string, deviceRoot: string): Prom
     if (serverMs + devicesMs > 0) {
       const ceiling = (CORES * 1000) / (serverMs + devicesMs);
       emit({ section: SECTION, name: `ceiling, ${d.label}: ${CORES} cores / (server + devices CPU per command)`, value: ceiling, unit: 'commands/s', target: `≥ ${TARGET_COMMANDS}`, met: ceiling >= TARGET_COMMANDS });
+      // Even a server that cost nothing shares the cores with the devices that answer it.
+      if (devicesMs > 0) emit({ section: SECTION, name: `ceiling, ${d.label}: ${CORES} cores / devices' CPU per command (a server that cost nothing)`, value: (CORES * 1000) / devicesMs, unit: 'commands/s' });
     }
     if (before.db !== undefined && after.db !== undefined) {
       row('CPU of PostgreSQL (its backends)', per(before.db.cpuUs, after.db.cpuUs) / 1000, 'ms');

@@ -145,6 +145,17 @@ describeIf('C2 server', () => {
     expect(types).toEqual(expect.arrayContaining(['out action', 'in response 32', 'in response 46', 'out data', 'out id_request', 'in data']));
   });
 
+  test('a command through the API waits for no disk sync on the event loop: its writes and its operator audit line go through the group commit', async () => {
+    const id = idToHex(stack.devices[1].id);
+    const syncs = (stack.app.registry.db as unknown as { syncs: { now: number; later: number } }).syncs;
+    const operatorLines = () => stack.app.auditLog({ page: 1, pageSize: 1, device: id, direction: 'operator', type: 'action' }).total;
+    const before = { ...syncs, lines: operatorLines() };
+    for (let i = 0; i < 5; i++) expect((await post(`/api/devices/${id}/action`, { actionId: 1 })).body.status).toBe(0x20);
+    expect(syncs.now - before.now).toBe(0); // before: one fdatasync on the event loop per command (the audit line)
+    expect(syncs.later - before.later).toBeGreaterThan(0);
+    expect(operatorLines() - before.lines).toBe(5);
+  });
+
   test('data a device sends is kept per data id and shown on its panel: latest value, time, numeric history', async () => {
     const dev = stack.devices[1];
     const id = idToHex(dev.id);

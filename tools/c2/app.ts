@@ -623,6 +623,14 @@ export class C2App implements ConsoleApp {
     }
   }
 
+  /**
+   * As record(), but through the registry's group commit: durable when the promise resolves, in one commit with
+   * the writes of the same moment and without holding the event loop for the disk (the path of every command).
+   */
+  recordGrouped(operator: string, type: string, device: bigint | null, summary: string): Promise<void> {
+    return this.registry.db.group(() => this.record(operator, type, device, summary));
+  }
+
   /** The audit log, filtered and paged by the database, newest first (audit-log.ts). */
   auditLog(q: AuditPage): { entries: AuditView[]; total: number; page: number; pageSize: number } {
     return { ...queryAudit(this.registry.db, q), page: q.page, pageSize: q.pageSize };
