@@ -233,8 +233,10 @@ async function serverNodes(root: string, brokerUrl: string, databaseUrl: string,
       if (r.status !== 200) throw new Error(`add device: ${r.status} ${r.text}`);
     },
     pending: async () => {
-      const r = await request(bases[0], 'GET', '/api/devices', { headers: auth });
-      return (r.body.devices as { state: string }[]).filter((d) => d.state === 'pending').length;
+      // The list is paged: ask for the pending ones' count.
+      const r = await request(bases[0], 'GET', '/api/devices?state=pending&pageSize=1', { headers: auth });
+      if (r.status !== 200) throw new Error(`devices: ${r.status} ${r.text}`);
+      return r.body.total as number;
     },
     stop: async () => {
       await Promise.all(children.map((c) => new Promise<void>((r) => { c.on('exit', () => r()); c.kill('SIGINT'); })));

@@ -105,6 +105,20 @@ export abstract class SqlDb {
   }
 
   /**
+   * A lone write (that may return rows) whose caller awaits its durability rather than needing it on return:
+   * the implementation takes its cheapest durable path. By default the write is made durable now, as
+   * writeReturning (PostgreSQL commits it in the same round trip); SQLite, whose durable-now is a disk sync on
+   * the event loop, puts it in the group commit instead.
+   */
+  writeAwaited<T>(sql: string, params?: readonly SqlValue[]): Promise<T[]> {
+    try {
+      return Promise.resolve(this.writeReturning<T>(sql, params));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /**
    * Runs fn with all of its writes in one transaction: all become durable together, or none (fn threw; the
    * error is rethrown). Nested calls join the outer one.
    */

@@ -74,6 +74,11 @@ export class SqliteDb extends SqlDb {
     return this.walFd;
   }
 
+  /** In the group commit: its sync is made in the thread pool, shared with the writes of the same moment. */
+  override writeAwaited<T>(sql: string, params?: readonly SqlValue[]): Promise<T[]> {
+    return this.group(() => this.writeReturning<T>(sql, params));
+  }
+
   protected override durableNow(): void {
     if (!this.walSync) return;
     try {

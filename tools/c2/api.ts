@@ -50,8 +50,8 @@ export interface ConsoleApp {
   runAs<T>(operator: string, fn: () => T): T;
   /** Adds an operator's action to the audit log. */
   record(operator: string, type: string, device: bigint | null, summary: string): void;
-  /** The same, durable when the promise resolves, through the group commit (in one commit with the moment's writes). */
-  recordGrouped(operator: string, type: string, device: bigint | null, summary: string): Promise<void>;
+  /** The same, durable when the promise resolves rather than on return (the database picks its cheapest durable path). */
+  recordAwaited(operator: string, type: string, device: bigint | null, summary: string): Promise<void>;
   auditLog(q: AuditPage): { entries: AuditView[]; total: number; page: number; pageSize: number };
   auditAll(f: AuditFilter): Iterable<AuditView>;
   device(id: bigint): DeviceView & { audit: Record<string, unknown>[]; updates: Record<string, unknown>[] };

@@ -624,11 +624,16 @@ export class C2App implements ConsoleApp {
   }
 
   /**
-   * As record(), but through the registry's group commit: durable when the promise resolves, in one commit with
-   * the writes of the same moment and without holding the event loop for the disk (the path of every command).
+   * As record(), durable when the promise resolves rather than on return, by the database's cheapest path
+   * (SQLite: the group commit, without a disk sync on the event loop). The path of every command.
    */
-  recordGrouped(operator: string, type: string, device: bigint | null, summary: string): Promise<void> {
-    return this.registry.db.group(() => this.record(operator, type, device, summary));
+  async recordAwaited(operator: string, type: string, device: bigint | null, summary: string): Promise<void> {
+    try {
+      await this.store.recordActionAwaited({ at: this.clock.now(), operator, type, device, summary });
+    } catch (e) {
+      this.log('error', 'audit_failed', { operator, type, why: String(e) });
+      throw e;
+    }
   }
 
   /** The audit log, filtered and paged by the database, newest first (audit-log.ts). */

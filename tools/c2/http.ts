@@ -620,11 +620,11 @@ export class ConsoleHttp {
           result = await fn(id, b);
         } catch (e) {
           const status = e instanceof HttpError ? e.status : e instanceof AppError ? errorStatus(e.code) : isC2Error(e) ? errorStatus(e.reason) : 0;
-          if (status !== 400) await app.recordGrouped(operator, name, id, `${what(b, undefined)}: failed (${e instanceof Error ? e.message : String(e)})`);
+          if (status !== 400) await app.recordAwaited(operator, name, id, `${what(b, undefined)}: failed (${e instanceof Error ? e.message : String(e)})`);
           throw e;
         }
-        // In the group commit: durable before the answer, in one commit with the other writes of the moment.
-        await app.recordGrouped(operator, name, id, `${what(b, result)}: done`);
+        // Durable before the answer; on SQLite in the group commit, with no disk sync on the event loop.
+        await app.recordAwaited(operator, name, id, `${what(b, result)}: done`);
         return { ok: true, device: idToHex(id), ...(result === undefined ? {} : (result as object)) };
       });
     op('approve', (id) => app.approve(id));

@@ -244,6 +244,20 @@ export class StoreError extends Error {
   }
 }
 
+/** An operator's action for the audit log (`device` null for one on no single device). */
+export interface OperatorAction {
+  at: number;
+  operator: string;
+  type: string;
+  device: bigint | null;
+  summary: string;
+}
+
+const RECORD_ACTION = `INSERT INTO audit (at, direction, device, type, sequence_id, token, status, bytes, operator, summary)
+  VALUES (?, 'operator', ?, ?, '0000000000000000', ?, NULL, ?, ?, ?) RETURNING seq`;
+
+const actionValues = (a: OperatorAction) => [a.at, a.device === null ? '' : idHex16(a.device), a.type, new Uint8Array(0), new Uint8Array(0), a.operator, a.summary];
+
 export class C2Store {
   constructor(readonly db: SqlDb) {}
 
@@ -624,13 +638,13 @@ export class C2Store {
    * Adds an operator's action to the audit log (direction 'operator'; `device` null for actions on no single
    * device). Returns its sequence number.
    */
-  recordAction(a: { at: number; operator: string; type: string; device: bigint | null; summary: string }): number {
-    const r = this.db.writeReturning<{ seq: number }>(
-      `INSERT INTO audit (at, direction, device, type, sequence_id, token, status, bytes, operator, summary)
-       VALUES (?, 'operator', ?, ?, '0000000000000000', ?, NULL, ?, ?, ?) RETURNING seq`,
-      [a.at, a.device === null ? '' : idHex16(a.device), a.type, new Uint8Array(0), new Uint8Array(0), a.operator, a.summary],
-    )[0];
-    return Number(r.seq);
+  recordAction(a: OperatorAction): number {
+    return Number(this.db.writeReturning<{ seq: number }>(RECORD_ACTION, actionValues(a))[0].seq);
+  }
+
+  /** The same, durable when the promise resolves, by the database's cheapest path (SqlDb.writeAwaited). */
+  async recordActionAwaited(a: OperatorAction): Promise<number> {
+    return Number((await this.db.writeAwaited<{ seq: number }>(RECORD_ACTION, actionValues(a)))[0].seq);
   }
 
   // ------------------------------------------------------------------------------------------ key/value
