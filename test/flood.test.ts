@@ -132,6 +132,17 @@ describe('FloodGate', () => {
     expect(clock.pending).toBe(0);
     expect(g.shedTotal).toBe(500);
   });
+
+  test('close() tells the refusals not yet logged and leaves no timer (a device or server that stops mid-flood)', () => {
+    const clock = new ManualClock(1000);
+    const log = new CollectingLog();
+    const g = new FloodGate(clock, log.log);
+    for (let i = 0; i < 7; i++) g.shed();
+    expect(clock.pending).toBe(1);
+    g.close();
+    expect(log.events('flood_shed').map((l) => l.detail)).toEqual([{ shed: 1, total: 1 }, { shed: 6, total: 7 }]);
+    expect(clock.pending).toBe(0);
+  });
 });
 
 describe('a flooded device', () => {

@@ -183,6 +183,7 @@ export class Agent {
     this.state = 'closed';
     this.joins.close();
     this.outbox.close();
+    this.flood.close();
     await this.host.transport.close();
   }
 

@@ -189,6 +189,7 @@ export class C2Engine {
     this.stopListening = null;
     if (this.sweepTimer !== null) this.host.clock.clearTimeout(this.sweepTimer);
     this.sweepTimer = null;
+    this.flood.close();
   }
 
   /** Adds an event listener; returns a function that removes it. */

@@ -109,6 +109,14 @@ export class FloodGate {
     if (this.timer === null) this.report();
   }
 
+  /** The side stops: the refusals not yet told are logged now, and no timer is left behind. */
+  close(): void {
+    if (this.timer !== null) this.clock.clearTimeout(this.timer);
+    this.timer = null;
+    if (this.shedSinceLog > 0) this.log('warn', 'flood_shed', { shed: this.shedSinceLog, total: this.shedTotal });
+    this.shedSinceLog = 0;
+  }
+
   private report(): void {
     this.timer = null;
     if (this.shedSinceLog === 0) return;
