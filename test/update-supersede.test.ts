@@ -113,11 +113,24 @@ test('Node host: the stalled download is closed as soon as the newer initiate ar
 });
 
 test('Moddable host: the running download is closed as soon as the newer initiate arrives', async () => {
+  /** The request as the SDK's HTTP client gives it: read(into) fills `into` from the body. */
+  type Body = { read(into: Uint8Array): number | undefined };
   type Req = {
     path: string;
-    onHeaders?: (this: { read(n: number): ArrayBuffer | undefined }, status: number, headers: Map<string, string>) => void;
-    onReadable?: (this: { read(n: number): ArrayBuffer | undefined }, count: number) => void;
-    onDone?: (this: { read(n: number): ArrayBuffer | undefined }, error?: unknown) => void;
+    onHeaders?: (this: Body, status: number, headers: Map<string, string>) => void;
+    onReadable?: (this: Body, count: number) => void;
+    onDone?: (this: Body, error?: unknown) => void;
+  };
+  const body = (bytes: Uint8Array): Body => {
+    let at = 0;
+    return {
+      read(into) {
+        const n = Math.min(into.length, bytes.length - at);
+        into.set(bytes.subarray(at, at + n));
+        at += n;
+        return n;
+      },
+    };
   };
   const clients: { req: Req | null; closed: boolean }[] = [];
   class FakeClient {
@@ -157,7 +170,7 @@ test('Moddable host: the running download is closed as soon as the newer initiat
     await d.initiate('http://files.example/first.bin', 'first');
     await d.broker.settle();
     const first = clients[0];
-    const self = { read: () => IMAGE.slice(0, 100).buffer };
+    const self = body(IMAGE.slice(0, 100));
     first.req!.onHeaders!.call(self, 200, new Map());
     first.req!.onReadable!.call(self, 100);
     expect(d.agent.updating).toBe(true);
@@ -168,7 +181,7 @@ test('Moddable host: the running download is closed as soon as the newer initiat
     const second = clients[1];
     expect(second.req!.path).toBe('/second.bin');
     second.req!.onHeaders!.call(self, 200, new Map());
-    second.req!.onReadable!.call({ read: () => IMAGE.slice().buffer }, IMAGE.length);
+    second.req!.onReadable!.call(body(IMAGE), IMAGE.length);
     second.req!.onDone!.call(self);
     await d.broker.settle();
     await d.agent.idle();
